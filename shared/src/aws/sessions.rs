@@ -1,0 +1,236 @@
+//! The sessions table adapter: the DynamoDB side of [`crate::cleanup::CleanupStore`] (sweep-index
+//! queries, minimal-projection parallel scans, conditional expiring writes), plus bulk seeding
+//! and reads used by `sessionctl` and the tests.
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::items::{self, Item};
+use super::AwsError;
+use crate::cleanup::{Candidate, CleanupStore, ExpireOutcome, Fence, Page, Scope, Termination, Unreadable};
+use crate::expiry::SessionClock;
+use crate::session::{attr, Session, SessionId, Status};
+
+/// Attributes cleanup reads; everything else stays on disk.
+const CANDIDATE_PROJECTION: &str = "sessionId, #st, lastActivityAt, createdAt, idleTimeoutSeconds, absoluteExpiresAt";
+
+/// The sessions table.
+#[derive(Clone, Debug)]
+pub struct DynamoSessions {
+    client: Client,
+    table: String,
+}
+
+impl DynamoSessions {
+    /// An adapter over `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoSessions {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Writes sessions with BatchWriteItem (25 per request, 8 requests in flight), retrying
+    /// unprocessed items. For seeding: unconditional, so it overwrites.
+    pub async fn put_sessions(&self, sessions: &[Session]) -> Result<(), AwsError> {
+        stream::iter(sessions.chunks(25))
+            .map(|chunk| async move {
+                let mut pending: Vec<WriteRequest> = chunk
+                    .iter()
+                    .map(|s| {
+                        PutRequest::builder()
+                            .set_item(Some(items::session_to_item(s)))
+                            .build()
+                            .map(|p| WriteRequest::builder().put_request(p).build())
+                            .map_err(|e| AwsError::Permanent {
+                                operation: "DynamoDB.BatchWriteItem",
+                                source: Box::new(e),
+                            })
+                    })
+                    .collect::<Result<_, _>>()?;
+                for attempt in 0..10u32 {
+                    if pending.is_empty() {
+                        break;
+                    }
+                    if attempt > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5))).await;
+                    }
+                    let out = self
+                        .client
+                        .batch_write_item()
+                        .request_items(&self.table, pending)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("DynamoDB.BatchWriteItem", e))?;
+                    pending = out
+                        .unprocessed_items
+                        .and_then(|mut m| m.remove(&self.table))
+                        .unwrap_or_default();
+                }
+                if pending.is_empty() {
+                    Ok(())
+                } else {
+                    Err(AwsError::Transient {
+                        operation: "DynamoDB.BatchWriteItem",
+                        source: format!("{} items still unprocessed after retries", pending.len()).into(),
+                    })
+                }
+            })
+            .buffer_unordered(8)
+            .try_collect::<()>()
+            .await
+    }
+
+    /// Reads one session with a consistent read.
+    pub async fn get(&self, id: &SessionId) -> Result<Option<Result<Session, items::ItemError>>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::SESSION_ID, AttributeValue::S(id.expose().to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB.GetItem", e))?;
+        Ok(out.item.map(|i| items::session_from_item(&i)))
+    }
+
+    /// Reads the whole table. For reports and tests on small tables only.
+    pub async fn scan_all(&self) -> Result<Vec<Result<Session, items::ItemError>>, AwsError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DynamoDB.Scan", e))?;
+            out.extend(page.items().iter().map(items::session_from_item));
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// Reads an item as a cleanup candidate.
+fn candidate(item: &Item) -> Result<Candidate, Unreadable> {
+    let id = items::session_id(item).map_err(|e| Unreadable {
+        id: None,
+        reason: e.to_string(),
+    })?;
+    let fail = |e: items::ItemError| Unreadable {
+        id: Some(id.clone()),
+        reason: e.to_string(),
+    };
+    let status = items::status(item).map_err(fail)?;
+    let clock = SessionClock {
+        created_at: items::opt_n(item, attr::CREATED_AT).map_err(fail)?,
+        last_activity_at: items::opt_n(item, attr::LAST_ACTIVITY_AT).map_err(fail)?,
+        idle_timeout_seconds: items::opt_n(item, attr::IDLE_TIMEOUT_SECONDS).map_err(fail)?,
+        absolute_expires_at: items::opt_n(item, attr::ABSOLUTE_EXPIRES_AT).map_err(fail)?,
+    };
+    let fence = Fence(item.get(attr::LAST_ACTIVITY_AT).and_then(|v| v.as_n().ok()).cloned());
+    Ok(Candidate { id, status, clock, fence })
+}
+
+impl CleanupStore for DynamoSessions {
+    type Cursor = Item;
+
+    async fn page(&self, scope: &Scope, now: i64, limit: u32, cursor: Option<Item>) -> Result<Page<Item>, AwsError> {
+        let active = AttributeValue::S(Status::Active.as_str().to_string());
+        let (items, scanned, next) = match scope {
+            Scope::Index { index } => {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(index)
+                    .key_condition_expression("#st = :active AND sweepAt <= :now")
+                    .expression_attribute_names("#st", attr::STATUS)
+                    .expression_attribute_values(":active", active)
+                    .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                    .projection_expression(CANDIDATE_PROJECTION)
+                    .limit(limit as i32)
+                    .set_exclusive_start_key(cursor)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("DynamoDB.Query", e))?;
+                (out.items.unwrap_or_default(), out.scanned_count, out.last_evaluated_key)
+            }
+            Scope::Segment { segment, total } => {
+                let out = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .segment(*segment as i32)
+                    .total_segments(*total as i32)
+                    .filter_expression("#st = :active")
+                    .expression_attribute_names("#st", attr::STATUS)
+                    .expression_attribute_values(":active", active)
+                    .projection_expression(CANDIDATE_PROJECTION)
+                    .limit(limit as i32)
+                    .set_exclusive_start_key(cursor)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("DynamoDB.Scan", e))?;
+                (out.items.unwrap_or_default(), out.scanned_count, out.last_evaluated_key)
+            }
+        };
+        Ok(Page {
+            candidates: items.iter().map(candidate).collect(),
+            items_read: scanned.max(0) as u64,
+            next: next.filter(|k| !k.is_empty()),
+        })
+    }
+
+    async fn expire(&self, c: &Candidate, t: &Termination) -> Result<ExpireOutcome, AwsError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::SESSION_ID, AttributeValue::S(c.id.expose().to_string()))
+            .update_expression("SET #st = :ended, terminatedAt = :at, terminationReason = :reason, expiresAt = :ttl")
+            .expression_attribute_names("#st", attr::STATUS)
+            .expression_attribute_values(":active", AttributeValue::S(Status::Active.as_str().into()))
+            .expression_attribute_values(":ended", AttributeValue::S(t.status.as_str().into()))
+            .expression_attribute_values(":at", AttributeValue::N(t.at.to_string()))
+            .expression_attribute_values(":reason", AttributeValue::S(t.reason.as_str().into()))
+            .expression_attribute_values(":ttl", AttributeValue::N(t.retain_until.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        req = match &c.fence.0 {
+            Some(seen) => req
+                .condition_expression("#st = :active AND lastActivityAt = :seen")
+                .expression_attribute_values(":seen", AttributeValue::N(seen.clone())),
+            None => req.condition_expression("#st = :active AND attribute_not_exists(lastActivityAt)"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(ExpireOutcome::Expired),
+            Err(e) => {
+                if let Some(UpdateItemError::ConditionalCheckFailedException(ccf)) = e.as_service_error() {
+                    // ALL_OLD on failure tells us why without another read.
+                    return Ok(match ccf.item() {
+                        None => ExpireOutcome::Gone,
+                        Some(old) => match items::status(old) {
+                            Ok(Status::Active) => ExpireOutcome::Touched,
+                            _ => ExpireOutcome::AlreadyEnded,
+                        },
+                    });
+                }
+                Err(AwsError::from_sdk("DynamoDB.UpdateItem", e))
+            }
+        }
+    }
+}

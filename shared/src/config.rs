@@ -1,0 +1,269 @@
+//! Typed configuration, read once from the environment at startup. Every variable is parsed here,
+//! and a wrong value is an error that names the variable, so a misconfigured Lambda fails its
+//! first invocation with a clear message instead of misbehaving later.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::expiry::ExpiryPolicy;
+use crate::session::SWEEP_INDEX;
+use crate::session_ref::SessionRefKey;
+
+/// Where variables come from: the process environment in production, a map in tests
+/// (tests never mutate the shared process environment).
+pub trait EnvSource {
+    /// The value of `name`, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> EnvSource for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+/// A configuration error. Both variants name the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("configuration error: {var} is required but not set")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+    },
+    /// A variable is set to a value that does not parse or is out of range.
+    #[error("configuration error: {var}={value} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// The offending value, quoted, or `<redacted>` for secrets.
+        value: String,
+        /// What was expected.
+        reason: String,
+    },
+}
+
+/// Typed reads over an [`EnvSource`]. Empty values count as unset.
+struct Reader<'a, E: EnvSource + ?Sized>(&'a E);
+
+impl<E: EnvSource + ?Sized> Reader<'_, E> {
+    fn raw(&self, var: &'static str) -> Option<String> {
+        self.0.var(var).filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.raw(var).ok_or(ConfigError::Missing { var })
+    }
+
+    fn optional(&self, var: &'static str) -> Option<String> {
+        self.raw(var)
+    }
+
+    fn parsed<T>(&self, var: &'static str, default: T, reason: &str) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+    {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+                var,
+                value: format!("{v:?}"),
+                reason: reason.to_string(),
+            }),
+        }
+    }
+
+    /// An integer in `[min, max]`.
+    fn int(&self, var: &'static str, default: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+        let reason = format!("expected an integer from {min} to {max}");
+        let v: i64 = self.parsed(var, default, &reason)?;
+        if v < min || v > max {
+            return Err(ConfigError::Invalid {
+                var,
+                value: format!("{v:?}"),
+                reason,
+            });
+        }
+        Ok(v)
+    }
+}
+
+/// Settings every worker shares.
+#[derive(Debug, Clone)]
+pub struct CommonConfig {
+    /// `SESSIONS_TABLE`: the app's sessions table.
+    pub sessions_table: String,
+    /// `METRICS_NAMESPACE` (default `SessionWarden`): CloudWatch namespace of every metric.
+    pub metrics_namespace: String,
+    /// `SESSION_REF_KEY`: key of the session reference hash (at least 16 bytes).
+    pub session_ref_key: SessionRefKey,
+    /// `DEFAULT_IDLE_TIMEOUT_SECONDS`, `DEFAULT_MAX_LIFETIME_SECONDS`, `AUDIT_RETENTION_SECONDS`.
+    pub expiry: ExpiryPolicy,
+}
+
+impl CommonConfig {
+    /// Reads the shared settings.
+    pub fn from_source(env: &(impl EnvSource + ?Sized)) -> Result<Self, ConfigError> {
+        let r = Reader(env);
+        let key_raw = r.required("SESSION_REF_KEY")?;
+        let session_ref_key = SessionRefKey::new(key_raw.into_bytes()).map_err(|e| ConfigError::Invalid {
+            var: "SESSION_REF_KEY",
+            value: "<redacted>".into(),
+            reason: e.to_string(),
+        })?;
+        const YEAR: i64 = 366 * 86_400;
+        Ok(CommonConfig {
+            sessions_table: r.required("SESSIONS_TABLE")?,
+            metrics_namespace: r
+                .optional("METRICS_NAMESPACE")
+                .unwrap_or_else(|| "SessionWarden".to_string()),
+            session_ref_key,
+            expiry: ExpiryPolicy {
+                default_idle_timeout_seconds: r.int("DEFAULT_IDLE_TIMEOUT_SECONDS", 28_800, 1, YEAR)?,
+                default_max_lifetime_seconds: r.int("DEFAULT_MAX_LIFETIME_SECONDS", 86_400, 1, 10 * YEAR)?,
+                audit_retention_seconds: r.int("AUDIT_RETENTION_SECONDS", 604_800, 0, 10 * YEAR)?,
+            },
+        })
+    }
+}
+
+/// How cleanup finds candidate sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupStrategy {
+    /// Query the sweep index: cost follows the number of due sessions (the default).
+    Index,
+    /// Parallel scan with a minimal projection: for tables that lack the index.
+    Scan,
+}
+
+impl CleanupStrategy {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupStrategy::Index => "index",
+            CleanupStrategy::Scan => "scan",
+        }
+    }
+}
+
+impl FromStr for CleanupStrategy {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "index" => Ok(CleanupStrategy::Index),
+            "scan" => Ok(CleanupStrategy::Scan),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for CleanupStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Settings of the cleanup worker.
+#[derive(Debug, Clone)]
+pub struct CleanupConfig {
+    /// Shared settings.
+    pub common: CommonConfig,
+    /// `CLEANUP_STRATEGY`: `index` (default) or `scan`.
+    pub strategy: CleanupStrategy,
+    /// `CLEANUP_INDEX_NAME` (default `by-sweep`): the sweep GSI.
+    pub sweep_index: String,
+    /// `CLEANUP_SCAN_SEGMENTS` (default 4): parallel scan segments.
+    pub scan_segments: u32,
+    /// `CLEANUP_PAGE_SIZE` (default 1000): `Limit` of each Query/Scan page.
+    pub page_size: u32,
+    /// `CLEANUP_WRITE_CONCURRENCY` (default 16): conditional writes in flight at once.
+    pub write_concurrency: usize,
+    /// `CLEANUP_DEADLINE_MARGIN_MS` (default 10000): stop starting work this long before the
+    /// Lambda deadline.
+    pub deadline_margin: Duration,
+}
+
+impl CleanupConfig {
+    /// Reads the cleanup settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv)
+    }
+
+    /// Reads the cleanup settings from `env`.
+    pub fn from_source(env: &(impl EnvSource + ?Sized)) -> Result<Self, ConfigError> {
+        let r = Reader(env);
+        Ok(CleanupConfig {
+            common: CommonConfig::from_source(env)?,
+            strategy: r.parsed("CLEANUP_STRATEGY", CleanupStrategy::Index, "expected `index` or `scan`")?,
+            sweep_index: r.optional("CLEANUP_INDEX_NAME").unwrap_or_else(|| SWEEP_INDEX.to_string()),
+            scan_segments: r.int("CLEANUP_SCAN_SEGMENTS", 4, 1, 1_000)? as u32,
+            page_size: r.int("CLEANUP_PAGE_SIZE", 1_000, 1, 100_000)? as u32,
+            write_concurrency: r.int("CLEANUP_WRITE_CONCURRENCY", 16, 1, 256)? as usize,
+            deadline_margin: Duration::from_millis(r.int("CLEANUP_DEADLINE_MARGIN_MS", 10_000, 0, 900_000)? as u64),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k: &str| m.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 2] = [("SESSIONS_TABLE", "t"), ("SESSION_REF_KEY", "0123456789abcdef")];
+
+    #[test]
+    fn defaults_apply() {
+        let c = CleanupConfig::from_source(&env(&BASE)).unwrap();
+        assert_eq!(c.strategy, CleanupStrategy::Index);
+        assert_eq!(c.common.metrics_namespace, "SessionWarden");
+        assert_eq!(c.common.expiry, ExpiryPolicy::default());
+        assert_eq!(c.sweep_index, "by-sweep");
+        assert_eq!(c.deadline_margin, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_strategy_names_the_variable() {
+        let mut p = BASE.to_vec();
+        p.push(("CLEANUP_STRATEGY", "fullscan"));
+        let e = CleanupConfig::from_source(&env(&p)).unwrap_err();
+        assert_eq!(e.to_string(), "configuration error: CLEANUP_STRATEGY=\"fullscan\" is invalid: expected `index` or `scan`");
+    }
+
+    #[test]
+    fn bad_number_and_out_of_range_name_the_variable() {
+        let mut p = BASE.to_vec();
+        p.push(("DEFAULT_IDLE_TIMEOUT_SECONDS", "8h"));
+        let e = CleanupConfig::from_source(&env(&p)).unwrap_err().to_string();
+        assert!(e.contains("DEFAULT_IDLE_TIMEOUT_SECONDS=\"8h\""), "{e}");
+        let mut p = BASE.to_vec();
+        p.push(("CLEANUP_SCAN_SEGMENTS", "0"));
+        let e = CleanupConfig::from_source(&env(&p)).unwrap_err().to_string();
+        assert!(e.contains("CLEANUP_SCAN_SEGMENTS=0") && e.contains("from 1 to 1000"), "{e}");
+    }
+
+    #[test]
+    fn missing_required_and_secret_is_never_echoed() {
+        let e = CleanupConfig::from_source(&env(&[("SESSION_REF_KEY", "0123456789abcdef")])).unwrap_err();
+        assert_eq!(e, ConfigError::Missing { var: "SESSIONS_TABLE" });
+        let e = CleanupConfig::from_source(&env(&[("SESSIONS_TABLE", "t"), ("SESSION_REF_KEY", "tooshort")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SESSION_REF_KEY=<redacted>") && !e.contains("tooshort"), "{e}");
+    }
+}

@@ -1,0 +1,237 @@
+//! The expiry policy: when a session's idle or absolute deadline falls, which one ended it, and
+//! what the ending write records. Pure: `now` is always an argument (epoch seconds).
+
+/// The defaults that apply when a session carries no override of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryPolicy {
+    /// Idle timeout for sessions without `idleTimeoutSeconds` (default 8 h).
+    pub default_idle_timeout_seconds: i64,
+    /// Lifetime for sessions without `absoluteExpiresAt`, counted from `createdAt` (default 24 h).
+    pub default_max_lifetime_seconds: i64,
+    /// How long an ended session stays readable for audit before TTL deletes it (default 7 days).
+    pub audit_retention_seconds: i64,
+}
+
+impl Default for ExpiryPolicy {
+    fn default() -> Self {
+        ExpiryPolicy {
+            default_idle_timeout_seconds: 28_800,
+            default_max_lifetime_seconds: 86_400,
+            audit_retention_seconds: 604_800,
+        }
+    }
+}
+
+/// The timing attributes of one session, exactly as stored (any may be missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionClock {
+    /// `createdAt`.
+    pub created_at: Option<i64>,
+    /// `lastActivityAt`; when missing, the session counts as idle since `createdAt`.
+    pub last_activity_at: Option<i64>,
+    /// `idleTimeoutSeconds`; a missing or non-positive value means the default.
+    pub idle_timeout_seconds: Option<i64>,
+    /// `absoluteExpiresAt`; when missing, `createdAt` plus the default lifetime.
+    pub absolute_expires_at: Option<i64>,
+}
+
+/// Which deadline ended a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExpiryReason {
+    /// `lastActivityAt + idle timeout` passed.
+    Idle,
+    /// The absolute lifetime passed.
+    Absolute,
+}
+
+impl ExpiryReason {
+    /// The `terminationReason` and the metric dimension value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpiryReason::Idle => "idle",
+            ExpiryReason::Absolute => "absolute",
+        }
+    }
+}
+
+/// Both deadlines of a session, epoch seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// End of the idle window.
+    pub idle: i64,
+    /// End of the absolute lifetime, if one can be known.
+    pub absolute: Option<i64>,
+}
+
+impl Deadlines {
+    /// The earlier of the two: the value the app must write to `sweepAt`.
+    pub fn earliest(&self) -> i64 {
+        self.absolute.map_or(self.idle, |a| a.min(self.idle))
+    }
+}
+
+/// The policy's answer for one session at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A deadline has passed; the session must be expired for `reason`.
+    Due {
+        /// The deadline that passed first.
+        reason: ExpiryReason,
+        /// When it passed.
+        deadline: i64,
+    },
+    /// Still within both deadlines; `next` is the earliest one.
+    NotDue {
+        /// When it will become due.
+        next: i64,
+    },
+    /// Neither `lastActivityAt` nor `createdAt` is known: nothing can be decided.
+    Undecidable,
+}
+
+impl ExpiryPolicy {
+    /// Computes both deadlines, or `None` when the session has no time to count from.
+    pub fn deadlines(&self, s: &SessionClock) -> Option<Deadlines> {
+        let last = s.last_activity_at.or(s.created_at)?;
+        let idle_timeout = s
+            .idle_timeout_seconds
+            .filter(|t| *t > 0)
+            .unwrap_or(self.default_idle_timeout_seconds);
+        let absolute = s
+            .absolute_expires_at
+            .or_else(|| s.created_at.map(|c| c.saturating_add(self.default_max_lifetime_seconds)));
+        Some(Deadlines {
+            idle: last.saturating_add(idle_timeout),
+            absolute,
+        })
+    }
+
+    /// Decides whether the session is due at `now`. When both deadlines have passed, the one
+    /// that passed first is the reason; on a tie, `absolute` wins (it is the harder limit).
+    pub fn evaluate(&self, s: &SessionClock, now: i64) -> Verdict {
+        let Some(d) = self.deadlines(s) else {
+            return Verdict::Undecidable;
+        };
+        let idle_due = now >= d.idle;
+        let absolute_due = d.absolute.is_some_and(|a| now >= a);
+        match (idle_due, absolute_due, d.absolute) {
+            (_, true, Some(a)) if !idle_due || a <= d.idle => Verdict::Due {
+                reason: ExpiryReason::Absolute,
+                deadline: a,
+            },
+            (true, _, _) => Verdict::Due {
+                reason: ExpiryReason::Idle,
+                deadline: d.idle,
+            },
+            _ => Verdict::NotDue { next: d.earliest() },
+        }
+    }
+
+    /// The value the app writes to `sweepAt` on every touch, so the sweep index can find the
+    /// session once it is due. `None` if the session has no time to count from.
+    pub fn sweep_at(&self, s: &SessionClock) -> Option<i64> {
+        self.deadlines(s).map(|d| d.earliest())
+    }
+
+    /// The TTL (`expiresAt`) for a session that ended at `ended_at`.
+    pub fn retain_until(&self, ended_at: i64) -> i64 {
+        ended_at.saturating_add(self.audit_retention_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3600;
+    fn policy() -> ExpiryPolicy {
+        ExpiryPolicy::default()
+    }
+    fn clock(created: i64, last: i64) -> SessionClock {
+        SessionClock {
+            created_at: Some(created),
+            last_activity_at: Some(last),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn idle_deadline_uses_default_timeout() {
+        let now = 100 * H;
+        let s = clock(now - 9 * H, now - 8 * H);
+        assert_eq!(
+            policy().evaluate(&s, now),
+            Verdict::Due { reason: ExpiryReason::Idle, deadline: now }
+        );
+        let fresh = clock(now - 9 * H, now - 8 * H + 1);
+        assert_eq!(policy().evaluate(&fresh, now), Verdict::NotDue { next: now + 1 });
+    }
+
+    #[test]
+    fn absolute_deadline_from_created_at_plus_lifetime() {
+        let now = 100 * H;
+        let s = clock(now - 25 * H, now - 60);
+        assert_eq!(
+            policy().evaluate(&s, now),
+            Verdict::Due { reason: ExpiryReason::Absolute, deadline: now - H }
+        );
+    }
+
+    #[test]
+    fn explicit_absolute_deadline_overrides_lifetime() {
+        let now = 100 * H;
+        let mut s = clock(now - 2 * H, now - 60);
+        s.absolute_expires_at = Some(now - 1);
+        assert!(matches!(
+            policy().evaluate(&s, now),
+            Verdict::Due { reason: ExpiryReason::Absolute, .. }
+        ));
+    }
+
+    #[test]
+    fn per_session_idle_timeout_overrides_default_both_ways() {
+        let now = 100 * H;
+        let mut short = clock(now - H, now - 20 * 60);
+        short.idle_timeout_seconds = Some(15 * 60);
+        assert!(matches!(policy().evaluate(&short, now), Verdict::Due { reason: ExpiryReason::Idle, .. }));
+        let mut long = clock(now - 10 * H, now - 9 * H);
+        long.idle_timeout_seconds = Some(12 * H);
+        assert_eq!(policy().evaluate(&long, now), Verdict::NotDue { next: now + 3 * H });
+    }
+
+    #[test]
+    fn non_positive_override_falls_back_to_default() {
+        let now = 100 * H;
+        let mut s = clock(now - H, now - 60);
+        s.idle_timeout_seconds = Some(0);
+        assert!(matches!(policy().evaluate(&s, now), Verdict::NotDue { .. }));
+    }
+
+    #[test]
+    fn earliest_passed_deadline_is_the_reason() {
+        let now = 100 * H;
+        // idle passed 30 h ago, absolute 1 h ago: idle came first.
+        let s = clock(now - 25 * H, now - 38 * H);
+        assert!(matches!(policy().evaluate(&s, now), Verdict::Due { reason: ExpiryReason::Idle, .. }));
+        // a tie goes to absolute.
+        let mut t = clock(now - 10 * H, now - 8 * H);
+        t.absolute_expires_at = Some(now);
+        assert!(matches!(policy().evaluate(&t, now), Verdict::Due { reason: ExpiryReason::Absolute, .. }));
+    }
+
+    #[test]
+    fn missing_last_activity_counts_from_creation_and_nothing_is_undecidable() {
+        let now = 100 * H;
+        let s = SessionClock { created_at: Some(now - 9 * H), ..Default::default() };
+        assert!(matches!(policy().evaluate(&s, now), Verdict::Due { reason: ExpiryReason::Idle, .. }));
+        assert_eq!(policy().evaluate(&SessionClock::default(), now), Verdict::Undecidable);
+    }
+
+    #[test]
+    fn sweep_at_is_the_earliest_deadline_and_retention_adds_audit_window() {
+        let p = policy();
+        assert_eq!(p.sweep_at(&clock(0, 20 * H)), Some(24 * H));
+        assert_eq!(p.sweep_at(&clock(0, H)), Some(9 * H));
+        assert_eq!(p.retain_until(10), 10 + 604_800);
+    }
+}
