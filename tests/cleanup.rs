@@ -1,1 +1,352 @@
+//! The cleanup worker end to end on the emulator: real tables, real conditional writes, metrics
+//! read back from CloudWatch, and AWS requests counted on the wire.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_runtime::LambdaEvent;
+use sessionwarden::aws::cloudwatch::CloudWatchMetrics;
+use sessionwarden::aws::sessions::DynamoSessions;
+use sessionwarden::aws::AwsError;
+use sessionwarden::cleanup::{run_cleanup, Candidate, CleanupReport, CleanupStore, ExpireOutcome, Page, Scope, Termination};
+use sessionwarden::config::{CleanupConfig, CleanupStrategy};
+use sessionwarden::deadline::{Deadline, EpochDeadline};
+use sessionwarden::session::{Session, SessionId, Status, TerminationReason};
+use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
+use sessionwarden_tests::{context_with, metric, scheduled_event_fixture, SessionFactory, TestEnv};
+
+const H: i64 = 3600;
+const M: i64 = 60;
+
+/// Invokes the Lambda handler exactly as the runtime would, with the fixture event.
+async fn invoke(env: &TestEnv, config: CleanupConfig, remaining: Duration) -> CleanupReport {
+    let worker = CleanupWorker::from_clients(&env.clients, config);
+    let event: ScheduledEvent = serde_json::from_value(scheduled_event_fixture()).expect("fixture parses");
+    worker
+        .handle(LambdaEvent::new(event, context_with(remaining)))
+        .await
+        .expect("cleanup run succeeds")
+}
+
+fn assert_expired(s: &Session, reason: TerminationReason, report: &CleanupReport) {
+    assert_eq!(s.status, Status::Expired);
+    assert_eq!(s.termination_reason, Some(reason));
+    assert_eq!(s.terminated_at, Some(report.now));
+    assert_eq!(s.expires_at, Some(report.now + 604_800), "TTL = end + 7 days audit retention");
+}
+
+/// ACTIVE, and none of the attributes an ending write sets.
+fn assert_untouched_active(s: &Session) {
+    assert_eq!(s.status, Status::Active);
+    assert_eq!((s.terminated_at, s.termination_reason, s.expires_at), (None, None, None));
+}
+
+#[tokio::test]
+async fn idle_and_absolute_deadlines_expire_with_reason_time_and_ttl() {
+    let env = TestEnv::new("expiry").await;
+    let f = SessionFactory::new();
+    let idle = f.active("idle", "u-1", 9 * H, 8 * H + M);
+    let over_age = f.active("over-age", "u-2", 25 * H, M);
+    let mut fixed_end = f.active("fixed-end", "u-3", 2 * H, M);
+    fixed_end.absolute_expires_at = Some(f.now - 30);
+    let fixed_end = f.with_sweep(fixed_end);
+    let fresh = f.active("fresh", "u-4", 2 * H, M);
+    env.seed(&[idle.clone(), over_age.clone(), fixed_end.clone(), fresh.clone()]).await;
+
+    let report = invoke(&env, env.cleanup_config(CleanupStrategy::Index, &[]), Duration::from_secs(300)).await;
+
+    assert_eq!((report.expired.idle, report.expired.absolute), (1, 2));
+    assert_eq!(report.examined, 3, "the index hands cleanup only due sessions");
+    assert!(report.finished && !report.stopped_at_deadline);
+    assert_expired(&env.session(&idle.session_id).await, TerminationReason::Idle, &report);
+    assert_expired(&env.session(&over_age.session_id).await, TerminationReason::Absolute, &report);
+    assert_expired(&env.session(&fixed_end.session_id).await, TerminationReason::Absolute, &report);
+    assert_eq!(env.session(&fresh.session_id).await, fresh, "a fresh session is not written at all");
+
+    // The JSON summary the Lambda returns.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["expired"], serde_json::json!({"idle": 1, "absolute": 2}));
+    assert_eq!(json["examined"], 3);
+    assert_eq!(json["skippedTouched"], 0);
+    assert_eq!(json["finished"], true);
+    assert_eq!(json["stoppedAtDeadline"], false);
+
+    // One PutMetricData, and the values are really in CloudWatch.
+    assert_eq!(env.counter.get("PutMetricData"), 1);
+    let m = env.metrics().await;
+    assert_eq!(metric(&m, "SessionsExpired", &[("Reason", "idle")]), Some(1.0));
+    assert_eq!(metric(&m, "SessionsExpired", &[("Reason", "absolute")]), Some(2.0));
+    assert_eq!(metric(&m, "CleanupSessionsExamined", &[]), Some(3.0));
+    assert_eq!(metric(&m, "CleanupRuns", &[]), Some(1.0));
+    assert_eq!(metric(&m, "CleanupIncomplete", &[]), Some(0.0));
+    assert!(metric(&m, "CleanupDurationMs", &[]).is_some());
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn per_session_idle_timeout_overrides_the_default() {
+    let env = TestEnv::new("override").await;
+    let f = SessionFactory::new();
+    // Strict 15-minute timeout, idle 20 minutes: due although far under the 8 h default.
+    let mut strict = f.active("strict", "u-1", H, 20 * M);
+    strict.idle_timeout_seconds = Some(15 * M);
+    let strict = f.with_sweep(strict);
+    // Generous 12 h timeout, idle 9 h: survives although past the 8 h default.
+    let mut generous = f.active("generous", "u-2", 10 * H, 9 * H);
+    generous.idle_timeout_seconds = Some(12 * H);
+    let generous = f.with_sweep(generous);
+    // Same idleness on the default: due.
+    let default = f.active("default", "u-3", 10 * H, 9 * H);
+    env.seed(&[strict.clone(), generous.clone(), default.clone()]).await;
+
+    let report = invoke(&env, env.cleanup_config(CleanupStrategy::Index, &[]), Duration::from_secs(300)).await;
+
+    assert_eq!((report.expired.idle, report.expired.absolute), (2, 0));
+    assert_expired(&env.session(&strict.session_id).await, TerminationReason::Idle, &report);
+    assert_expired(&env.session(&default.session_id).await, TerminationReason::Idle, &report);
+    assert_eq!(env.session(&generous.session_id).await, generous);
+
+    // The scan strategy, which cannot rely on sweepAt, reaches the same decisions.
+    let env2 = TestEnv::new("override-scan").await;
+    env2.seed(&[strict.clone(), generous.clone(), default.clone()]).await;
+    let report = invoke(&env2, env2.cleanup_config(CleanupStrategy::Scan, &[]), Duration::from_secs(300)).await;
+    assert_eq!((report.expired.idle, report.not_due), (2, 1));
+    assert_eq!(env2.session(&generous.session_id).await, generous);
+    env.teardown().await;
+    env2.teardown().await;
+}
+
+#[tokio::test]
+async fn terminated_and_expired_sessions_are_never_touched_by_either_strategy() {
+    let env = TestEnv::new("ended").await;
+    let f = SessionFactory::new();
+    let mut ended = Vec::new();
+    for (label, status, reason) in [
+        ("logout", Status::Terminated, TerminationReason::Logout),
+        ("admin", Status::Terminated, TerminationReason::Admin),
+        ("old-expiry", Status::Expired, TerminationReason::Idle),
+    ] {
+        // Long past every deadline, and the app left sweepAt in place.
+        let mut s = f.active(label, "u-9", 30 * H, 20 * H);
+        s.status = status;
+        s.termination_reason = Some(reason);
+        s.terminated_at = Some(f.now - 19 * H);
+        s.expires_at = Some(f.now + 5 * 86_400);
+        ended.push(s);
+    }
+    let due = f.active("due", "u-1", 9 * H, 8 * H + M);
+    let mut all = ended.clone();
+    all.push(due.clone());
+    env.seed(&all).await;
+    let mut before = Vec::new();
+    for s in &ended {
+        before.push(env.raw_item(&s.session_id).await);
+    }
+
+    let by_index = invoke(&env, env.cleanup_config(CleanupStrategy::Index, &[]), Duration::from_secs(300)).await;
+    let by_scan = invoke(&env, env.cleanup_config(CleanupStrategy::Scan, &[]), Duration::from_secs(300)).await;
+
+    assert_eq!(by_index.expired_total(), 1);
+    assert_eq!(by_scan.expired_total(), 0);
+    assert_eq!(env.counter.get("UpdateItem"), 1, "only the one due ACTIVE session was written");
+    for (s, b) in ended.iter().zip(before) {
+        assert_eq!(env.raw_item(&s.session_id).await, b, "an ended session is byte-for-byte unchanged");
+    }
+    env.teardown().await;
+}
+
+/// A store that lets the app touch one session between cleanup's read and its write.
+struct TouchBeforeWrite {
+    inner: DynamoSessions,
+    victim: SessionId,
+    touched_at: i64,
+    env_client: aws_sdk_dynamodb::Client,
+}
+
+impl CleanupStore for TouchBeforeWrite {
+    type Cursor = <DynamoSessions as CleanupStore>::Cursor;
+
+    async fn page(&self, scope: &Scope, now: i64, limit: u32, cursor: Option<Self::Cursor>) -> Result<Page<Self::Cursor>, AwsError> {
+        self.inner.page(scope, now, limit, cursor).await
+    }
+
+    async fn expire(&self, c: &Candidate, t: &Termination) -> Result<ExpireOutcome, AwsError> {
+        if c.id == self.victim {
+            // What the app does on a request: bump lastActivityAt (and sweepAt).
+            self.env_client
+                .update_item()
+                .table_name(self.inner.table())
+                .key("sessionId", AttributeValue::S(c.id.expose().into()))
+                .update_expression("SET lastActivityAt = :t, sweepAt = :s")
+                .expression_attribute_values(":t", AttributeValue::N(self.touched_at.to_string()))
+                .expression_attribute_values(":s", AttributeValue::N((self.touched_at + 8 * H).to_string()))
+                .send()
+                .await
+                .expect("app touch");
+        }
+        self.inner.expire(c, t).await
+    }
+}
+
+#[tokio::test]
+async fn a_session_touched_between_read_and_write_survives() {
+    let env = TestEnv::new("touched").await;
+    let f = SessionFactory::new();
+    let victim = f.active("victim", "u-1", 9 * H, 8 * H + 5 * M);
+    let others = [f.active("a", "u-2", 9 * H, 8 * H + M), f.active("b", "u-3", 30 * H, M)];
+    env.seed(&[victim.clone(), others[0].clone(), others[1].clone()]).await;
+
+    let store = TouchBeforeWrite {
+        inner: env.sessions(),
+        victim: victim.session_id.clone(),
+        touched_at: f.now,
+        env_client: env.clients.dynamodb.clone(),
+    };
+    let config = env.cleanup_config(CleanupStrategy::Index, &[]);
+    let report = run_cleanup(
+        &store,
+        &CloudWatchMetrics::new(env.clients.cloudwatch.clone()),
+        &config,
+        chrono::Utc::now(),
+        &EpochDeadline::in_from_now(Duration::from_secs(300)),
+    )
+    .await
+    .expect("run");
+
+    assert_eq!(report.skipped_touched, 1);
+    assert_eq!(report.expired_total(), 2);
+    let v = env.session(&victim.session_id).await;
+    assert_untouched_active(&v);
+    assert_eq!(v.last_activity_at, f.now, "the app's touch is kept");
+    assert_eq!(env.session(&others[0].session_id).await.status, Status::Expired);
+    assert_eq!(metric(&env.metrics().await, "CleanupSessionsSkipped", &[("Reason", "touched")]), Some(1.0));
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_deadline_inside_the_safety_margin_starts_no_work() {
+    let env = TestEnv::new("deadline-now").await;
+    let f = SessionFactory::new();
+    let due = f.active("due", "u-1", 9 * H, 8 * H + M);
+    env.seed(std::slice::from_ref(&due)).await;
+
+    // 5 s left, 10 s margin (the default).
+    let report = invoke(&env, env.cleanup_config(CleanupStrategy::Index, &[]), Duration::from_secs(5)).await;
+
+    assert!(report.stopped_at_deadline && !report.finished);
+    assert_eq!((report.examined, report.read_requests, report.write_requests), (0, 0, 0));
+    assert_eq!(env.counter.get("Query") + env.counter.get("UpdateItem"), 0);
+    assert_untouched_active(&env.session(&due.session_id).await);
+    assert_eq!(metric(&env.metrics().await, "CleanupIncomplete", &[]), Some(1.0));
+    env.teardown().await;
+}
+
+/// Plenty of time for the first `allowed` checks, none after.
+struct RunsOutAfter {
+    allowed: u32,
+    calls: AtomicU32,
+}
+
+impl Deadline for RunsOutAfter {
+    fn remaining(&self) -> Duration {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.allowed {
+            Duration::from_secs(3600)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_deadline_stops_between_whole_writes_and_the_next_run_finishes() {
+    let env = TestEnv::new("deadline-mid").await;
+    let f = SessionFactory::new();
+    let due: Vec<Session> = (0..10).map(|i| f.active(&format!("due{i}"), "u-1", 9 * H, 8 * H + M + i)).collect();
+    env.seed(&due).await;
+    let config = env.cleanup_config(CleanupStrategy::Index, &[("CLEANUP_WRITE_CONCURRENCY", "1")]);
+    let metrics = CloudWatchMetrics::new(env.clients.cloudwatch.clone());
+
+    // One check before the page, then one before each write: 3 writes fit.
+    let deadline = RunsOutAfter { allowed: 4, calls: AtomicU32::new(0) };
+    let first = run_cleanup(&env.sessions(), &metrics, &config, chrono::Utc::now(), &deadline).await.expect("run");
+
+    assert_eq!(first.expired_total(), 3);
+    assert_eq!(first.deferred_by_deadline, 7);
+    assert!(first.stopped_at_deadline && !first.finished);
+    let mut ended = 0;
+    for s in &due {
+        let s = env.session(&s.session_id).await;
+        match s.status {
+            Status::Expired => {
+                ended += 1;
+                assert!(s.terminated_at.is_some() && s.termination_reason.is_some() && s.expires_at.is_some());
+            }
+            _ => assert_untouched_active(&s),
+        }
+    }
+    assert_eq!(ended, 3, "every session is either fully ended or not written at all");
+
+    let second = invoke(&env, config, Duration::from_secs(300)).await;
+    assert_eq!(second.expired_total(), 7);
+    assert!(second.finished);
+    for s in &due {
+        assert_eq!(env.session(&s.session_id).await.status, Status::Expired);
+    }
+    env.teardown().await;
+}
+
+/// `live` fresh sessions plus `due` idle ones.
+fn population(f: &SessionFactory, live: usize, due: usize) -> Vec<Session> {
+    let mut v: Vec<Session> = (0..live).map(|i| f.active("live", &format!("u-{}", i % 5000), 2 * H, (i % 3600) as i64)).collect();
+    v.extend((0..due).map(|i| f.active("due", &format!("u-{i}"), 9 * H, 8 * H + M + i as i64)));
+    v
+}
+
+/// Runs the index strategy over `live + 100 due` and returns (report, Query requests, UpdateItem requests, Scan requests).
+async fn index_cost(live: usize) -> (CleanupReport, u64, u64, u64) {
+    let env = TestEnv::new(&format!("cost{live}")).await;
+    let f = SessionFactory::new();
+    env.seed(&population(&f, live, 100)).await;
+    let report = invoke(&env, env.cleanup_config(CleanupStrategy::Index, &[]), Duration::from_secs(300)).await;
+    let counts = (env.counter.get("Query"), env.counter.get("UpdateItem"), env.counter.get("Scan"));
+    eprintln!("index strategy, {live} live + 100 due: itemsRead={} Query={} UpdateItem={} Scan={}", report.items_read, counts.0, counts.1, counts.2);
+    env.teardown().await;
+    (report, counts.0, counts.1, counts.2)
+}
+
+#[tokio::test]
+async fn index_strategy_cost_follows_expired_sessions_not_table_size() {
+    let (small, small_reads, small_writes, small_scans) = index_cost(10_000).await;
+    let (large, large_reads, large_writes, large_scans) = index_cost(100_000).await;
+
+    for (r, writes, scans) in [(&small, small_writes, small_scans), (&large, large_writes, large_scans)] {
+        assert_eq!(r.expired_total(), 100);
+        assert!(r.items_read <= 110, "index read {} items", r.items_read);
+        assert_eq!(writes, 100, "exactly one conditional write per expired session");
+        assert_eq!(scans, 0);
+    }
+    assert_eq!(small_reads, large_reads, "read requests do not grow with the table");
+    assert_eq!(small_reads, small.read_requests);
+}
+
+#[tokio::test]
+async fn scan_strategy_reads_the_whole_table_in_parallel_segments() {
+    let env = TestEnv::new("scan-cost").await;
+    let f = SessionFactory::new();
+    env.seed(&population(&f, 10_000, 100)).await;
+
+    let report = invoke(&env, env.cleanup_config(CleanupStrategy::Scan, &[]), Duration::from_secs(300)).await;
+
+    assert_eq!(report.expired_total(), 100);
+    assert_eq!(report.items_read, 10_100, "a scan reads every item: cost follows table size");
+    assert_eq!(env.counter.get("UpdateItem"), 100);
+    assert_eq!(env.counter.get("Query"), 0);
+    let scans = env.counter.get("Scan");
+    assert_eq!(scans, report.read_requests);
+    // 4 segments of ~2,525 items at 1,000 per page: 3 or 4 pages each.
+    assert!((12..=16).contains(&scans), "{scans} Scan requests");
+    assert_eq!(report.not_due, 10_000);
+    eprintln!("scan strategy, 10000 live + 100 due: itemsRead={} Scan={scans} UpdateItem=100", report.items_read);
+    env.teardown().await;
+}

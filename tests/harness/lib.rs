@@ -1,1 +1,294 @@
+//! Test harness: a real AWS emulator (moto's server) and per-test isolated resources.
+//!
+//! - [`endpoint`] uses `AWS_ENDPOINT_URL` when it is set; otherwise it starts a private
+//!   `moto_server` on a free 127.0.0.1 port, once per test process, and the server dies with the
+//!   process. The binary comes from `MOTO_SERVER`, the repo's `.venv` (`just test` creates it),
+//!   or `PATH`.
+//! - [`TestEnv`] provisions uniquely named tables, queues and topic with the same code as
+//!   `sessionctl init`, and a unique metrics namespace, so tests can run in parallel against one
+//!   emulator.
 
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::AttributeValue;
+use sessionwarden::aws::cloudwatch::{read_back, SeriesSum};
+use sessionwarden::aws::sessions::DynamoSessions;
+use sessionwarden::aws::{AwsClients, RequestCounter};
+use sessionwarden::config::{CleanupConfig, CleanupStrategy};
+use sessionwarden::expiry::ExpiryPolicy;
+use sessionwarden::provision::Resources;
+use sessionwarden::session::{Session, SessionId};
+use sessionwarden::session_ref::SessionRefKey;
+
+/// The session reference key every test uses.
+pub const TEST_REF_KEY: &str = "test-session-ref-key-0123456789";
+
+static ENDPOINT: OnceLock<String> = OnceLock::new();
+
+fn moto_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("moto_server")
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+fn start_moto() -> String {
+    let port = free_port();
+    let bin = moto_binary();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The child is spawned from a thread that lives as long as the process (it waits on the
+    // child), so PR_SET_PDEATHSIG kills moto when the test process exits, even on a panic.
+    std::thread::spawn(move || {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        #[cfg(target_os = "linux")]
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        match cmd.spawn() {
+            Ok(mut child) => {
+                let _ = tx.send(Ok(()));
+                let _ = child.wait();
+            }
+            Err(e) => {
+                let _ = tx.send(Err(format!(
+                    "cannot start {} ({e}); run `just test`, which installs moto into .venv, or set MOTO_SERVER or AWS_ENDPOINT_URL",
+                    bin.display()
+                )));
+            }
+        }
+    });
+    if let Err(e) = rx.recv().expect("moto starter thread") {
+        panic!("{e}");
+    }
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "moto_server did not listen on port {port} within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The emulator's endpoint: `AWS_ENDPOINT_URL`, or a private moto started on first use.
+pub fn endpoint() -> &'static str {
+    ENDPOINT.get_or_init(|| match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => start_moto(),
+    })
+}
+
+/// SDK configuration for the emulator: fixed region and dummy credentials.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "sessionwarden-tests"))
+        .endpoint_url(endpoint())
+        .load()
+        .await
+}
+
+/// A unique name for this test's resources.
+pub fn unique(name: &str) -> String {
+    format!("t{}-{name}", rand::random::<u32>())
+}
+
+/// One test's isolated world on the emulator.
+pub struct TestEnv {
+    /// Resource prefix.
+    pub prefix: String,
+    /// Clients that count every request they send.
+    pub clients: AwsClients,
+    /// The request tally of [`TestEnv::clients`].
+    pub counter: RequestCounter,
+    /// What was provisioned.
+    pub resources: Resources,
+    /// This test's CloudWatch namespace.
+    pub namespace: String,
+    /// The session reference key.
+    pub key: SessionRefKey,
+}
+
+impl TestEnv {
+    /// Provisions a fresh set of resources named after `name`.
+    pub async fn new(name: &str) -> Self {
+        let prefix = unique(name);
+        let counter = RequestCounter::new();
+        let clients = AwsClients::counted(&sdk_config().await, &counter);
+        let resources = sessionwarden::provision::init(&clients, &prefix)
+            .await
+            .unwrap_or_else(|e| panic!("provisioning {prefix}: {}", sessionwarden::aws::error_chain(&e)));
+        counter.reset();
+        TestEnv {
+            namespace: format!("SessionWardenTest/{prefix}"),
+            prefix,
+            clients,
+            counter,
+            resources,
+            key: SessionRefKey::new(TEST_REF_KEY.as_bytes().to_vec()).expect("test key"),
+        }
+    }
+
+    /// The worker environment of this test, as `sessionctl init` would print it.
+    pub fn env_vars(&self) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = self
+            .resources
+            .env(&self.namespace)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        m.insert("SESSION_REF_KEY".into(), TEST_REF_KEY.into());
+        m
+    }
+
+    /// Cleanup configuration parsed from this test's environment plus `extra` overrides.
+    pub fn cleanup_config(&self, strategy: CleanupStrategy, extra: &[(&str, &str)]) -> CleanupConfig {
+        let mut vars = self.env_vars();
+        vars.insert("CLEANUP_STRATEGY".into(), strategy.as_str().into());
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        CleanupConfig::from_source(&move |k: &str| vars.get(k).cloned()).expect("test config parses")
+    }
+
+    /// The sessions table adapter.
+    pub fn sessions(&self) -> DynamoSessions {
+        DynamoSessions::new(self.clients.dynamodb.clone(), self.resources.sessions_table.clone())
+    }
+
+    /// Seeds sessions; the request counter is reset afterwards.
+    pub async fn seed(&self, sessions: &[Session]) {
+        self.sessions().put_sessions(sessions).await.expect("seeding sessions");
+        self.counter.reset();
+    }
+
+    /// Reads one raw item with a consistent read.
+    pub async fn raw_item(&self, id: &SessionId) -> Option<HashMap<String, AttributeValue>> {
+        self.clients
+            .dynamodb
+            .get_item()
+            .table_name(&self.resources.sessions_table)
+            .key("sessionId", AttributeValue::S(id.expose().into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem")
+            .item
+    }
+
+    /// Reads one session.
+    pub async fn session(&self, id: &SessionId) -> Session {
+        self.sessions()
+            .get(id)
+            .await
+            .expect("GetItem")
+            .expect("session exists")
+            .expect("session parses")
+    }
+
+    /// Every metric series of this test's namespace, read back from the emulator.
+    pub async fn metrics(&self) -> Vec<SeriesSum> {
+        let now = chrono::Utc::now().timestamp();
+        read_back(&self.clients.cloudwatch, &self.namespace, now - 3600, now + 3600)
+            .await
+            .expect("reading metrics back")
+    }
+
+    /// Deletes this test's tables to keep the emulator small.
+    pub async fn teardown(self) {
+        let _ = sessionwarden::provision::delete_tables(&self.clients, &self.prefix).await;
+    }
+}
+
+/// Looks up the sum of one series in a read-back list.
+pub fn metric(series: &[SeriesSum], name: &str, dims: &[(&str, &str)]) -> Option<f64> {
+    series
+        .iter()
+        .find(|s| {
+            s.name == name
+                && s.dimensions.len() == dims.len()
+                && dims.iter().all(|(k, v)| s.dimensions.iter().any(|(a, b)| a == k && b == v))
+        })
+        .map(|s| s.sum)
+}
+
+/// Builds sessions relative to `now`, with `sweepAt` written the way the README tells apps to.
+pub struct SessionFactory {
+    /// The instant sessions are built around (epoch seconds).
+    pub now: i64,
+    /// The policy used to compute `sweepAt`.
+    pub policy: ExpiryPolicy,
+    run: String,
+}
+
+impl SessionFactory {
+    /// A factory at the current time with the default policy.
+    pub fn new() -> Self {
+        SessionFactory {
+            now: chrono::Utc::now().timestamp(),
+            policy: ExpiryPolicy::default(),
+            run: format!("{:08x}", rand::random::<u32>()),
+        }
+    }
+
+    /// A unique, realistic-looking raw session ID.
+    pub fn id(&self, label: &str) -> SessionId {
+        SessionId::new(format!("sid-{}-{label}-{:016x}", self.run, rand::random::<u64>()))
+    }
+
+    /// An ACTIVE session created `age` seconds ago and idle for `idle` seconds.
+    pub fn active(&self, label: &str, user: &str, age: i64, idle: i64) -> Session {
+        let mut s = Session::active(self.id(label), self.now - age);
+        s.last_activity_at = self.now - idle;
+        s.user_id = Some(user.to_string());
+        s.tenant_id = Some("acme".to_string());
+        self.with_sweep(s)
+    }
+
+    /// Recomputes `sweepAt` after the test changed timing attributes.
+    pub fn with_sweep(&self, mut s: Session) -> Session {
+        s.sweep_at = self.policy.sweep_at(&s.clock());
+        s
+    }
+}
+
+impl Default for SessionFactory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The EventBridge scheduled-event fixture (the AWS documentation sample).
+pub fn scheduled_event_fixture() -> serde_json::Value {
+    serde_json::from_str(include_str!("../fixtures/eventbridge-scheduled-event.json")).expect("fixture is JSON")
+}
+
+/// A Lambda invocation context whose deadline is `remaining` from now.
+pub fn context_with(remaining: Duration) -> lambda_runtime::Context {
+    let mut c = lambda_runtime::Context::default();
+    c.request_id = "test-request".into();
+    c.deadline = sessionwarden::deadline::EpochDeadline::in_from_now(remaining).deadline_ms;
+    c
+}

@@ -1,1 +1,65 @@
+//! The Lambda face of the cleanup worker: an EventBridge scheduled event and its invocation
+//! context become one run of [`sessionwarden::cleanup::run_cleanup`], bounded by the context's
+//! deadline. Kept apart from `main.rs` so tests and `sessionctl` call the exact handler Lambda calls.
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::Utc;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use sessionwarden::aws::cloudwatch::CloudWatchMetrics;
+use sessionwarden::aws::sessions::DynamoSessions;
+use sessionwarden::aws::{error_chain, AwsClients};
+use sessionwarden::cleanup::{run_cleanup, CleanupError, CleanupReport, CleanupStore};
+use sessionwarden::config::CleanupConfig;
+use sessionwarden::deadline::EpochDeadline;
+use sessionwarden::metrics::MetricsSink;
+
+/// The hourly schedule's event. Its content is not used: the run's `now` is the wall clock.
+pub type ScheduledEvent = EventBridgeEvent<serde_json::Value>;
+
+/// The cleanup worker: its ports and configuration, built once per process.
+/// It holds no per-invocation state.
+pub struct CleanupWorker<S, M> {
+    store: S,
+    metrics: M,
+    config: CleanupConfig,
+}
+
+impl CleanupWorker<DynamoSessions, CloudWatchMetrics> {
+    /// The production worker over real AWS clients.
+    pub fn from_clients(clients: &AwsClients, config: CleanupConfig) -> Self {
+        let store = DynamoSessions::new(clients.dynamodb.clone(), config.common.sessions_table.clone());
+        let metrics = CloudWatchMetrics::new(clients.cloudwatch.clone());
+        CleanupWorker::new(store, metrics, config)
+    }
+}
+
+impl<S: CleanupStore, M: MetricsSink> CleanupWorker<S, M> {
+    /// A worker over any store and metrics sink.
+    pub fn new(store: S, metrics: M, config: CleanupConfig) -> Self {
+        CleanupWorker { store, metrics, config }
+    }
+
+    /// Handles one scheduled invocation.
+    pub async fn handle(&self, event: LambdaEvent<ScheduledEvent>) -> Result<CleanupReport, CleanupFailed> {
+        tracing::info!(event_id = %event.payload.id.as_deref().unwrap_or("-"), request_id = %event.context.request_id, "cleanup invoked");
+        let deadline = EpochDeadline {
+            deadline_ms: event.context.deadline,
+        };
+        Ok(run_cleanup(&self.store, &self.metrics, &self.config, Utc::now(), &deadline).await?)
+    }
+}
+
+/// A failed invocation, as Lambda reports it. `error_type` says whether a retry can help.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct CleanupFailed(#[from] pub CleanupError);
+
+impl From<CleanupFailed> for Diagnostic {
+    fn from(e: CleanupFailed) -> Self {
+        let kind = if e.0.is_transient() { "Transient" } else { "Permanent" };
+        Diagnostic {
+            error_type: format!("sessionwarden.cleanup.{kind}"),
+            error_message: error_chain(&e),
+        }
+    }
+}

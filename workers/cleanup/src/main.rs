@@ -1,1 +1,17 @@
-fn main(){}
+//! `sessionwarden-cleanup`: the hourly Lambda that expires idle and over-age sessions.
+//! Thin by design: tracing, typed config, clients built once, then the runtime loop.
+
+use lambda_runtime::{run, service_fn, tracing};
+use sessionwarden::aws::{load_sdk_config, AwsClients};
+use sessionwarden::config::CleanupConfig;
+use sessionwarden_cleanup::CleanupWorker;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing::init_default_subscriber();
+    // Configuration first: a bad value fails the cold start with a message naming the variable.
+    let config = CleanupConfig::from_env().inspect_err(|e| tracing::error!("{e}"))?;
+    let clients = AwsClients::new(&load_sdk_config().await);
+    let worker = CleanupWorker::from_clients(&clients, config);
+    run(service_fn(|event| worker.handle(event))).await.map_err(|e| anyhow::anyhow!(e))
+}

@@ -1,0 +1,254 @@
+//! The demo: seeds a realistic mix of sessions (three tenants, browsers and mobile apps,
+//! anonymous visitors, strict per-session timeouts, sessions that ended earlier), runs the
+//! cleanup worker's real handler against the emulator, and prints what an operator would want
+//! to see: what expired and why, what was left alone, the AWS requests it cost, and the metrics
+//! read back from CloudWatch.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sessionwarden::aws::cloudwatch::read_back;
+use sessionwarden::aws::sessions::DynamoSessions;
+use sessionwarden::aws::{load_sdk_config, AwsClients, RequestCounter};
+use sessionwarden::config::CleanupConfig;
+use sessionwarden::expiry::ExpiryPolicy;
+use sessionwarden::session::{Session, SessionId, Status, TerminationReason};
+
+const H: i64 = 3600;
+const M: i64 = 60;
+
+/// One seeded session and the outcome the demo expects for it.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    /// The session as written.
+    pub session: Session,
+    /// What should happen to it: `idle`, `absolute` or `stays`.
+    pub expect: &'static str,
+}
+
+/// The demo's traffic: about 120 sessions at `now`, deterministic for a given seed.
+pub fn demo_sessions(now: i64, policy: &ExpiryPolicy, seed: u64) -> Vec<Seeded> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let tenants = ["acme", "globex", "initech"];
+    let agents = [
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0 Safari/537.36",
+        "AcmeMobile/4.2 (iPhone; iOS 18.1)",
+        "okhttp/4.12.0 (Android 15)",
+    ];
+    let mut out = Vec::new();
+    let make = |rng: &mut StdRng, user: Option<String>, tenant: &str, created_ago: i64, idle_for: i64| {
+        let id = SessionId::new(format!("sess_{:032x}", rng.random::<u128>()));
+        let mut s = Session::active(id, now - created_ago);
+        s.last_activity_at = now - idle_for;
+        s.user_id = user;
+        s.tenant_id = Some(tenant.to_string());
+        s.ip_address = Some(format!("198.51.100.{}", rng.random_range(1..255)));
+        s.user_agent = Some(agents[rng.random_range(0..agents.len())].to_string());
+        s
+    };
+    let user = |rng: &mut StdRng| format!("u-{:03}", rng.random_range(1..=30));
+    let tenant = |rng: &mut StdRng| tenants[rng.random_range(0..tenants.len())];
+
+    // Busy, recent sessions: the bulk of the table.
+    for _ in 0..80 {
+        let (u, t) = (user(&mut rng), tenant(&mut rng));
+        let created = rng.random_range(10 * M..20 * H);
+        let idle = rng.random_range(0..(7 * H).min(created));
+        out.push(Seeded { session: make(&mut rng, Some(u), t, created, idle), expect: "stays" });
+    }
+    // Idle past the default 8 h: closed laptops, abandoned tabs.
+    for _ in 0..15 {
+        let (u, t) = (user(&mut rng), tenant(&mut rng));
+        let idle = rng.random_range(8 * H + 5 * M..20 * H);
+        let created = idle + rng.random_range(0..2 * H);
+        out.push(Seeded { session: make(&mut rng, Some(u), t, created, idle), expect: "idle" });
+    }
+    // Still clicking, but older than the 24 h lifetime.
+    for _ in 0..8 {
+        let (u, t) = (user(&mut rng), tenant(&mut rng));
+        let created = rng.random_range(24 * H + 10 * M..40 * H);
+        let idle = rng.random_range(0..H);
+        out.push(Seeded { session: make(&mut rng, Some(u), t, created, idle), expect: "absolute" });
+    }
+    // An admin console with a strict 15-minute idle timeout.
+    for idle in [4 * M, 20 * M, 45 * M, 2 * H] {
+        let u = user(&mut rng);
+        let mut s = make(&mut rng, Some(u), "acme", 3 * H, idle);
+        s.idle_timeout_seconds = Some(15 * M);
+        out.push(Seeded { session: s, expect: if idle > 15 * M { "idle" } else { "stays" } });
+    }
+    // A kiosk with a generous 12 h idle timeout: idle 9-11 h and still valid.
+    for idle in [9 * H, 10 * H, 11 * H] {
+        let u = user(&mut rng);
+        let mut s = make(&mut rng, Some(u), "globex", 12 * H, idle);
+        s.idle_timeout_seconds = Some(12 * H);
+        out.push(Seeded { session: s, expect: "stays" });
+    }
+    // Contractor sessions with an explicit end of engagement.
+    for (ends_in, expect) in [(-10 * M, "absolute"), (-M, "absolute"), (2 * H, "stays")] {
+        let u = user(&mut rng);
+        let mut s = make(&mut rng, Some(u), "initech", 5 * H, 5 * M);
+        s.absolute_expires_at = Some(now + ends_in);
+        out.push(Seeded { session: s, expect });
+    }
+    // Anonymous visitors (no userId yet).
+    for idle in [10 * M, 3 * H, 9 * H, 14 * H] {
+        let t = tenant(&mut rng);
+        let s = make(&mut rng, None, t, idle + 30 * M, idle);
+        out.push(Seeded { session: s, expect: if idle >= 8 * H { "idle" } else { "stays" } });
+    }
+    // Sessions that ended earlier, some long past their deadlines: never touched again.
+    for (status, reason) in [
+        (Status::Terminated, TerminationReason::Logout),
+        (Status::Terminated, TerminationReason::Logout),
+        (Status::Terminated, TerminationReason::Admin),
+        (Status::Expired, TerminationReason::Idle),
+        (Status::Expired, TerminationReason::Absolute),
+    ] {
+        let (u, t) = (user(&mut rng), tenant(&mut rng));
+        let mut s = make(&mut rng, Some(u), t, 30 * H, 20 * H);
+        s.status = status;
+        s.termination_reason = Some(reason);
+        s.terminated_at = Some(now - 19 * H);
+        s.expires_at = Some(policy.retain_until(now - 19 * H));
+        out.push(Seeded { session: s, expect: "stays" });
+    }
+    // The app writes sweepAt on every touch (README: "sweepAt").
+    for seeded in &mut out {
+        seeded.session.sweep_at = policy.sweep_at(&seeded.session.clock());
+    }
+    out
+}
+
+fn ago(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs >= H {
+        format!("{}h{:02}m ago", secs / H, (secs % H) / M)
+    } else {
+        format!("{}m ago", secs / M)
+    }
+}
+
+/// Runs the demo against the environment `sessionctl init` printed.
+pub async fn run(config: CleanupConfig) -> anyhow::Result<()> {
+    let counter = RequestCounter::new();
+    let clients = AwsClients::counted(&load_sdk_config().await, &counter);
+    let table = DynamoSessions::new(clients.dynamodb.clone(), config.common.sessions_table.clone());
+    let key = config.common.session_ref_key.clone();
+    let policy = config.common.expiry;
+    let now = chrono::Utc::now().timestamp();
+
+    let seeded = demo_sessions(now, &policy, 2026);
+    let sessions: Vec<Session> = seeded.iter().map(|s| s.session.clone()).collect();
+    table.put_sessions(&sessions).await?;
+    let active = sessions.iter().filter(|s| s.status == Status::Active).count();
+    println!("== sessionwarden demo: hourly cleanup ==");
+    println!(
+        "Seeded {} sessions into {} ({} ACTIVE, {} already ended), 3 tenants, 30 users.",
+        sessions.len(),
+        table.table(),
+        active,
+        sessions.len() - active
+    );
+    println!(
+        "Policy: idle timeout {} h, max lifetime {} h, audit retention {} days (per-session overrides win).\n",
+        policy.default_idle_timeout_seconds / H,
+        policy.default_max_lifetime_seconds / H,
+        policy.audit_retention_seconds / 86_400
+    );
+
+    counter.reset();
+    let report = crate::invoke_cleanup(&clients, config.clone(), Duration::from_secs(300)).await?;
+    let requests = counter.snapshot();
+
+    let after: BTreeMap<String, Session> = table
+        .scan_all()
+        .await?
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|s| (s.session_id.expose().to_string(), s))
+        .collect();
+    let expired_now: Vec<&Seeded> = seeded
+        .iter()
+        .filter(|s| {
+            after
+                .get(s.session.session_id.expose())
+                .is_some_and(|a| a.status == Status::Expired && a.terminated_at == Some(report.now))
+        })
+        .collect();
+
+    println!(
+        "Cleanup ({} strategy): examined {}, expired {} (idle {}, absolute {}), skipped as touched {}, not yet due {}. {}",
+        report.strategy,
+        report.examined,
+        report.expired_total(),
+        report.expired.idle,
+        report.expired.absolute,
+        report.skipped_touched,
+        report.not_due,
+        if report.finished { "Finished." } else { "Stopped early; the next run continues." }
+    );
+    println!(
+        "Cost: {} items read for {} sessions in the table; AWS requests: {}\n",
+        report.items_read,
+        sessions.len(),
+        requests.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    );
+
+    println!("Expired this run (session IDs shown only as keyed references):");
+    println!("  {:<13} {:<8} {:<6} {:<9} {:<13} {:<13} {}", "SESSION REF", "TENANT", "USER", "REASON", "LAST ACTIVE", "CREATED", "TIMEOUT");
+    let mut rows: Vec<_> = expired_now.iter().map(|s| (&after[s.session.session_id.expose()], s)).collect();
+    rows.sort_by_key(|(a, _)| (a.termination_reason.map(|r| r.as_str()), a.tenant_id.clone(), a.user_id.clone()));
+    for (a, _) in &rows {
+        let timeout = match (a.idle_timeout_seconds, a.absolute_expires_at) {
+            (Some(t), _) => format!("idle {}m (own)", t / M),
+            (None, Some(_)) => "fixed end".to_string(),
+            _ => "default".to_string(),
+        };
+        println!(
+            "  {:<13} {:<8} {:<6} {:<9} {:<13} {:<13} {}",
+            key.of(&a.session_id).as_str(),
+            a.tenant_id.as_deref().unwrap_or("-"),
+            a.user_id.as_deref().unwrap_or("(anon)"),
+            a.termination_reason.map(|r| r.as_str()).unwrap_or("-"),
+            ago(now - a.last_activity_at),
+            ago(now - a.created_at),
+            timeout
+        );
+    }
+    let mismatched = seeded
+        .iter()
+        .filter(|s| {
+            let got = after.get(s.session.session_id.expose());
+            let expired = got.is_some_and(|a| a.terminated_at == Some(report.now));
+            let reason = got.and_then(|a| a.termination_reason).map(|r| r.as_str());
+            match s.expect {
+                "stays" => expired,
+                want => !expired || reason != Some(want),
+            }
+        })
+        .count();
+    let untouched_ended = sessions.iter().filter(|s| s.status != Status::Active).count();
+    println!(
+        "\nLeft alone: {} active sessions within their deadlines, {} sessions that had already ended (their reasons kept).",
+        after.values().filter(|a| a.status == Status::Active).count(),
+        untouched_ended
+    );
+    println!("Every expired session got terminatedAt, terminationReason and expiresAt (TTL = end + audit retention).");
+
+    let series = read_back(&clients.cloudwatch, &config.common.metrics_namespace, now - 600, now + 600).await?;
+    println!("\nMetrics sent (read back from CloudWatch, namespace {}):", config.common.metrics_namespace);
+    for s in &series {
+        let dims = s.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let name = if dims.is_empty() { s.name.clone() } else { format!("{}{{{dims}}}", s.name) };
+        println!("  {name:<40} {}", s.sum);
+    }
+    println!("\nJSON summary returned by the handler:\n{}", serde_json::to_string_pretty(&report)?);
+    if mismatched > 0 {
+        anyhow::bail!("{mismatched} sessions did not end as the demo expected");
+    }
+    Ok(())
+}
