@@ -9,7 +9,9 @@ use lambda_runtime::LambdaEvent;
 use sessionwarden::aws::cloudwatch::CloudWatchMetrics;
 use sessionwarden::aws::sessions::DynamoSessions;
 use sessionwarden::aws::AwsError;
-use sessionwarden::cleanup::{run_cleanup, Candidate, CleanupReport, CleanupStore, ExpireOutcome, Page, Scope, Termination};
+use sessionwarden::cleanup::{
+    run_cleanup, Candidate, CleanupReport, CleanupStore, ExpireOutcome, Page, Scope, Termination,
+};
 use sessionwarden::config::{CleanupConfig, CleanupStrategy};
 use sessionwarden::deadline::{Deadline, EpochDeadline};
 use sessionwarden::session::{Session, SessionId, Status, TerminationReason};
@@ -22,7 +24,8 @@ const M: i64 = 60;
 /// Invokes the Lambda handler exactly as the runtime would, with the fixture event.
 async fn invoke(env: &TestEnv, config: CleanupConfig, remaining: Duration) -> CleanupReport {
     let worker = CleanupWorker::from_clients(&env.clients, config);
-    let event: ScheduledEvent = serde_json::from_value(scheduled_event_fixture()).expect("fixture parses");
+    let event: ScheduledEvent =
+        serde_json::from_value(scheduled_event_fixture()).expect("fixture parses");
     worker
         .handle(LambdaEvent::new(event, context_with(remaining)))
         .await
@@ -33,13 +36,20 @@ fn assert_expired(s: &Session, reason: TerminationReason, report: &CleanupReport
     assert_eq!(s.status, Status::Expired);
     assert_eq!(s.termination_reason, Some(reason));
     assert_eq!(s.terminated_at, Some(report.now));
-    assert_eq!(s.expires_at, Some(report.now + 604_800), "TTL = end + 7 days audit retention");
+    assert_eq!(
+        s.expires_at,
+        Some(report.now + 604_800),
+        "TTL = end + 7 days audit retention"
+    );
 }
 
 /// ACTIVE, and none of the attributes an ending write sets.
 fn assert_untouched_active(s: &Session) {
     assert_eq!(s.status, Status::Active);
-    assert_eq!((s.terminated_at, s.termination_reason, s.expires_at), (None, None, None));
+    assert_eq!(
+        (s.terminated_at, s.termination_reason, s.expires_at),
+        (None, None, None)
+    );
 }
 
 #[tokio::test]
@@ -52,21 +62,54 @@ async fn idle_and_absolute_deadlines_expire_with_reason_time_and_ttl() {
     fixed_end.absolute_expires_at = Some(f.now - 30);
     let fixed_end = f.with_sweep(fixed_end);
     let fresh = f.active("fresh", "u-4", 2 * H, M);
-    env.seed(&[idle.clone(), over_age.clone(), fixed_end.clone(), fresh.clone()]).await;
+    env.seed(&[
+        idle.clone(),
+        over_age.clone(),
+        fixed_end.clone(),
+        fresh.clone(),
+    ])
+    .await;
 
-    let report = invoke(&env, env.cleanup_config(CleanupStrategy::Index, &[]), Duration::from_secs(300)).await;
+    let report = invoke(
+        &env,
+        env.cleanup_config(CleanupStrategy::Index, &[]),
+        Duration::from_secs(300),
+    )
+    .await;
 
     assert_eq!((report.expired.idle, report.expired.absolute), (1, 2));
-    assert_eq!(report.examined, 3, "the index hands cleanup only due sessions");
+    assert_eq!(
+        report.examined, 3,
+        "the index hands cleanup only due sessions"
+    );
     assert!(report.finished && !report.stopped_at_deadline);
-    assert_expired(&env.session(&idle.session_id).await, TerminationReason::Idle, &report);
-    assert_expired(&env.session(&over_age.session_id).await, TerminationReason::Absolute, &report);
-    assert_expired(&env.session(&fixed_end.session_id).await, TerminationReason::Absolute, &report);
-    assert_eq!(env.session(&fresh.session_id).await, fresh, "a fresh session is not written at all");
+    assert_expired(
+        &env.session(&idle.session_id).await,
+        TerminationReason::Idle,
+        &report,
+    );
+    assert_expired(
+        &env.session(&over_age.session_id).await,
+        TerminationReason::Absolute,
+        &report,
+    );
+    assert_expired(
+        &env.session(&fixed_end.session_id).await,
+        TerminationReason::Absolute,
+        &report,
+    );
+    assert_eq!(
+        env.session(&fresh.session_id).await,
+        fresh,
+        "a fresh session is not written at all"
+    );
 
     // The JSON summary the Lambda returns.
     let json = serde_json::to_value(&report).unwrap();
-    assert_eq!(json["expired"], serde_json::json!({"idle": 1, "absolute": 2}));
+    assert_eq!(
+        json["expired"],
+        serde_json::json!({"idle": 1, "absolute": 2})
+    );
     assert_eq!(json["examined"], 3);
     assert_eq!(json["skippedTouched"], 0);
     assert_eq!(json["finished"], true);
@@ -75,8 +118,14 @@ async fn idle_and_absolute_deadlines_expire_with_reason_time_and_ttl() {
     // One PutMetricData, and the values are really in CloudWatch.
     assert_eq!(env.counter.get("PutMetricData"), 1);
     let m = env.metrics().await;
-    assert_eq!(metric(&m, "SessionsExpired", &[("Reason", "idle")]), Some(1.0));
-    assert_eq!(metric(&m, "SessionsExpired", &[("Reason", "absolute")]), Some(2.0));
+    assert_eq!(
+        metric(&m, "SessionsExpired", &[("Reason", "idle")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&m, "SessionsExpired", &[("Reason", "absolute")]),
+        Some(2.0)
+    );
     assert_eq!(metric(&m, "CleanupSessionsExamined", &[]), Some(3.0));
     assert_eq!(metric(&m, "CleanupRuns", &[]), Some(1.0));
     assert_eq!(metric(&m, "CleanupIncomplete", &[]), Some(0.0));
@@ -98,19 +147,39 @@ async fn per_session_idle_timeout_overrides_the_default() {
     let generous = f.with_sweep(generous);
     // Same idleness on the default: due.
     let default = f.active("default", "u-3", 10 * H, 9 * H);
-    env.seed(&[strict.clone(), generous.clone(), default.clone()]).await;
+    env.seed(&[strict.clone(), generous.clone(), default.clone()])
+        .await;
 
-    let report = invoke(&env, env.cleanup_config(CleanupStrategy::Index, &[]), Duration::from_secs(300)).await;
+    let report = invoke(
+        &env,
+        env.cleanup_config(CleanupStrategy::Index, &[]),
+        Duration::from_secs(300),
+    )
+    .await;
 
     assert_eq!((report.expired.idle, report.expired.absolute), (2, 0));
-    assert_expired(&env.session(&strict.session_id).await, TerminationReason::Idle, &report);
-    assert_expired(&env.session(&default.session_id).await, TerminationReason::Idle, &report);
+    assert_expired(
+        &env.session(&strict.session_id).await,
+        TerminationReason::Idle,
+        &report,
+    );
+    assert_expired(
+        &env.session(&default.session_id).await,
+        TerminationReason::Idle,
+        &report,
+    );
     assert_eq!(env.session(&generous.session_id).await, generous);
 
     // The scan strategy, which cannot rely on sweepAt, reaches the same decisions.
     let env2 = TestEnv::new("override-scan").await;
-    env2.seed(&[strict.clone(), generous.clone(), default.clone()]).await;
-    let report = invoke(&env2, env2.cleanup_config(CleanupStrategy::Scan, &[]), Duration::from_secs(300)).await;
+    env2.seed(&[strict.clone(), generous.clone(), default.clone()])
+        .await;
+    let report = invoke(
+        &env2,
+        env2.cleanup_config(CleanupStrategy::Scan, &[]),
+        Duration::from_secs(300),
+    )
+    .await;
     assert_eq!((report.expired.idle, report.not_due), (2, 1));
     assert_eq!(env2.session(&generous.session_id).await, generous);
     env.teardown().await;
@@ -144,14 +213,32 @@ async fn terminated_and_expired_sessions_are_never_touched_by_either_strategy() 
         before.push(env.raw_item(&s.session_id).await);
     }
 
-    let by_index = invoke(&env, env.cleanup_config(CleanupStrategy::Index, &[]), Duration::from_secs(300)).await;
-    let by_scan = invoke(&env, env.cleanup_config(CleanupStrategy::Scan, &[]), Duration::from_secs(300)).await;
+    let by_index = invoke(
+        &env,
+        env.cleanup_config(CleanupStrategy::Index, &[]),
+        Duration::from_secs(300),
+    )
+    .await;
+    let by_scan = invoke(
+        &env,
+        env.cleanup_config(CleanupStrategy::Scan, &[]),
+        Duration::from_secs(300),
+    )
+    .await;
 
     assert_eq!(by_index.expired_total(), 1);
     assert_eq!(by_scan.expired_total(), 0);
-    assert_eq!(env.counter.get("UpdateItem"), 1, "only the one due ACTIVE session was written");
+    assert_eq!(
+        env.counter.get("UpdateItem"),
+        1,
+        "only the one due ACTIVE session was written"
+    );
     for (s, b) in ended.iter().zip(before) {
-        assert_eq!(env.raw_item(&s.session_id).await, b, "an ended session is byte-for-byte unchanged");
+        assert_eq!(
+            env.raw_item(&s.session_id).await,
+            b,
+            "an ended session is byte-for-byte unchanged"
+        );
     }
     env.teardown().await;
 }
@@ -167,7 +254,13 @@ struct TouchBeforeWrite {
 impl CleanupStore for TouchBeforeWrite {
     type Cursor = <DynamoSessions as CleanupStore>::Cursor;
 
-    async fn page(&self, scope: &Scope, now: i64, limit: u32, cursor: Option<Self::Cursor>) -> Result<Page<Self::Cursor>, AwsError> {
+    async fn page(
+        &self,
+        scope: &Scope,
+        now: i64,
+        limit: u32,
+        cursor: Option<Self::Cursor>,
+    ) -> Result<Page<Self::Cursor>, AwsError> {
         self.inner.page(scope, now, limit, cursor).await
     }
 
@@ -180,7 +273,10 @@ impl CleanupStore for TouchBeforeWrite {
                 .key("sessionId", AttributeValue::S(c.id.expose().into()))
                 .update_expression("SET lastActivityAt = :t, sweepAt = :s")
                 .expression_attribute_values(":t", AttributeValue::N(self.touched_at.to_string()))
-                .expression_attribute_values(":s", AttributeValue::N((self.touched_at + 8 * H).to_string()))
+                .expression_attribute_values(
+                    ":s",
+                    AttributeValue::N((self.touched_at + 8 * H).to_string()),
+                )
                 .send()
                 .await
                 .expect("app touch");
@@ -194,8 +290,12 @@ async fn a_session_touched_between_read_and_write_survives() {
     let env = TestEnv::new("touched").await;
     let f = SessionFactory::new();
     let victim = f.active("victim", "u-1", 9 * H, 8 * H + 5 * M);
-    let others = [f.active("a", "u-2", 9 * H, 8 * H + M), f.active("b", "u-3", 30 * H, M)];
-    env.seed(&[victim.clone(), others[0].clone(), others[1].clone()]).await;
+    let others = [
+        f.active("a", "u-2", 9 * H, 8 * H + M),
+        f.active("b", "u-3", 30 * H, M),
+    ];
+    env.seed(&[victim.clone(), others[0].clone(), others[1].clone()])
+        .await;
 
     let store = TouchBeforeWrite {
         inner: env.sessions(),
@@ -219,8 +319,18 @@ async fn a_session_touched_between_read_and_write_survives() {
     let v = env.session(&victim.session_id).await;
     assert_untouched_active(&v);
     assert_eq!(v.last_activity_at, f.now, "the app's touch is kept");
-    assert_eq!(env.session(&others[0].session_id).await.status, Status::Expired);
-    assert_eq!(metric(&env.metrics().await, "CleanupSessionsSkipped", &[("Reason", "touched")]), Some(1.0));
+    assert_eq!(
+        env.session(&others[0].session_id).await.status,
+        Status::Expired
+    );
+    assert_eq!(
+        metric(
+            &env.metrics().await,
+            "CleanupSessionsSkipped",
+            &[("Reason", "touched")]
+        ),
+        Some(1.0)
+    );
     env.teardown().await;
 }
 
@@ -232,13 +342,24 @@ async fn a_deadline_inside_the_safety_margin_starts_no_work() {
     env.seed(std::slice::from_ref(&due)).await;
 
     // 5 s left, 10 s margin (the default).
-    let report = invoke(&env, env.cleanup_config(CleanupStrategy::Index, &[]), Duration::from_secs(5)).await;
+    let report = invoke(
+        &env,
+        env.cleanup_config(CleanupStrategy::Index, &[]),
+        Duration::from_secs(5),
+    )
+    .await;
 
     assert!(report.stopped_at_deadline && !report.finished);
-    assert_eq!((report.examined, report.read_requests, report.write_requests), (0, 0, 0));
+    assert_eq!(
+        (report.examined, report.read_requests, report.write_requests),
+        (0, 0, 0)
+    );
     assert_eq!(env.counter.get("Query") + env.counter.get("UpdateItem"), 0);
     assert_untouched_active(&env.session(&due.session_id).await);
-    assert_eq!(metric(&env.metrics().await, "CleanupIncomplete", &[]), Some(1.0));
+    assert_eq!(
+        metric(&env.metrics().await, "CleanupIncomplete", &[]),
+        Some(1.0)
+    );
     env.teardown().await;
 }
 
@@ -262,14 +383,30 @@ impl Deadline for RunsOutAfter {
 async fn the_deadline_stops_between_whole_writes_and_the_next_run_finishes() {
     let env = TestEnv::new("deadline-mid").await;
     let f = SessionFactory::new();
-    let due: Vec<Session> = (0..10).map(|i| f.active(&format!("due{i}"), "u-1", 9 * H, 8 * H + M + i)).collect();
+    let due: Vec<Session> = (0..10)
+        .map(|i| f.active(&format!("due{i}"), "u-1", 9 * H, 8 * H + M + i))
+        .collect();
     env.seed(&due).await;
-    let config = env.cleanup_config(CleanupStrategy::Index, &[("CLEANUP_WRITE_CONCURRENCY", "1")]);
+    let config = env.cleanup_config(
+        CleanupStrategy::Index,
+        &[("CLEANUP_WRITE_CONCURRENCY", "1")],
+    );
     let metrics = CloudWatchMetrics::new(env.clients.cloudwatch.clone());
 
     // One check before the page, then one before each write: 3 writes fit.
-    let deadline = RunsOutAfter { allowed: 4, calls: AtomicU32::new(0) };
-    let first = run_cleanup(&env.sessions(), &metrics, &config, chrono::Utc::now(), &deadline).await.expect("run");
+    let deadline = RunsOutAfter {
+        allowed: 4,
+        calls: AtomicU32::new(0),
+    };
+    let first = run_cleanup(
+        &env.sessions(),
+        &metrics,
+        &config,
+        chrono::Utc::now(),
+        &deadline,
+    )
+    .await
+    .expect("run");
 
     assert_eq!(first.expired_total(), 3);
     assert_eq!(first.deferred_by_deadline, 7);
@@ -280,12 +417,19 @@ async fn the_deadline_stops_between_whole_writes_and_the_next_run_finishes() {
         match s.status {
             Status::Expired => {
                 ended += 1;
-                assert!(s.terminated_at.is_some() && s.termination_reason.is_some() && s.expires_at.is_some());
+                assert!(
+                    s.terminated_at.is_some()
+                        && s.termination_reason.is_some()
+                        && s.expires_at.is_some()
+                );
             }
             _ => assert_untouched_active(&s),
         }
     }
-    assert_eq!(ended, 3, "every session is either fully ended or not written at all");
+    assert_eq!(
+        ended, 3,
+        "every session is either fully ended or not written at all"
+    );
 
     let second = invoke(&env, config, Duration::from_secs(300)).await;
     assert_eq!(second.expired_total(), 7);
@@ -298,7 +442,9 @@ async fn the_deadline_stops_between_whole_writes_and_the_next_run_finishes() {
 
 /// `live` fresh sessions plus `due` idle ones.
 fn population(f: &SessionFactory, live: usize, due: usize) -> Vec<Session> {
-    let mut v: Vec<Session> = (0..live).map(|i| f.active("live", &format!("u-{}", i % 5000), 2 * H, (i % 3600) as i64)).collect();
+    let mut v: Vec<Session> = (0..live)
+        .map(|i| f.active("live", &format!("u-{}", i % 5000), 2 * H, (i % 3600) as i64))
+        .collect();
     v.extend((0..due).map(|i| f.active("due", &format!("u-{i}"), 9 * H, 8 * H + M + i as i64)));
     v
 }
@@ -308,9 +454,21 @@ async fn index_cost(live: usize) -> (CleanupReport, u64, u64, u64) {
     let env = TestEnv::new(&format!("cost{live}")).await;
     let f = SessionFactory::new();
     env.seed(&population(&f, live, 100)).await;
-    let report = invoke(&env, env.cleanup_config(CleanupStrategy::Index, &[]), Duration::from_secs(300)).await;
-    let counts = (env.counter.get("Query"), env.counter.get("UpdateItem"), env.counter.get("Scan"));
-    eprintln!("index strategy, {live} live + 100 due: itemsRead={} Query={} UpdateItem={} Scan={}", report.items_read, counts.0, counts.1, counts.2);
+    let report = invoke(
+        &env,
+        env.cleanup_config(CleanupStrategy::Index, &[]),
+        Duration::from_secs(300),
+    )
+    .await;
+    let counts = (
+        env.counter.get("Query"),
+        env.counter.get("UpdateItem"),
+        env.counter.get("Scan"),
+    );
+    eprintln!(
+        "index strategy, {live} live + 100 due: itemsRead={} Query={} UpdateItem={} Scan={}",
+        report.items_read, counts.0, counts.1, counts.2
+    );
     env.teardown().await;
     (report, counts.0, counts.1, counts.2)
 }
@@ -320,13 +478,22 @@ async fn index_strategy_cost_follows_expired_sessions_not_table_size() {
     let (small, small_reads, small_writes, small_scans) = index_cost(10_000).await;
     let (large, large_reads, large_writes, large_scans) = index_cost(100_000).await;
 
-    for (r, writes, scans) in [(&small, small_writes, small_scans), (&large, large_writes, large_scans)] {
+    for (r, writes, scans) in [
+        (&small, small_writes, small_scans),
+        (&large, large_writes, large_scans),
+    ] {
         assert_eq!(r.expired_total(), 100);
         assert!(r.items_read <= 110, "index read {} items", r.items_read);
-        assert_eq!(writes, 100, "exactly one conditional write per expired session");
+        assert_eq!(
+            writes, 100,
+            "exactly one conditional write per expired session"
+        );
         assert_eq!(scans, 0);
     }
-    assert_eq!(small_reads, large_reads, "read requests do not grow with the table");
+    assert_eq!(
+        small_reads, large_reads,
+        "read requests do not grow with the table"
+    );
     assert_eq!(small_reads, small.read_requests);
 }
 
@@ -336,10 +503,18 @@ async fn scan_strategy_reads_the_whole_table_in_parallel_segments() {
     let f = SessionFactory::new();
     env.seed(&population(&f, 10_000, 100)).await;
 
-    let report = invoke(&env, env.cleanup_config(CleanupStrategy::Scan, &[]), Duration::from_secs(300)).await;
+    let report = invoke(
+        &env,
+        env.cleanup_config(CleanupStrategy::Scan, &[]),
+        Duration::from_secs(300),
+    )
+    .await;
 
     assert_eq!(report.expired_total(), 100);
-    assert_eq!(report.items_read, 10_100, "a scan reads every item: cost follows table size");
+    assert_eq!(
+        report.items_read, 10_100,
+        "a scan reads every item: cost follows table size"
+    );
     assert_eq!(env.counter.get("UpdateItem"), 100);
     assert_eq!(env.counter.get("Query"), 0);
     let scans = env.counter.get("Scan");
@@ -347,6 +522,9 @@ async fn scan_strategy_reads_the_whole_table_in_parallel_segments() {
     // 4 segments of ~2,525 items at 1,000 per page: 3 or 4 pages each.
     assert!((12..=16).contains(&scans), "{scans} Scan requests");
     assert_eq!(report.not_due, 10_000);
-    eprintln!("scan strategy, 10000 live + 100 due: itemsRead={} Scan={scans} UpdateItem=100", report.items_read);
+    eprintln!(
+        "scan strategy, 10000 live + 100 due: itemsRead={} Scan={scans} UpdateItem=100",
+        report.items_read
+    );
     env.teardown().await;
 }

@@ -181,13 +181,26 @@ impl CleanupReport {
     pub fn metrics(&self) -> MetricBatch {
         let mut b = MetricBatch::new();
         b.count("SessionsExpired", &[("Reason", "idle")], self.expired.idle);
-        b.count("SessionsExpired", &[("Reason", "absolute")], self.expired.absolute);
+        b.count(
+            "SessionsExpired",
+            &[("Reason", "absolute")],
+            self.expired.absolute,
+        );
         b.count("CleanupSessionsExamined", &[], self.examined);
-        b.count("CleanupSessionsSkipped", &[("Reason", "touched")], self.skipped_touched);
+        b.count(
+            "CleanupSessionsSkipped",
+            &[("Reason", "touched")],
+            self.skipped_touched,
+        );
         b.count("CleanupWriteErrors", &[], self.write_errors);
         b.count("CleanupIncomplete", &[], u64::from(!self.finished));
         b.count("CleanupRuns", &[], 1);
-        b.add("CleanupDurationMs", &[], self.duration_ms as f64, Unit::Milliseconds);
+        b.add(
+            "CleanupDurationMs",
+            &[],
+            self.duration_ms as f64,
+            Unit::Milliseconds,
+        );
         b
     }
 
@@ -277,7 +290,10 @@ where
     report.finished = failure.is_none() && !report.stopped_at_deadline && report.write_errors == 0;
     report.duration_ms = started.elapsed().as_millis() as u64;
 
-    if let Err(e) = metrics.publish(&config.common.metrics_namespace, &report.metrics()).await {
+    if let Err(e) = metrics
+        .publish(&config.common.metrics_namespace, &report.metrics())
+        .await
+    {
         tracing::error!(error = %error_chain(&e), "cleanup metrics were not published");
     }
     tracing::info!(
@@ -333,7 +349,10 @@ async fn sweep_scope<S: CleanupStore>(
             r.stopped_at_deadline = true;
             break;
         }
-        let page = match store.page(scope, now, config.page_size, cursor.take()).await {
+        let page = match store
+            .page(scope, now, config.page_size, cursor.take())
+            .await
+        {
             Ok(p) => p,
             Err(e) => return (r, Some(e)),
         };
@@ -425,4 +444,179 @@ async fn sweep_scope<S: CleanupStore>(
         }
     }
     (r, None)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Failure paths of the orchestration, with in-memory ports. The AWS adapter itself is tested
+    //! against the emulator in `tests/cleanup.rs`.
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    struct MemStore {
+        items: Mutex<HashMap<String, (Status, i64)>>,
+        failing_writes: Vec<String>,
+        fail_reads: bool,
+        unreadable: usize,
+    }
+
+    impl MemStore {
+        fn with(ids: &[&str], idle_for: i64, now: i64) -> Self {
+            MemStore {
+                items: Mutex::new(
+                    ids.iter()
+                        .map(|i| (i.to_string(), (Status::Active, now - idle_for)))
+                        .collect(),
+                ),
+                failing_writes: vec![],
+                fail_reads: false,
+                unreadable: 0,
+            }
+        }
+    }
+
+    impl CleanupStore for MemStore {
+        type Cursor = ();
+        async fn page(
+            &self,
+            _: &Scope,
+            _: i64,
+            _: u32,
+            _: Option<()>,
+        ) -> Result<Page<()>, AwsError> {
+            if self.fail_reads {
+                return Err(AwsError::Transient {
+                    operation: "DynamoDB.Query",
+                    source: "throttled".into(),
+                });
+            }
+            let mut candidates: Vec<_> = self
+                .items
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(id, (status, last))| {
+                    Ok(Candidate {
+                        id: SessionId::new(id.clone()),
+                        status: *status,
+                        clock: SessionClock {
+                            created_at: Some(*last),
+                            last_activity_at: Some(*last),
+                            ..Default::default()
+                        },
+                        fence: Fence(Some(last.to_string())),
+                    })
+                })
+                .collect();
+            for _ in 0..self.unreadable {
+                candidates.push(Err(Unreadable {
+                    id: Some(SessionId::new("broken")),
+                    reason: "attribute status is missing".into(),
+                }));
+            }
+            let n = candidates.len() as u64;
+            Ok(Page {
+                candidates,
+                items_read: n,
+                next: None,
+            })
+        }
+
+        async fn expire(&self, c: &Candidate, t: &Termination) -> Result<ExpireOutcome, AwsError> {
+            if self.failing_writes.iter().any(|f| f == c.id.expose()) {
+                return Err(AwsError::Transient {
+                    operation: "DynamoDB.UpdateItem",
+                    source: "ServiceUnavailable".into(),
+                });
+            }
+            let mut items = self.items.lock().unwrap();
+            let entry = items.get_mut(c.id.expose()).unwrap();
+            entry.0 = t.status;
+            Ok(ExpireOutcome::Expired)
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<MetricBatch>>);
+    impl MetricsSink for Recorder {
+        async fn publish(
+            &self,
+            _: &str,
+            batch: &MetricBatch,
+        ) -> Result<(), crate::metrics::MetricsError> {
+            self.0.lock().unwrap().push(batch.clone());
+            Ok(())
+        }
+    }
+
+    fn config() -> CleanupConfig {
+        let env = |k: &str| match k {
+            "SESSIONS_TABLE" => Some("t".to_string()),
+            "SESSION_REF_KEY" => Some("0123456789abcdef".to_string()),
+            _ => None,
+        };
+        CleanupConfig::from_source(&env).unwrap()
+    }
+
+    const NOW: i64 = 1_800_000_000;
+    fn plenty() -> crate::deadline::EpochDeadline {
+        crate::deadline::EpochDeadline::in_from_now(std::time::Duration::from_secs(600))
+    }
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(NOW, 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_counted_and_the_others_still_happen() {
+        let mut store = MemStore::with(&["a", "b", "c"], 9 * 3600, NOW);
+        store.failing_writes = vec!["b".into()];
+        let rec = Recorder::default();
+        let r = run_cleanup(&store, &rec, &config(), now(), &plenty())
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.expired.idle, r.write_errors, r.write_requests),
+            (2, 1, 3)
+        );
+        assert!(!r.finished);
+        let batches = rec.0.lock().unwrap();
+        assert_eq!(batches.len(), 1, "one flush per invocation");
+        assert_eq!(batches[0].get("CleanupWriteErrors", &[]), Some(1.0));
+        assert_eq!(batches[0].get("CleanupIncomplete", &[]), Some(1.0));
+        assert_eq!(store.items.lock().unwrap()["b"].0, Status::Active);
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_a_transient_error_and_metrics_still_flush() {
+        let mut store = MemStore::with(&["a"], 9 * 3600, NOW);
+        store.fail_reads = true;
+        let rec = Recorder::default();
+        let e = run_cleanup(&store, &rec, &config(), now(), &plenty())
+            .await
+            .unwrap_err();
+        assert!(e.is_transient());
+        assert!(
+            crate::aws::error_chain(&e).contains("throttled"),
+            "{}",
+            crate::aws::error_chain(&e)
+        );
+        let batches = rec.0.lock().unwrap();
+        assert_eq!(batches[0].get("CleanupRuns", &[]), Some(1.0));
+        assert_eq!(batches[0].get("CleanupIncomplete", &[]), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn unreadable_items_are_counted_never_written() {
+        let mut store = MemStore::with(&["a"], 9 * 3600, NOW);
+        store.unreadable = 2;
+        let r = run_cleanup(&store, &Recorder::default(), &config(), now(), &plenty())
+            .await
+            .unwrap();
+        assert_eq!((r.unreadable, r.expired.idle, r.write_requests), (2, 1, 1));
+        assert!(
+            r.finished,
+            "unreadable items are reported, not retried forever"
+        );
+    }
 }

@@ -117,11 +117,12 @@ impl CommonConfig {
     pub fn from_source(env: &(impl EnvSource + ?Sized)) -> Result<Self, ConfigError> {
         let r = Reader(env);
         let key_raw = r.required("SESSION_REF_KEY")?;
-        let session_ref_key = SessionRefKey::new(key_raw.into_bytes()).map_err(|e| ConfigError::Invalid {
-            var: "SESSION_REF_KEY",
-            value: "<redacted>".into(),
-            reason: e.to_string(),
-        })?;
+        let session_ref_key =
+            SessionRefKey::new(key_raw.into_bytes()).map_err(|e| ConfigError::Invalid {
+                var: "SESSION_REF_KEY",
+                value: "<redacted>".into(),
+                reason: e.to_string(),
+            })?;
         const YEAR: i64 = 366 * 86_400;
         Ok(CommonConfig {
             sessions_table: r.required("SESSIONS_TABLE")?,
@@ -130,8 +131,18 @@ impl CommonConfig {
                 .unwrap_or_else(|| "SessionWarden".to_string()),
             session_ref_key,
             expiry: ExpiryPolicy {
-                default_idle_timeout_seconds: r.int("DEFAULT_IDLE_TIMEOUT_SECONDS", 28_800, 1, YEAR)?,
-                default_max_lifetime_seconds: r.int("DEFAULT_MAX_LIFETIME_SECONDS", 86_400, 1, 10 * YEAR)?,
+                default_idle_timeout_seconds: r.int(
+                    "DEFAULT_IDLE_TIMEOUT_SECONDS",
+                    28_800,
+                    1,
+                    YEAR,
+                )?,
+                default_max_lifetime_seconds: r.int(
+                    "DEFAULT_MAX_LIFETIME_SECONDS",
+                    86_400,
+                    1,
+                    10 * YEAR,
+                )?,
                 audit_retention_seconds: r.int("AUDIT_RETENTION_SECONDS", 604_800, 0, 10 * YEAR)?,
             },
         })
@@ -205,12 +216,23 @@ impl CleanupConfig {
         let r = Reader(env);
         Ok(CleanupConfig {
             common: CommonConfig::from_source(env)?,
-            strategy: r.parsed("CLEANUP_STRATEGY", CleanupStrategy::Index, "expected `index` or `scan`")?,
-            sweep_index: r.optional("CLEANUP_INDEX_NAME").unwrap_or_else(|| SWEEP_INDEX.to_string()),
+            strategy: r.parsed(
+                "CLEANUP_STRATEGY",
+                CleanupStrategy::Index,
+                "expected `index` or `scan`",
+            )?,
+            sweep_index: r
+                .optional("CLEANUP_INDEX_NAME")
+                .unwrap_or_else(|| SWEEP_INDEX.to_string()),
             scan_segments: r.int("CLEANUP_SCAN_SEGMENTS", 4, 1, 1_000)? as u32,
             page_size: r.int("CLEANUP_PAGE_SIZE", 1_000, 1, 100_000)? as u32,
             write_concurrency: r.int("CLEANUP_WRITE_CONCURRENCY", 16, 1, 256)? as usize,
-            deadline_margin: Duration::from_millis(r.int("CLEANUP_DEADLINE_MARGIN_MS", 10_000, 0, 900_000)? as u64),
+            deadline_margin: Duration::from_millis(r.int(
+                "CLEANUP_DEADLINE_MARGIN_MS",
+                10_000,
+                0,
+                900_000,
+            )? as u64),
         })
     }
 }
@@ -221,11 +243,17 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k: &str| m.get(k).cloned()
     }
 
-    const BASE: [(&str, &str); 2] = [("SESSIONS_TABLE", "t"), ("SESSION_REF_KEY", "0123456789abcdef")];
+    const BASE: [(&str, &str); 2] = [
+        ("SESSIONS_TABLE", "t"),
+        ("SESSION_REF_KEY", "0123456789abcdef"),
+    ];
 
     #[test]
     fn defaults_apply() {
@@ -249,21 +277,40 @@ mod tests {
     fn bad_number_and_out_of_range_name_the_variable() {
         let mut p = BASE.to_vec();
         p.push(("DEFAULT_IDLE_TIMEOUT_SECONDS", "8h"));
-        let e = CleanupConfig::from_source(&env(&p)).unwrap_err().to_string();
+        let e = CleanupConfig::from_source(&env(&p))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("DEFAULT_IDLE_TIMEOUT_SECONDS=\"8h\""), "{e}");
         let mut p = BASE.to_vec();
         p.push(("CLEANUP_SCAN_SEGMENTS", "0"));
-        let e = CleanupConfig::from_source(&env(&p)).unwrap_err().to_string();
-        assert!(e.contains("CLEANUP_SCAN_SEGMENTS=0") && e.contains("from 1 to 1000"), "{e}");
+        let e = CleanupConfig::from_source(&env(&p))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CLEANUP_SCAN_SEGMENTS=0") && e.contains("from 1 to 1000"),
+            "{e}"
+        );
     }
 
     #[test]
     fn missing_required_and_secret_is_never_echoed() {
-        let e = CleanupConfig::from_source(&env(&[("SESSION_REF_KEY", "0123456789abcdef")])).unwrap_err();
-        assert_eq!(e, ConfigError::Missing { var: "SESSIONS_TABLE" });
-        let e = CleanupConfig::from_source(&env(&[("SESSIONS_TABLE", "t"), ("SESSION_REF_KEY", "tooshort")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("SESSION_REF_KEY=<redacted>") && !e.contains("tooshort"), "{e}");
+        let e = CleanupConfig::from_source(&env(&[("SESSION_REF_KEY", "0123456789abcdef")]))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::Missing {
+                var: "SESSIONS_TABLE"
+            }
+        );
+        let e = CleanupConfig::from_source(&env(&[
+            ("SESSIONS_TABLE", "t"),
+            ("SESSION_REF_KEY", "tooshort"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("SESSION_REF_KEY=<redacted>") && !e.contains("tooshort"),
+            "{e}"
+        );
     }
 }

@@ -19,7 +19,9 @@ pub struct EpochDeadline {
 impl EpochDeadline {
     /// A deadline `after` from now, for local runs that have no Lambda context.
     pub fn in_from_now(after: Duration) -> Self {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         EpochDeadline {
             deadline_ms: (now + after).as_millis() as u64,
         }

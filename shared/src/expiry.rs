@@ -97,9 +97,10 @@ impl ExpiryPolicy {
             .idle_timeout_seconds
             .filter(|t| *t > 0)
             .unwrap_or(self.default_idle_timeout_seconds);
-        let absolute = s
-            .absolute_expires_at
-            .or_else(|| s.created_at.map(|c| c.saturating_add(self.default_max_lifetime_seconds)));
+        let absolute = s.absolute_expires_at.or_else(|| {
+            s.created_at
+                .map(|c| c.saturating_add(self.default_max_lifetime_seconds))
+        });
         Some(Deadlines {
             idle: last.saturating_add(idle_timeout),
             absolute,
@@ -161,10 +162,16 @@ mod tests {
         let s = clock(now - 9 * H, now - 8 * H);
         assert_eq!(
             policy().evaluate(&s, now),
-            Verdict::Due { reason: ExpiryReason::Idle, deadline: now }
+            Verdict::Due {
+                reason: ExpiryReason::Idle,
+                deadline: now
+            }
         );
         let fresh = clock(now - 9 * H, now - 8 * H + 1);
-        assert_eq!(policy().evaluate(&fresh, now), Verdict::NotDue { next: now + 1 });
+        assert_eq!(
+            policy().evaluate(&fresh, now),
+            Verdict::NotDue { next: now + 1 }
+        );
     }
 
     #[test]
@@ -173,7 +180,10 @@ mod tests {
         let s = clock(now - 25 * H, now - 60);
         assert_eq!(
             policy().evaluate(&s, now),
-            Verdict::Due { reason: ExpiryReason::Absolute, deadline: now - H }
+            Verdict::Due {
+                reason: ExpiryReason::Absolute,
+                deadline: now - H
+            }
         );
     }
 
@@ -184,7 +194,10 @@ mod tests {
         s.absolute_expires_at = Some(now - 1);
         assert!(matches!(
             policy().evaluate(&s, now),
-            Verdict::Due { reason: ExpiryReason::Absolute, .. }
+            Verdict::Due {
+                reason: ExpiryReason::Absolute,
+                ..
+            }
         ));
     }
 
@@ -193,10 +206,19 @@ mod tests {
         let now = 100 * H;
         let mut short = clock(now - H, now - 20 * 60);
         short.idle_timeout_seconds = Some(15 * 60);
-        assert!(matches!(policy().evaluate(&short, now), Verdict::Due { reason: ExpiryReason::Idle, .. }));
+        assert!(matches!(
+            policy().evaluate(&short, now),
+            Verdict::Due {
+                reason: ExpiryReason::Idle,
+                ..
+            }
+        ));
         let mut long = clock(now - 10 * H, now - 9 * H);
         long.idle_timeout_seconds = Some(12 * H);
-        assert_eq!(policy().evaluate(&long, now), Verdict::NotDue { next: now + 3 * H });
+        assert_eq!(
+            policy().evaluate(&long, now),
+            Verdict::NotDue { next: now + 3 * H }
+        );
     }
 
     #[test]
@@ -212,19 +234,43 @@ mod tests {
         let now = 100 * H;
         // idle passed 30 h ago, absolute 1 h ago: idle came first.
         let s = clock(now - 25 * H, now - 38 * H);
-        assert!(matches!(policy().evaluate(&s, now), Verdict::Due { reason: ExpiryReason::Idle, .. }));
+        assert!(matches!(
+            policy().evaluate(&s, now),
+            Verdict::Due {
+                reason: ExpiryReason::Idle,
+                ..
+            }
+        ));
         // a tie goes to absolute.
         let mut t = clock(now - 10 * H, now - 8 * H);
         t.absolute_expires_at = Some(now);
-        assert!(matches!(policy().evaluate(&t, now), Verdict::Due { reason: ExpiryReason::Absolute, .. }));
+        assert!(matches!(
+            policy().evaluate(&t, now),
+            Verdict::Due {
+                reason: ExpiryReason::Absolute,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn missing_last_activity_counts_from_creation_and_nothing_is_undecidable() {
         let now = 100 * H;
-        let s = SessionClock { created_at: Some(now - 9 * H), ..Default::default() };
-        assert!(matches!(policy().evaluate(&s, now), Verdict::Due { reason: ExpiryReason::Idle, .. }));
-        assert_eq!(policy().evaluate(&SessionClock::default(), now), Verdict::Undecidable);
+        let s = SessionClock {
+            created_at: Some(now - 9 * H),
+            ..Default::default()
+        };
+        assert!(matches!(
+            policy().evaluate(&s, now),
+            Verdict::Due {
+                reason: ExpiryReason::Idle,
+                ..
+            }
+        ));
+        assert_eq!(
+            policy().evaluate(&SessionClock::default(), now),
+            Verdict::Undecidable
+        );
     }
 
     #[test]

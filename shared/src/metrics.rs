@@ -36,12 +36,24 @@ impl MetricBatch {
     }
 
     /// Adds `value` to the series (summed with earlier values of the same series).
-    pub fn add(&mut self, name: &'static str, dimensions: &[(&'static str, &str)], value: f64, unit: Unit) {
-        let mut dims: Vec<(&'static str, String)> = dimensions.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    pub fn add(
+        &mut self,
+        name: &'static str,
+        dimensions: &[(&'static str, &str)],
+        value: f64,
+        unit: Unit,
+    ) {
+        let mut dims: Vec<(&'static str, String)> = dimensions
+            .iter()
+            .map(|(k, v)| (*k, v.to_string()))
+            .collect();
         dims.sort();
         let entry = self
             .series
-            .entry(SeriesKey { name, dimensions: dims })
+            .entry(SeriesKey {
+                name,
+                dimensions: dims,
+            })
             .or_insert((0.0, unit));
         entry.0 += value;
     }
@@ -63,7 +75,9 @@ impl MetricBatch {
             .find(|(k, _)| {
                 k.name == name
                     && k.dimensions.len() == dimensions.len()
-                    && dimensions.iter().all(|(dk, dv)| k.dimensions.iter().any(|(kk, kv)| kk == dk && kv == dv))
+                    && dimensions
+                        .iter()
+                        .all(|(dk, dv)| k.dimensions.iter().any(|(kk, kv)| kk == dk && kv == dv))
             })
             .map(|(_, (v, _))| *v)
     }
@@ -93,7 +107,11 @@ pub struct MetricsError {
 /// Ships a batch of metrics. One call per invocation.
 pub trait MetricsSink: Send + Sync {
     /// Publishes every series of `batch` under `namespace`.
-    fn publish(&self, namespace: &str, batch: &MetricBatch) -> impl Future<Output = Result<(), MetricsError>> + Send;
+    fn publish(
+        &self,
+        namespace: &str,
+        batch: &MetricBatch,
+    ) -> impl Future<Output = Result<(), MetricsError>> + Send;
 }
 
 #[cfg(test)]

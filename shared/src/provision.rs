@@ -5,8 +5,9 @@
 //! Re-running with the same prefix reuses what already exists.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -49,9 +50,20 @@ impl Resources {
     }
 }
 
-fn ddb<E>(op: &'static str) -> impl FnOnce(aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> AwsError
+fn ddb<E>(
+    op: &'static str,
+) -> impl FnOnce(
+    aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> AwsError
 where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
 {
     move |e| AwsError::from_sdk(op, e)
 }
@@ -89,7 +101,10 @@ fn gsi(name: &str, hash: &str, range: &str, include: &[&str]) -> GlobalSecondary
 
 /// Creates the sessions table with its stream, TTL and GSIs, or reuses an existing one.
 /// Returns the stream ARN.
-pub async fn create_sessions_table(clients: &AwsClients, table: &str) -> Result<Option<String>, AwsError> {
+pub async fn create_sessions_table(
+    clients: &AwsClients,
+    table: &str,
+) -> Result<Option<String>, AwsError> {
     use ScalarAttributeType::{N, S};
     let cascade_attrs = [attr::STATUS, attr::USER_ID, attr::TENANT_ID];
     let created = clients
@@ -105,14 +120,34 @@ pub async fn create_sessions_table(clients: &AwsClients, table: &str) -> Result<
         .attribute_definitions(attr_def(attr::STATUS, S))
         .attribute_definitions(attr_def(attr::CREATED_AT, N))
         .attribute_definitions(attr_def(attr::SWEEP_AT, N))
-        .global_secondary_indexes(gsi(USER_INDEX, attr::USER_ID, attr::CREATED_AT, &cascade_attrs))
-        .global_secondary_indexes(gsi(TENANT_INDEX, attr::TENANT_ID, attr::CREATED_AT, &cascade_attrs))
-        .global_secondary_indexes(gsi(PARENT_INDEX, attr::PARENT_SESSION_ID, attr::CREATED_AT, &cascade_attrs))
+        .global_secondary_indexes(gsi(
+            USER_INDEX,
+            attr::USER_ID,
+            attr::CREATED_AT,
+            &cascade_attrs,
+        ))
+        .global_secondary_indexes(gsi(
+            TENANT_INDEX,
+            attr::TENANT_ID,
+            attr::CREATED_AT,
+            &cascade_attrs,
+        ))
+        .global_secondary_indexes(gsi(
+            PARENT_INDEX,
+            attr::PARENT_SESSION_ID,
+            attr::CREATED_AT,
+            &cascade_attrs,
+        ))
         .global_secondary_indexes(gsi(
             SWEEP_INDEX,
             attr::STATUS,
             attr::SWEEP_AT,
-            &[attr::LAST_ACTIVITY_AT, attr::CREATED_AT, attr::IDLE_TIMEOUT_SECONDS, attr::ABSOLUTE_EXPIRES_AT],
+            &[
+                attr::LAST_ACTIVITY_AT,
+                attr::CREATED_AT,
+                attr::IDLE_TIMEOUT_SECONDS,
+                attr::ABSOLUTE_EXPIRES_AT,
+            ],
         ))
         .stream_specification(
             StreamSpecification::builder()
@@ -169,15 +204,29 @@ async fn enable_ttl(clients: &AwsClients, table: &str) -> Result<(), AwsError> {
     match r {
         Ok(_) => Ok(()),
         // Re-running init: TTL is already enabled.
-        Err(e) if e.as_service_error().and_then(|s| s.meta().message()).is_some_and(|m| m.contains("already enabled")) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .and_then(|s| s.meta().message())
+                .is_some_and(|m| m.contains("already enabled")) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(AwsError::from_sdk("DynamoDB.UpdateTimeToLive", e)),
     }
 }
 
 fn ignore_in_use(r: Result<(), AwsError>) -> Result<(), AwsError> {
     match r {
-        Err(AwsError::Permanent { ref source, .. }) if crate::aws::error_chain(source.as_ref()).contains("ResourceInUse") => Ok(()),
-        Err(AwsError::Permanent { ref source, .. }) if crate::aws::error_chain(source.as_ref()).contains("already exists") => Ok(()),
+        Err(AwsError::Permanent { ref source, .. })
+            if crate::aws::error_chain(source.as_ref()).contains("ResourceInUse") =>
+        {
+            Ok(())
+        }
+        Err(AwsError::Permanent { ref source, .. })
+            if crate::aws::error_chain(source.as_ref()).contains("already exists") =>
+        {
+            Ok(())
+        }
         other => other,
     }
 }
@@ -210,7 +259,8 @@ pub async fn init(clients: &AwsClients, prefix: &str) -> Result<Resources, AwsEr
         .attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .unwrap_or_default();
-    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5 }).to_string();
+    let redrive =
+        serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5 }).to_string();
     let cascade = clients
         .sqs
         .create_queue()

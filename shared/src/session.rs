@@ -256,6 +256,9 @@ mod tests {
         for s in [Status::Active, Status::Terminated, Status::Expired] {
             assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
         }
-        assert_eq!("active".parse::<Status>(), Err(UnknownStatus("active".into())));
+        assert_eq!(
+            "active".parse::<Status>(),
+            Err(UnknownStatus("active".into()))
+        );
     }
 }

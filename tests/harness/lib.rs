@@ -86,7 +86,10 @@ fn start_moto() -> String {
     }
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "moto_server did not listen on port {port} within 30 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "moto_server did not listen on port {port} within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     format!("http://127.0.0.1:{port}")
@@ -104,7 +107,13 @@ pub fn endpoint() -> &'static str {
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "sessionwarden-tests"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "sessionwarden-tests",
+        ))
         .endpoint_url(endpoint())
         .load()
         .await
@@ -139,7 +148,12 @@ impl TestEnv {
         let clients = AwsClients::counted(&sdk_config().await, &counter);
         let resources = sessionwarden::provision::init(&clients, &prefix)
             .await
-            .unwrap_or_else(|e| panic!("provisioning {prefix}: {}", sessionwarden::aws::error_chain(&e)));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "provisioning {prefix}: {}",
+                    sessionwarden::aws::error_chain(&e)
+                )
+            });
         counter.reset();
         TestEnv {
             namespace: format!("SessionWardenTest/{prefix}"),
@@ -164,23 +178,34 @@ impl TestEnv {
     }
 
     /// Cleanup configuration parsed from this test's environment plus `extra` overrides.
-    pub fn cleanup_config(&self, strategy: CleanupStrategy, extra: &[(&str, &str)]) -> CleanupConfig {
+    pub fn cleanup_config(
+        &self,
+        strategy: CleanupStrategy,
+        extra: &[(&str, &str)],
+    ) -> CleanupConfig {
         let mut vars = self.env_vars();
         vars.insert("CLEANUP_STRATEGY".into(), strategy.as_str().into());
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
         }
-        CleanupConfig::from_source(&move |k: &str| vars.get(k).cloned()).expect("test config parses")
+        CleanupConfig::from_source(&move |k: &str| vars.get(k).cloned())
+            .expect("test config parses")
     }
 
     /// The sessions table adapter.
     pub fn sessions(&self) -> DynamoSessions {
-        DynamoSessions::new(self.clients.dynamodb.clone(), self.resources.sessions_table.clone())
+        DynamoSessions::new(
+            self.clients.dynamodb.clone(),
+            self.resources.sessions_table.clone(),
+        )
     }
 
     /// Seeds sessions; the request counter is reset afterwards.
     pub async fn seed(&self, sessions: &[Session]) {
-        self.sessions().put_sessions(sessions).await.expect("seeding sessions");
+        self.sessions()
+            .put_sessions(sessions)
+            .await
+            .expect("seeding sessions");
         self.counter.reset();
     }
 
@@ -211,9 +236,14 @@ impl TestEnv {
     /// Every metric series of this test's namespace, read back from the emulator.
     pub async fn metrics(&self) -> Vec<SeriesSum> {
         let now = chrono::Utc::now().timestamp();
-        read_back(&self.clients.cloudwatch, &self.namespace, now - 3600, now + 3600)
-            .await
-            .expect("reading metrics back")
+        read_back(
+            &self.clients.cloudwatch,
+            &self.namespace,
+            now - 3600,
+            now + 3600,
+        )
+        .await
+        .expect("reading metrics back")
     }
 
     /// Deletes this test's tables to keep the emulator small.
@@ -229,7 +259,9 @@ pub fn metric(series: &[SeriesSum], name: &str, dims: &[(&str, &str)]) -> Option
         .find(|s| {
             s.name == name
                 && s.dimensions.len() == dims.len()
-                && dims.iter().all(|(k, v)| s.dimensions.iter().any(|(a, b)| a == k && b == v))
+                && dims
+                    .iter()
+                    .all(|(k, v)| s.dimensions.iter().any(|(a, b)| a == k && b == v))
         })
         .map(|s| s.sum)
 }
@@ -255,7 +287,11 @@ impl SessionFactory {
 
     /// A unique, realistic-looking raw session ID.
     pub fn id(&self, label: &str) -> SessionId {
-        SessionId::new(format!("sid-{}-{label}-{:016x}", self.run, rand::random::<u64>()))
+        SessionId::new(format!(
+            "sid-{}-{label}-{:016x}",
+            self.run,
+            rand::random::<u64>()
+        ))
     }
 
     /// An ACTIVE session created `age` seconds ago and idle for `idle` seconds.
@@ -282,7 +318,8 @@ impl Default for SessionFactory {
 
 /// The EventBridge scheduled-event fixture (the AWS documentation sample).
 pub fn scheduled_event_fixture() -> serde_json::Value {
-    serde_json::from_str(include_str!("../fixtures/eventbridge-scheduled-event.json")).expect("fixture is JSON")
+    serde_json::from_str(include_str!("../fixtures/eventbridge-scheduled-event.json"))
+        .expect("fixture is JSON")
 }
 
 /// A Lambda invocation context whose deadline is `remaining` from now.

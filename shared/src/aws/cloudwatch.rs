@@ -77,7 +77,12 @@ pub struct SeriesSum {
 
 /// Reads back every series of `namespace` with ListMetrics + GetMetricStatistics (Sum) over
 /// `[from, to]` (epoch seconds). For demos, tests and on-call checks; not used by the workers.
-pub async fn read_back(client: &Client, namespace: &str, from: i64, to: i64) -> Result<Vec<SeriesSum>, AwsError> {
+pub async fn read_back(
+    client: &Client,
+    namespace: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<SeriesSum>, AwsError> {
     use aws_sdk_cloudwatch::types::Statistic;
     let mut out = Vec::new();
     let mut token = None;
@@ -107,10 +112,19 @@ pub async fn read_back(client: &Client, namespace: &str, from: i64, to: i64) -> 
             let mut dimensions: Vec<(String, String)> = m
                 .dimensions()
                 .iter()
-                .map(|d| (d.name().unwrap_or_default().to_string(), d.value().unwrap_or_default().to_string()))
+                .map(|d| {
+                    (
+                        d.name().unwrap_or_default().to_string(),
+                        d.value().unwrap_or_default().to_string(),
+                    )
+                })
                 .collect();
             dimensions.sort();
-            out.push(SeriesSum { name, dimensions, sum });
+            out.push(SeriesSum {
+                name,
+                dimensions,
+                sum,
+            });
         }
         token = page.next_token;
         if token.is_none() {

@@ -64,18 +64,23 @@ pub fn req_n(item: &Item, name: &'static str) -> Result<i64, ItemError> {
 }
 
 fn parse_n(n: &str) -> Option<i64> {
-    n.trim()
-        .parse::<i64>()
-        .ok()
-        .or_else(|| n.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
+    n.trim().parse::<i64>().ok().or_else(|| {
+        n.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(|f| f as i64)
+    })
 }
 
 /// Reads the `status` attribute.
 pub fn status(item: &Item) -> Result<Status, ItemError> {
-    req_s(item, attr::STATUS)?.parse().map_err(|e: crate::session::UnknownStatus| ItemError::Invalid {
-        attribute: attr::STATUS,
-        reason: e.to_string(),
-    })
+    req_s(item, attr::STATUS)?
+        .parse()
+        .map_err(|e: crate::session::UnknownStatus| ItemError::Invalid {
+            attribute: attr::STATUS,
+            reason: e.to_string(),
+        })
 }
 
 /// Reads the partition key.
@@ -85,9 +90,18 @@ pub fn session_id(item: &Item) -> Result<SessionId, ItemError> {
 
 fn reason_from_str(s: &str) -> Option<TerminationReason> {
     use TerminationReason::*;
-    [Idle, Absolute, Logout, CascadeUser, CascadeTenant, CascadeFamily, Containment, Admin]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+    [
+        Idle,
+        Absolute,
+        Logout,
+        CascadeUser,
+        CascadeTenant,
+        CascadeFamily,
+        Containment,
+        Admin,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == s)
 }
 
 /// Parses a whole session item.
@@ -132,11 +146,17 @@ pub fn session_to_item(s: &Session) -> Item {
     put_s(attr::USER_ID, s.user_id.as_deref());
     put_s(attr::TENANT_ID, s.tenant_id.as_deref());
     put_s(attr::STATUS, Some(s.status.as_str()));
-    put_s(attr::PARENT_SESSION_ID, s.parent_session_id.as_ref().map(|p| p.expose()));
+    put_s(
+        attr::PARENT_SESSION_ID,
+        s.parent_session_id.as_ref().map(|p| p.expose()),
+    );
     put_s(attr::IP_ADDRESS, s.ip_address.as_deref());
     put_s(attr::USER_AGENT, s.user_agent.as_deref());
     put_s(attr::REVOKE_SCOPE, s.revoke_scope.as_deref());
-    put_s(attr::TERMINATION_REASON, s.termination_reason.map(|r| r.as_str()));
+    put_s(
+        attr::TERMINATION_REASON,
+        s.termination_reason.map(|r| r.as_str()),
+    );
     let mut put_n = |k: &str, v: Option<i64>| {
         if let Some(v) = v {
             item.insert(k.to_string(), AttributeValue::N(v.to_string()));
@@ -173,14 +193,29 @@ mod tests {
     #[test]
     fn wrong_types_name_the_attribute() {
         let mut item = session_to_item(&Session::active(SessionId::new("s"), 1));
-        item.insert(attr::LAST_ACTIVITY_AT.into(), AttributeValue::S("yesterday".into()));
+        item.insert(
+            attr::LAST_ACTIVITY_AT.into(),
+            AttributeValue::S("yesterday".into()),
+        );
         assert_eq!(
             session_from_item(&item).unwrap_err(),
-            ItemError::Invalid { attribute: "lastActivityAt", reason: "expected type N".into() }
+            ItemError::Invalid {
+                attribute: "lastActivityAt",
+                reason: "expected type N".into()
+            }
         );
-        item.insert(attr::LAST_ACTIVITY_AT.into(), AttributeValue::N("1.7e3".into()));
+        item.insert(
+            attr::LAST_ACTIVITY_AT.into(),
+            AttributeValue::N("1.7e3".into()),
+        );
         assert_eq!(session_from_item(&item).unwrap().last_activity_at, 1700);
         item.insert(attr::STATUS.into(), AttributeValue::S("ZOMBIE".into()));
-        assert!(matches!(session_from_item(&item), Err(ItemError::Invalid { attribute: "status", .. })));
+        assert!(matches!(
+            session_from_item(&item),
+            Err(ItemError::Invalid {
+                attribute: "status",
+                ..
+            })
+        ));
     }
 }

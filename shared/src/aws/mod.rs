@@ -69,10 +69,15 @@ impl AwsError {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let transient = match &err {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => true,
             SdkError::ServiceError(se) => {
                 se.raw().status().is_server_error()
-                    || se.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+                    || se
+                        .err()
+                        .code()
+                        .is_some_and(|c| TRANSIENT_CODES.contains(&c))
             }
             _ => false,
         };

@@ -3,18 +3,23 @@
 //! and reads used by `sessionctl` and the tests.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::items::{self, Item};
 use super::AwsError;
-use crate::cleanup::{Candidate, CleanupStore, ExpireOutcome, Fence, Page, Scope, Termination, Unreadable};
+use crate::cleanup::{
+    Candidate, CleanupStore, ExpireOutcome, Fence, Page, Scope, Termination, Unreadable,
+};
 use crate::expiry::SessionClock;
 use crate::session::{attr, Session, SessionId, Status};
 
 /// Attributes cleanup reads; everything else stays on disk.
-const CANDIDATE_PROJECTION: &str = "sessionId, #st, lastActivityAt, createdAt, idleTimeoutSeconds, absoluteExpiresAt";
+const CANDIDATE_PROJECTION: &str =
+    "sessionId, #st, lastActivityAt, createdAt, idleTimeoutSeconds, absoluteExpiresAt";
 
 /// The sessions table.
 #[derive(Clone, Debug)]
@@ -60,7 +65,8 @@ impl DynamoSessions {
                         break;
                     }
                     if attempt > 0 {
-                        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5))).await;
+                        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5)))
+                            .await;
                     }
                     let out = self
                         .client
@@ -79,7 +85,8 @@ impl DynamoSessions {
                 } else {
                     Err(AwsError::Transient {
                         operation: "DynamoDB.BatchWriteItem",
-                        source: format!("{} items still unprocessed after retries", pending.len()).into(),
+                        source: format!("{} items still unprocessed after retries", pending.len())
+                            .into(),
                     })
                 }
             })
@@ -89,7 +96,10 @@ impl DynamoSessions {
     }
 
     /// Reads one session with a consistent read.
-    pub async fn get(&self, id: &SessionId) -> Result<Option<Result<Session, items::ItemError>>, AwsError> {
+    pub async fn get(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<Result<Session, items::ItemError>>, AwsError> {
         let out = self
             .client
             .get_item()
@@ -142,14 +152,29 @@ fn candidate(item: &Item) -> Result<Candidate, Unreadable> {
         idle_timeout_seconds: items::opt_n(item, attr::IDLE_TIMEOUT_SECONDS).map_err(fail)?,
         absolute_expires_at: items::opt_n(item, attr::ABSOLUTE_EXPIRES_AT).map_err(fail)?,
     };
-    let fence = Fence(item.get(attr::LAST_ACTIVITY_AT).and_then(|v| v.as_n().ok()).cloned());
-    Ok(Candidate { id, status, clock, fence })
+    let fence = Fence(
+        item.get(attr::LAST_ACTIVITY_AT)
+            .and_then(|v| v.as_n().ok())
+            .cloned(),
+    );
+    Ok(Candidate {
+        id,
+        status,
+        clock,
+        fence,
+    })
 }
 
 impl CleanupStore for DynamoSessions {
     type Cursor = Item;
 
-    async fn page(&self, scope: &Scope, now: i64, limit: u32, cursor: Option<Item>) -> Result<Page<Item>, AwsError> {
+    async fn page(
+        &self,
+        scope: &Scope,
+        now: i64,
+        limit: u32,
+        cursor: Option<Item>,
+    ) -> Result<Page<Item>, AwsError> {
         let active = AttributeValue::S(Status::Active.as_str().to_string());
         let (items, scanned, next) = match scope {
             Scope::Index { index } => {
@@ -168,7 +193,11 @@ impl CleanupStore for DynamoSessions {
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("DynamoDB.Query", e))?;
-                (out.items.unwrap_or_default(), out.scanned_count, out.last_evaluated_key)
+                (
+                    out.items.unwrap_or_default(),
+                    out.scanned_count,
+                    out.last_evaluated_key,
+                )
             }
             Scope::Segment { segment, total } => {
                 let out = self
@@ -186,7 +215,11 @@ impl CleanupStore for DynamoSessions {
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("DynamoDB.Scan", e))?;
-                (out.items.unwrap_or_default(), out.scanned_count, out.last_evaluated_key)
+                (
+                    out.items.unwrap_or_default(),
+                    out.scanned_count,
+                    out.last_evaluated_key,
+                )
             }
         };
         Ok(Page {
@@ -214,12 +247,16 @@ impl CleanupStore for DynamoSessions {
             Some(seen) => req
                 .condition_expression("#st = :active AND lastActivityAt = :seen")
                 .expression_attribute_values(":seen", AttributeValue::N(seen.clone())),
-            None => req.condition_expression("#st = :active AND attribute_not_exists(lastActivityAt)"),
+            None => {
+                req.condition_expression("#st = :active AND attribute_not_exists(lastActivityAt)")
+            }
         };
         match req.send().await {
             Ok(_) => Ok(ExpireOutcome::Expired),
             Err(e) => {
-                if let Some(UpdateItemError::ConditionalCheckFailedException(ccf)) = e.as_service_error() {
+                if let Some(UpdateItemError::ConditionalCheckFailedException(ccf)) =
+                    e.as_service_error()
+                {
                     // ALL_OLD on failure tells us why without another read.
                     return Ok(match ccf.item() {
                         None => ExpireOutcome::Gone,

@@ -27,7 +27,10 @@ pub struct CleanupWorker<S, M> {
 impl CleanupWorker<DynamoSessions, CloudWatchMetrics> {
     /// The production worker over real AWS clients.
     pub fn from_clients(clients: &AwsClients, config: CleanupConfig) -> Self {
-        let store = DynamoSessions::new(clients.dynamodb.clone(), config.common.sessions_table.clone());
+        let store = DynamoSessions::new(
+            clients.dynamodb.clone(),
+            config.common.sessions_table.clone(),
+        );
         let metrics = CloudWatchMetrics::new(clients.cloudwatch.clone());
         CleanupWorker::new(store, metrics, config)
     }
@@ -36,16 +39,30 @@ impl CleanupWorker<DynamoSessions, CloudWatchMetrics> {
 impl<S: CleanupStore, M: MetricsSink> CleanupWorker<S, M> {
     /// A worker over any store and metrics sink.
     pub fn new(store: S, metrics: M, config: CleanupConfig) -> Self {
-        CleanupWorker { store, metrics, config }
+        CleanupWorker {
+            store,
+            metrics,
+            config,
+        }
     }
 
     /// Handles one scheduled invocation.
-    pub async fn handle(&self, event: LambdaEvent<ScheduledEvent>) -> Result<CleanupReport, CleanupFailed> {
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<ScheduledEvent>,
+    ) -> Result<CleanupReport, CleanupFailed> {
         tracing::info!(event_id = %event.payload.id.as_deref().unwrap_or("-"), request_id = %event.context.request_id, "cleanup invoked");
         let deadline = EpochDeadline {
             deadline_ms: event.context.deadline,
         };
-        Ok(run_cleanup(&self.store, &self.metrics, &self.config, Utc::now(), &deadline).await?)
+        Ok(run_cleanup(
+            &self.store,
+            &self.metrics,
+            &self.config,
+            Utc::now(),
+            &deadline,
+        )
+        .await?)
     }
 }
 
@@ -56,7 +73,11 @@ pub struct CleanupFailed(#[from] pub CleanupError);
 
 impl From<CleanupFailed> for Diagnostic {
     fn from(e: CleanupFailed) -> Self {
-        let kind = if e.0.is_transient() { "Transient" } else { "Permanent" };
+        let kind = if e.0.is_transient() {
+            "Transient"
+        } else {
+            "Permanent"
+        };
         Diagnostic {
             error_type: format!("sessionwarden.cleanup.{kind}"),
             error_message: error_chain(&e),

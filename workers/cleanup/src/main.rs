@@ -13,5 +13,7 @@ async fn main() -> anyhow::Result<()> {
     let config = CleanupConfig::from_env().inspect_err(|e| tracing::error!("{e}"))?;
     let clients = AwsClients::new(&load_sdk_config().await);
     let worker = CleanupWorker::from_clients(&clients, config);
-    run(service_fn(|event| worker.handle(event))).await.map_err(|e| anyhow::anyhow!(e))
+    run(service_fn(|event| worker.handle(event)))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }

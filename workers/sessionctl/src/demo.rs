@@ -39,16 +39,17 @@ pub fn demo_sessions(now: i64, policy: &ExpiryPolicy, seed: u64) -> Vec<Seeded> 
         "okhttp/4.12.0 (Android 15)",
     ];
     let mut out = Vec::new();
-    let make = |rng: &mut StdRng, user: Option<String>, tenant: &str, created_ago: i64, idle_for: i64| {
-        let id = SessionId::new(format!("sess_{:032x}", rng.random::<u128>()));
-        let mut s = Session::active(id, now - created_ago);
-        s.last_activity_at = now - idle_for;
-        s.user_id = user;
-        s.tenant_id = Some(tenant.to_string());
-        s.ip_address = Some(format!("198.51.100.{}", rng.random_range(1..255)));
-        s.user_agent = Some(agents[rng.random_range(0..agents.len())].to_string());
-        s
-    };
+    let make =
+        |rng: &mut StdRng, user: Option<String>, tenant: &str, created_ago: i64, idle_for: i64| {
+            let id = SessionId::new(format!("sess_{:032x}", rng.random::<u128>()));
+            let mut s = Session::active(id, now - created_ago);
+            s.last_activity_at = now - idle_for;
+            s.user_id = user;
+            s.tenant_id = Some(tenant.to_string());
+            s.ip_address = Some(format!("198.51.100.{}", rng.random_range(1..255)));
+            s.user_agent = Some(agents[rng.random_range(0..agents.len())].to_string());
+            s
+        };
     let user = |rng: &mut StdRng| format!("u-{:03}", rng.random_range(1..=30));
     let tenant = |rng: &mut StdRng| tenants[rng.random_range(0..tenants.len())];
 
@@ -57,35 +58,50 @@ pub fn demo_sessions(now: i64, policy: &ExpiryPolicy, seed: u64) -> Vec<Seeded> 
         let (u, t) = (user(&mut rng), tenant(&mut rng));
         let created = rng.random_range(10 * M..20 * H);
         let idle = rng.random_range(0..(7 * H).min(created));
-        out.push(Seeded { session: make(&mut rng, Some(u), t, created, idle), expect: "stays" });
+        out.push(Seeded {
+            session: make(&mut rng, Some(u), t, created, idle),
+            expect: "stays",
+        });
     }
     // Idle past the default 8 h: closed laptops, abandoned tabs.
     for _ in 0..15 {
         let (u, t) = (user(&mut rng), tenant(&mut rng));
         let idle = rng.random_range(8 * H + 5 * M..20 * H);
         let created = idle + rng.random_range(0..2 * H);
-        out.push(Seeded { session: make(&mut rng, Some(u), t, created, idle), expect: "idle" });
+        out.push(Seeded {
+            session: make(&mut rng, Some(u), t, created, idle),
+            expect: "idle",
+        });
     }
     // Still clicking, but older than the 24 h lifetime.
     for _ in 0..8 {
         let (u, t) = (user(&mut rng), tenant(&mut rng));
         let created = rng.random_range(24 * H + 10 * M..40 * H);
         let idle = rng.random_range(0..H);
-        out.push(Seeded { session: make(&mut rng, Some(u), t, created, idle), expect: "absolute" });
+        out.push(Seeded {
+            session: make(&mut rng, Some(u), t, created, idle),
+            expect: "absolute",
+        });
     }
     // An admin console with a strict 15-minute idle timeout.
     for idle in [4 * M, 20 * M, 45 * M, 2 * H] {
         let u = user(&mut rng);
         let mut s = make(&mut rng, Some(u), "acme", 3 * H, idle);
         s.idle_timeout_seconds = Some(15 * M);
-        out.push(Seeded { session: s, expect: if idle > 15 * M { "idle" } else { "stays" } });
+        out.push(Seeded {
+            session: s,
+            expect: if idle > 15 * M { "idle" } else { "stays" },
+        });
     }
     // A kiosk with a generous 12 h idle timeout: idle 9-11 h and still valid.
     for idle in [9 * H, 10 * H, 11 * H] {
         let u = user(&mut rng);
         let mut s = make(&mut rng, Some(u), "globex", 12 * H, idle);
         s.idle_timeout_seconds = Some(12 * H);
-        out.push(Seeded { session: s, expect: "stays" });
+        out.push(Seeded {
+            session: s,
+            expect: "stays",
+        });
     }
     // Contractor sessions with an explicit end of engagement.
     for (ends_in, expect) in [(-10 * M, "absolute"), (-M, "absolute"), (2 * H, "stays")] {
@@ -98,7 +114,10 @@ pub fn demo_sessions(now: i64, policy: &ExpiryPolicy, seed: u64) -> Vec<Seeded> 
     for idle in [10 * M, 3 * H, 9 * H, 14 * H] {
         let t = tenant(&mut rng);
         let s = make(&mut rng, None, t, idle + 30 * M, idle);
-        out.push(Seeded { session: s, expect: if idle >= 8 * H { "idle" } else { "stays" } });
+        out.push(Seeded {
+            session: s,
+            expect: if idle >= 8 * H { "idle" } else { "stays" },
+        });
     }
     // Sessions that ended earlier, some long past their deadlines: never touched again.
     for (status, reason) in [
@@ -114,7 +133,10 @@ pub fn demo_sessions(now: i64, policy: &ExpiryPolicy, seed: u64) -> Vec<Seeded> 
         s.termination_reason = Some(reason);
         s.terminated_at = Some(now - 19 * H);
         s.expires_at = Some(policy.retain_until(now - 19 * H));
-        out.push(Seeded { session: s, expect: "stays" });
+        out.push(Seeded {
+            session: s,
+            expect: "stays",
+        });
     }
     // The app writes sweepAt on every touch (README: "sweepAt").
     for seeded in &mut out {
@@ -136,7 +158,10 @@ fn ago(secs: i64) -> String {
 pub async fn run(config: CleanupConfig) -> anyhow::Result<()> {
     let counter = RequestCounter::new();
     let clients = AwsClients::counted(&load_sdk_config().await, &counter);
-    let table = DynamoSessions::new(clients.dynamodb.clone(), config.common.sessions_table.clone());
+    let table = DynamoSessions::new(
+        clients.dynamodb.clone(),
+        config.common.sessions_table.clone(),
+    );
     let key = config.common.session_ref_key.clone();
     let policy = config.common.expiry;
     let now = chrono::Utc::now().timestamp();
@@ -144,7 +169,10 @@ pub async fn run(config: CleanupConfig) -> anyhow::Result<()> {
     let seeded = demo_sessions(now, &policy, 2026);
     let sessions: Vec<Session> = seeded.iter().map(|s| s.session.clone()).collect();
     table.put_sessions(&sessions).await?;
-    let active = sessions.iter().filter(|s| s.status == Status::Active).count();
+    let active = sessions
+        .iter()
+        .filter(|s| s.status == Status::Active)
+        .count();
     println!("== sessionwarden demo: hourly cleanup ==");
     println!(
         "Seeded {} sessions into {} ({} ACTIVE, {} already ended), 3 tenants, 30 users.",
@@ -195,13 +223,29 @@ pub async fn run(config: CleanupConfig) -> anyhow::Result<()> {
         "Cost: {} items read for {} sessions in the table; AWS requests: {}\n",
         report.items_read,
         sessions.len(),
-        requests.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        requests
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 
     println!("Expired this run (session IDs shown only as keyed references):");
-    println!("  {:<13} {:<8} {:<6} {:<9} {:<13} {:<13} {}", "SESSION REF", "TENANT", "USER", "REASON", "LAST ACTIVE", "CREATED", "TIMEOUT");
-    let mut rows: Vec<_> = expired_now.iter().map(|s| (&after[s.session.session_id.expose()], s)).collect();
-    rows.sort_by_key(|(a, _)| (a.termination_reason.map(|r| r.as_str()), a.tenant_id.clone(), a.user_id.clone()));
+    println!(
+        "  {:<13} {:<8} {:<6} {:<9} {:<13} {:<13} {}",
+        "SESSION REF", "TENANT", "USER", "REASON", "LAST ACTIVE", "CREATED", "TIMEOUT"
+    );
+    let mut rows: Vec<_> = expired_now
+        .iter()
+        .map(|s| (&after[s.session.session_id.expose()], s))
+        .collect();
+    rows.sort_by_key(|(a, _)| {
+        (
+            a.termination_reason.map(|r| r.as_str()),
+            a.tenant_id.clone(),
+            a.user_id.clone(),
+        )
+    });
     for (a, _) in &rows {
         let timeout = match (a.idle_timeout_seconds, a.absolute_expires_at) {
             (Some(t), _) => format!("idle {}m (own)", t / M),
@@ -231,7 +275,10 @@ pub async fn run(config: CleanupConfig) -> anyhow::Result<()> {
             }
         })
         .count();
-    let untouched_ended = sessions.iter().filter(|s| s.status != Status::Active).count();
+    let untouched_ended = sessions
+        .iter()
+        .filter(|s| s.status != Status::Active)
+        .count();
     println!(
         "\nLeft alone: {} active sessions within their deadlines, {} sessions that had already ended (their reasons kept).",
         after.values().filter(|a| a.status == Status::Active).count(),
@@ -239,14 +286,35 @@ pub async fn run(config: CleanupConfig) -> anyhow::Result<()> {
     );
     println!("Every expired session got terminatedAt, terminationReason and expiresAt (TTL = end + audit retention).");
 
-    let series = read_back(&clients.cloudwatch, &config.common.metrics_namespace, now - 600, now + 600).await?;
-    println!("\nMetrics sent (read back from CloudWatch, namespace {}):", config.common.metrics_namespace);
+    let series = read_back(
+        &clients.cloudwatch,
+        &config.common.metrics_namespace,
+        now - 600,
+        now + 600,
+    )
+    .await?;
+    println!(
+        "\nMetrics sent (read back from CloudWatch, namespace {}):",
+        config.common.metrics_namespace
+    );
     for s in &series {
-        let dims = s.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        let name = if dims.is_empty() { s.name.clone() } else { format!("{}{{{dims}}}", s.name) };
+        let dims = s
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let name = if dims.is_empty() {
+            s.name.clone()
+        } else {
+            format!("{}{{{dims}}}", s.name)
+        };
         println!("  {name:<40} {}", s.sum);
     }
-    println!("\nJSON summary returned by the handler:\n{}", serde_json::to_string_pretty(&report)?);
+    println!(
+        "\nJSON summary returned by the handler:\n{}",
+        serde_json::to_string_pretty(&report)?
+    );
     if mismatched > 0 {
         anyhow::bail!("{mismatched} sessions did not end as the demo expected");
     }

@@ -16,7 +16,11 @@ use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
 
 /// sessionwarden's command line.
 #[derive(Debug, Parser)]
-#[command(name = "sessionctl", version, about = "sessionwarden CLI: provision, run workers locally, resolve session references")]
+#[command(
+    name = "sessionctl",
+    version,
+    about = "sessionwarden CLI: provision, run workers locally, resolve session references"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -56,7 +60,8 @@ pub enum Command {
 
 /// Logs to stderr; `RUST_LOG` sets the level (default `warn`).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -67,7 +72,10 @@ pub fn init_tracing() {
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init { prefix, metrics_namespace } => {
+        Command::Init {
+            prefix,
+            metrics_namespace,
+        } => {
             let clients = AwsClients::new(&load_sdk_config().await);
             for (k, v) in init_env(&clients, &prefix, &metrics_namespace).await? {
                 println!("{k}={v}");
@@ -77,9 +85,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cleanup { strategy, timeout } => {
             let mut config = CleanupConfig::from_env()?;
             if let Some(s) = strategy {
-                config.strategy = s
-                    .parse::<CleanupStrategy>()
-                    .map_err(|_| anyhow::anyhow!("--strategy {s:?} is invalid: expected `index` or `scan`"))?;
+                config.strategy = s.parse::<CleanupStrategy>().map_err(|_| {
+                    anyhow::anyhow!("--strategy {s:?} is invalid: expected `index` or `scan`")
+                })?;
             }
             let clients = AwsClients::new(&load_sdk_config().await);
             let report = invoke_cleanup(&clients, config, Duration::from_secs(timeout)).await?;
@@ -97,7 +105,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Provisions PREFIX and returns the environment lines, including a fresh `SESSION_REF_KEY`
 /// (or the one already in the environment, so re-running keeps references stable).
-pub async fn init_env(clients: &AwsClients, prefix: &str, metrics_namespace: &str) -> anyhow::Result<Vec<(&'static str, String)>> {
+pub async fn init_env(
+    clients: &AwsClients,
+    prefix: &str,
+    metrics_namespace: &str,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
     let resources = sessionwarden::provision::init(clients, prefix)
         .await
         .with_context(|| format!("creating resources for prefix {prefix:?}"))?;

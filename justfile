@@ -1,0 +1,54 @@
+# sessionwarden tasks. `just demo` runs the demo, `just test` runs every test.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := justfile_directory() / ".venv"
+# Python-packaged tools, pinned: moto's server is the AWS emulator; cfn-lint validates infra/.
+py_tools := "moto[server]==5.2.5 cfn-lint==1.58.0"
+
+# List the recipes
+default:
+    @{{just_executable()}} --list
+
+# Create .venv with the Python-packaged tools (idempotent; the venv is git-ignored)
+venv:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    stamp="{{venv}}/.sessionwarden-{{sha256(py_tools)}}"
+    [ -f "$stamp" ] && exit 0
+    python3 -m venv "{{venv}}"
+    "{{venv}}/bin/pip" install --quiet --disable-pip-version-check {{py_tools}}
+    touch "$stamp"
+
+# Demo: a private moto, `sessionctl init`, seeded sessions, the cleanup worker's handler, a report
+demo: venv
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --quiet -p sessionctl
+    sessionctl=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/sessionctl
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "{{venv}}/bin/moto_server" -H 127.0.0.1 -p "$port" > "{{venv}}/moto-demo.log" 2>&1 &
+    moto_pid=$!
+    trap 'kill $moto_pid 2>/dev/null || true; wait $moto_pid 2>/dev/null || true' EXIT
+    for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
+    unset SESSION_REF_KEY
+    "$sessionctl" init --prefix demo > local.env
+    echo "sessionctl init --prefix demo wrote $(wc -l < local.env) variables to local.env (moto on 127.0.0.1:$port)"
+    set -a; . ./local.env; set +a
+    "$sessionctl" demo
+
+# Every test: unit tests, emulator integration tests (each test process starts its own moto
+# unless AWS_ENDPOINT_URL is set), binary tests, and the CloudFormation lint
+test: venv
+    "{{venv}}/bin/cfn-lint" infra/template.yaml
+    cargo nextest run --workspace --no-fail-fast
+
+# Request counts and timings of both cleanup strategies at 10k and 100k sessions (see README)
+bench: venv
+    cargo run --release -p sessionwarden-tests --bin cleanup-bench
+
+# Formatting, clippy and the CloudFormation lint
+lint: venv
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    "{{venv}}/bin/cfn-lint" infra/template.yaml

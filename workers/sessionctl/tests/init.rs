@@ -1,0 +1,116 @@
+//! `sessionctl init` against the emulator: what it prints is a usable env file, and what it
+//! creates matches the README (stream, TTL, GSIs, queue redrive). Running it twice is harmless.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use aws_sdk_dynamodb::types::{StreamViewType, TimeToLiveStatus};
+use aws_sdk_sqs::types::QueueAttributeName;
+use sessionwarden::aws::AwsClients;
+
+fn init(prefix: &str) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sessionctl"))
+        .args(["init", "--prefix", prefix])
+        .env("AWS_ENDPOINT_URL", sessionwarden_tests::endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("SESSION_REF_KEY")
+        .output()
+        .expect("run sessionctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn init_prints_key_value_lines_and_creates_everything() {
+    let prefix = sessionwarden_tests::unique("init");
+    let (ok, stdout, stderr) = init(&prefix);
+    assert!(ok, "{stderr}");
+    let env: HashMap<String, String> = stdout
+        .lines()
+        .map(|l| {
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not KEY=VALUE: {l:?}"));
+            assert!(
+                k.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{l:?}"
+            );
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    for k in [
+        "SESSIONS_TABLE",
+        "STATE_TABLE",
+        "CASCADE_QUEUE_URL",
+        "DEAD_LETTER_QUEUE_URL",
+        "ALERTS_TOPIC_ARN",
+        "METRICS_NAMESPACE",
+        "SESSION_REF_KEY",
+    ] {
+        assert!(
+            env.get(k).is_some_and(|v| !v.is_empty()),
+            "{k} missing from:\n{stdout}"
+        );
+    }
+    assert_eq!(env["SESSIONS_TABLE"], format!("{prefix}-sessions"));
+    assert!(env["SESSION_REF_KEY"].len() >= 16);
+
+    let clients = AwsClients::new(&sessionwarden_tests::sdk_config().await);
+    let table = clients
+        .dynamodb
+        .describe_table()
+        .table_name(&env["SESSIONS_TABLE"])
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let stream = table.stream_specification().unwrap();
+    assert!(stream.stream_enabled());
+    assert_eq!(
+        stream.stream_view_type(),
+        Some(&StreamViewType::NewAndOldImages)
+    );
+    let mut gsis: Vec<_> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|g| g.index_name())
+        .collect();
+    gsis.sort();
+    assert_eq!(gsis, ["by-parent", "by-sweep", "by-tenant", "by-user"]);
+    for t in [&env["SESSIONS_TABLE"], &env["STATE_TABLE"]] {
+        let ttl = clients
+            .dynamodb
+            .describe_time_to_live()
+            .table_name(t)
+            .send()
+            .await
+            .unwrap();
+        let ttl = ttl.time_to_live_description().unwrap();
+        assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+        assert_eq!(ttl.attribute_name(), Some("expiresAt"));
+    }
+    let attrs = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&env["CASCADE_QUEUE_URL"])
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap();
+    let redrive = &attrs.attributes().unwrap()[&QueueAttributeName::RedrivePolicy];
+    assert!(
+        redrive.contains("cascade-dlq") && redrive.contains("maxReceiveCount"),
+        "{redrive}"
+    );
+
+    // Idempotent: a second run reuses the resources and prints the same names.
+    let (ok, again, stderr) = init(&prefix);
+    assert!(ok, "{stderr}");
+    assert!(again.contains(&format!("SESSIONS_TABLE={prefix}-sessions")));
+}
