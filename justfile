@@ -44,8 +44,8 @@ test: venv
     cargo nextest run --workspace --no-fail-fast
 
 # Request counts and timings of both cleanup strategies at 10k and 100k sessions (see README)
-bench: venv
-    cargo run --release -p sessionwarden-tests --bin cleanup-bench
+bench *sizes: venv
+    cargo run --quiet -p sessionwarden-tests --bin cleanup-bench -- {{sizes}}
 
 # Formatting, clippy and the CloudFormation lint
 lint: venv

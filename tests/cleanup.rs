@@ -440,20 +440,11 @@ async fn the_deadline_stops_between_whole_writes_and_the_next_run_finishes() {
     env.teardown().await;
 }
 
-/// `live` fresh sessions plus `due` idle ones.
-fn population(f: &SessionFactory, live: usize, due: usize) -> Vec<Session> {
-    let mut v: Vec<Session> = (0..live)
-        .map(|i| f.active("live", &format!("u-{}", i % 5000), 2 * H, (i % 3600) as i64))
-        .collect();
-    v.extend((0..due).map(|i| f.active("due", &format!("u-{i}"), 9 * H, 8 * H + M + i as i64)));
-    v
-}
-
 /// Runs the index strategy over `live + 100 due` and returns (report, Query requests, UpdateItem requests, Scan requests).
 async fn index_cost(live: usize) -> (CleanupReport, u64, u64, u64) {
     let env = TestEnv::new(&format!("cost{live}")).await;
     let f = SessionFactory::new();
-    env.seed(&population(&f, live, 100)).await;
+    env.seed(&f.population(live, 100)).await;
     let report = invoke(
         &env,
         env.cleanup_config(CleanupStrategy::Index, &[]),
@@ -501,7 +492,7 @@ async fn index_strategy_cost_follows_expired_sessions_not_table_size() {
 async fn scan_strategy_reads_the_whole_table_in_parallel_segments() {
     let env = TestEnv::new("scan-cost").await;
     let f = SessionFactory::new();
-    env.seed(&population(&f, 10_000, 100)).await;
+    env.seed(&f.population(10_000, 100)).await;
 
     let report = invoke(
         &env,

@@ -303,6 +303,26 @@ impl SessionFactory {
         self.with_sweep(s)
     }
 
+    /// `live` sessions well within their deadlines, followed by `due` sessions idle past the
+    /// default timeout: the population the cost tests and `just bench` measure.
+    pub fn population(&self, live: usize, due: usize) -> Vec<Session> {
+        let mut v: Vec<Session> = (0..live)
+            .map(|i| {
+                self.active(
+                    "live",
+                    &format!("u-{}", i % 5000),
+                    2 * 3600,
+                    (i % 3600) as i64,
+                )
+            })
+            .collect();
+        v.extend(
+            (0..due)
+                .map(|i| self.active("due", &format!("u-{i}"), 9 * 3600, 8 * 3600 + 60 + i as i64)),
+        );
+        v
+    }
+
     /// Recomputes `sweepAt` after the test changed timing attributes.
     pub fn with_sweep(&self, mut s: Session) -> Session {
         s.sweep_at = self.policy.sweep_at(&s.clock());

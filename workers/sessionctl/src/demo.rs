@@ -232,8 +232,8 @@ pub async fn run(config: CleanupConfig) -> anyhow::Result<()> {
 
     println!("Expired this run (session IDs shown only as keyed references):");
     println!(
-        "  {:<13} {:<8} {:<6} {:<9} {:<13} {:<13} {}",
-        "SESSION REF", "TENANT", "USER", "REASON", "LAST ACTIVE", "CREATED", "TIMEOUT"
+        "  {:<13} {:<8} {:<6} {:<9} {:<13} {:<13} TIMEOUT",
+        "SESSION REF", "TENANT", "USER", "REASON", "LAST ACTIVE", "CREATED"
     );
     let mut rows: Vec<_> = expired_now
         .iter()
