@@ -4,6 +4,7 @@
 //! runs and tests use one definition. `infra/` holds the production equivalent (CloudFormation).
 //! Re-running with the same prefix reuses what already exists.
 
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
@@ -48,24 +49,6 @@ impl Resources {
             ("METRICS_NAMESPACE", metrics_namespace.to_string()),
         ]
     }
-}
-
-fn ddb<E>(
-    op: &'static str,
-) -> impl FnOnce(
-    aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-    >,
-) -> AwsError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-{
-    move |e| AwsError::from_sdk(op, e)
 }
 
 fn key(name: &str, kt: KeyType) -> KeySchemaElement {
@@ -158,7 +141,7 @@ pub async fn create_sessions_table(
         )
         .send()
         .await;
-    ignore_in_use(created.map(|_| ()).map_err(ddb("DynamoDB.CreateTable")))?;
+    reuse_existing(created)?;
     enable_ttl(clients, table).await?;
     let desc = clients
         .dynamodb
@@ -166,7 +149,7 @@ pub async fn create_sessions_table(
         .table_name(table)
         .send()
         .await
-        .map_err(ddb("DynamoDB.DescribeTable"))?;
+        .map_err(|e| AwsError::from_sdk("DynamoDB.DescribeTable", e))?;
     Ok(desc.table.and_then(|t| t.latest_stream_arn))
 }
 
@@ -183,7 +166,7 @@ pub async fn create_state_table(clients: &AwsClients, table: &str) -> Result<(),
         .attribute_definitions(attr_def(STATE_SK, ScalarAttributeType::S))
         .send()
         .await;
-    ignore_in_use(created.map(|_| ()).map_err(ddb("DynamoDB.CreateTable")))?;
+    reuse_existing(created)?;
     enable_ttl(clients, table).await
 }
 
@@ -215,19 +198,25 @@ async fn enable_ttl(clients: &AwsClients, table: &str) -> Result<(), AwsError> {
     }
 }
 
-fn ignore_in_use(r: Result<(), AwsError>) -> Result<(), AwsError> {
-    match r {
-        Err(AwsError::Permanent { ref source, .. })
-            if crate::aws::error_chain(source.as_ref()).contains("ResourceInUse") =>
+/// A CreateTable that found the table already there is a success: `init` is re-runnable.
+fn reuse_existing<T>(
+    created: Result<
+        T,
+        aws_smithy_runtime_api::client::result::SdkError<
+            CreateTableError,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >,
+) -> Result<(), AwsError> {
+    match created {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
         {
             Ok(())
         }
-        Err(AwsError::Permanent { ref source, .. })
-            if crate::aws::error_chain(source.as_ref()).contains("already exists") =>
-        {
-            Ok(())
-        }
-        other => other,
+        Err(e) => Err(AwsError::from_sdk("DynamoDB.CreateTable", e)),
     }
 }
 
@@ -290,12 +279,12 @@ pub async fn init(clients: &AwsClients, prefix: &str) -> Result<Resources, AwsEr
 /// Deletes the two tables of `prefix` (tests call this to keep the emulator small).
 pub async fn delete_tables(clients: &AwsClients, prefix: &str) -> Result<(), AwsError> {
     for t in [format!("{prefix}-sessions"), format!("{prefix}-state")] {
-        let r = clients.dynamodb.delete_table().table_name(&t).send().await;
-        if let Err(e) = r {
-            let e = AwsError::from_sdk("DynamoDB.DeleteTable", e);
-            if !crate::aws::error_chain(&e).contains("ResourceNotFound") {
-                return Err(e);
-            }
+        match clients.dynamodb.delete_table().table_name(&t).send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(AwsError::from_sdk("DynamoDB.DeleteTable", e)),
         }
     }
     Ok(())
