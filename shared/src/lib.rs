@@ -6,6 +6,8 @@
 //! - **Adapters** ([`aws`]): DynamoDB and CloudWatch behind the narrow traits that the services
 //!   ([`cleanup`]) are generic over, plus the provisioning used by `sessionctl init` and the tests.
 
+pub mod alert;
+pub mod anomaly;
 pub mod aws;
 pub mod cleanup;
 pub mod config;
@@ -15,3 +17,4 @@ pub mod metrics;
 pub mod provision;
 pub mod session;
 pub mod session_ref;
+pub mod stream;

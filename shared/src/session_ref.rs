@@ -44,6 +44,15 @@ impl SessionRefKey {
         SessionRef(hex)
     }
 
+    /// The full keyed digest (64 hex digits) of a session ID: the key under which worker state
+    /// about a session is stored, so the state table never holds a raw session ID.
+    pub fn state_key(&self, id: &crate::session::SessionId) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(id.expose().as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     /// The reference of a [`crate::session::SessionId`].
     pub fn of(&self, id: &crate::session::SessionId) -> SessionRef {
         self.reference(id.expose())

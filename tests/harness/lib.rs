@@ -349,3 +349,199 @@ pub fn context_with(remaining: Duration) -> lambda_runtime::Context {
     c.deadline = sessionwarden::deadline::EpochDeadline::in_from_now(remaining).deadline_ms;
     c
 }
+
+/// An alert as an on-call subscriber receives it through an SQS subscription.
+#[derive(Debug, Clone)]
+pub struct ReceivedAlert {
+    /// SNS subject.
+    pub subject: String,
+    /// The JSON document (the `sqs` body of the message).
+    pub doc: serde_json::Value,
+    /// Message attributes (`severity`, `anomalyType`, `tenantId`).
+    pub attributes: HashMap<String, String>,
+    /// The whole SNS envelope, as text.
+    pub raw: String,
+}
+
+impl TestEnv {
+    /// Stream worker configuration parsed from this test's environment plus `extra`.
+    pub fn stream_config(&self, extra: &[(&str, &str)]) -> sessionwarden::config::StreamConfig {
+        let mut vars = self.env_vars();
+        vars.insert(
+            "RUNBOOK_BASE_URL".into(),
+            "https://runbooks.example.com/sessionwarden".into(),
+        );
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        sessionwarden::config::StreamConfig::from_source(&move |k: &str| vars.get(k).cloned())
+            .expect("stream config parses")
+    }
+
+    /// A reader of the sessions table's stream, from its start.
+    pub async fn stream_tail(&self) -> sessionwarden::aws::streams::StreamTail {
+        let arn = self
+            .resources
+            .sessions_stream_arn
+            .clone()
+            .expect("sessions table has a stream");
+        sessionwarden::aws::streams::StreamTail::from_start(self.clients.streams.clone(), arn)
+            .await
+            .expect("stream tail")
+    }
+
+    /// Creates a queue subscribed to the alerts topic and returns its URL.
+    pub async fn subscribe_alerts(&self) -> String {
+        let url = self
+            .clients
+            .sqs
+            .create_queue()
+            .queue_name(format!("{}-alerts-inbox", self.prefix))
+            .send()
+            .await
+            .expect("create inbox queue")
+            .queue_url
+            .expect("queue url");
+        let arn = self
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue arn")
+            .attributes
+            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .expect("queue arn");
+        self.clients
+            .sns
+            .subscribe()
+            .topic_arn(&self.resources.alerts_topic_arn)
+            .protocol("sqs")
+            .endpoint(arn)
+            .send()
+            .await
+            .expect("subscribe inbox");
+        self.counter.reset();
+        url
+    }
+
+    /// Drains every message currently in a queue.
+    pub async fn drain(&self, queue_url: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let r = self
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            let msgs = r.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return out;
+            }
+            for m in msgs {
+                out.push(m.body.clone().unwrap_or_default());
+                if let Some(h) = m.receipt_handle {
+                    let _ = self
+                        .clients
+                        .sqs
+                        .delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(h)
+                        .send()
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Alerts received so far on an inbox queue from [`TestEnv::subscribe_alerts`].
+    pub async fn alerts(&self, inbox: &str) -> Vec<ReceivedAlert> {
+        self.drain(inbox)
+            .await
+            .into_iter()
+            .map(|raw| {
+                let env: serde_json::Value =
+                    serde_json::from_str(&raw).expect("SNS envelope is JSON");
+                let doc = serde_json::from_str(env["Message"].as_str().unwrap_or("null"))
+                    .unwrap_or(serde_json::Value::Null);
+                let attributes = env["MessageAttributes"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.clone(),
+                                    v["Value"].as_str().unwrap_or_default().to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                ReceivedAlert {
+                    subject: env["Subject"].as_str().unwrap_or_default().to_string(),
+                    doc,
+                    attributes,
+                    raw,
+                }
+            })
+            .collect()
+    }
+
+    /// Messages in the dead-letter queue, parsed.
+    pub async fn dead_letters(&self) -> Vec<serde_json::Value> {
+        self.drain(&self.resources.dead_letter_queue_url)
+            .await
+            .iter()
+            .map(|b| serde_json::from_str(b).expect("dead letter is JSON"))
+            .collect()
+    }
+
+    /// The app's write: `UpdateItem SET` of string/number attributes on one session.
+    pub async fn app_update(&self, id: &SessionId, set: &[(&str, AttributeValue)]) {
+        let mut expr = Vec::new();
+        let mut req = self
+            .clients
+            .dynamodb
+            .update_item()
+            .table_name(&self.resources.sessions_table)
+            .key("sessionId", AttributeValue::S(id.expose().into()));
+        for (i, (name, value)) in set.iter().enumerate() {
+            expr.push(format!("#a{i} = :v{i}"));
+            req = req
+                .expression_attribute_names(format!("#a{i}"), *name)
+                .expression_attribute_values(format!(":v{i}"), value.clone());
+        }
+        req.update_expression(format!("SET {}", expr.join(", ")))
+            .send()
+            .await
+            .expect("app update");
+    }
+
+    /// The app deletes a session item.
+    pub async fn app_delete(&self, id: &SessionId) {
+        self.clients
+            .dynamodb
+            .delete_item()
+            .table_name(&self.resources.sessions_table)
+            .key("sessionId", AttributeValue::S(id.expose().into()))
+            .send()
+            .await
+            .expect("app delete");
+    }
+}
+
+/// `S` attribute value.
+pub fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+/// `N` attribute value.
+pub fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}

@@ -4,8 +4,14 @@
 
 pub mod cloudwatch;
 pub mod counter;
+pub mod dlq;
 pub mod items;
 pub mod sessions;
+pub mod sns;
+pub mod state;
+pub mod stream_ports;
+pub mod stream_record;
+pub mod streams;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -106,6 +112,8 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     /// SNS.
     pub sns: aws_sdk_sns::Client,
+    /// DynamoDB Streams (local runs and tests read the stream themselves; Lambda does it in AWS).
+    pub streams: aws_sdk_dynamodbstreams::Client,
 }
 
 impl AwsClients {
@@ -134,6 +142,7 @@ impl AwsClients {
             cloudwatch: client!(aws_sdk_cloudwatch),
             sqs: client!(aws_sdk_sqs),
             sns: client!(aws_sdk_sns),
+            streams: client!(aws_sdk_dynamodbstreams),
         }
     }
 }

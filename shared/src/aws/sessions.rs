@@ -230,11 +230,24 @@ impl CleanupStore for DynamoSessions {
     }
 
     async fn expire(&self, c: &Candidate, t: &Termination) -> Result<ExpireOutcome, AwsError> {
+        self.end_session(&c.id, t, Some(&c.fence)).await
+    }
+}
+
+impl DynamoSessions {
+    /// Ends a session if it is still ACTIVE (and, with a fence, untouched since it was read).
+    /// Never overwrites the reason of a session that already ended.
+    pub async fn end_session(
+        &self,
+        id: &SessionId,
+        t: &Termination,
+        fence: Option<&Fence>,
+    ) -> Result<ExpireOutcome, AwsError> {
         let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(attr::SESSION_ID, AttributeValue::S(c.id.expose().to_string()))
+            .key(attr::SESSION_ID, AttributeValue::S(id.expose().to_string()))
             .update_expression("SET #st = :ended, terminatedAt = :at, terminationReason = :reason, expiresAt = :ttl")
             .expression_attribute_names("#st", attr::STATUS)
             .expression_attribute_values(":active", AttributeValue::S(Status::Active.as_str().into()))
@@ -243,13 +256,14 @@ impl CleanupStore for DynamoSessions {
             .expression_attribute_values(":reason", AttributeValue::S(t.reason.as_str().into()))
             .expression_attribute_values(":ttl", AttributeValue::N(t.retain_until.to_string()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        req = match &c.fence.0 {
-            Some(seen) => req
+        req = match fence.map(|f| &f.0) {
+            Some(Some(seen)) => req
                 .condition_expression("#st = :active AND lastActivityAt = :seen")
                 .expression_attribute_values(":seen", AttributeValue::N(seen.clone())),
-            None => {
+            Some(None) => {
                 req.condition_expression("#st = :active AND attribute_not_exists(lastActivityAt)")
             }
+            None => req.condition_expression("#st = :active"),
         };
         match req.send().await {
             Ok(_) => Ok(ExpireOutcome::Expired),

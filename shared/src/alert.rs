@@ -1,0 +1,285 @@
+//! Alert rendering: what an on-call engineer receives. Pure: a [`Finding`] plus context becomes a
+//! subject line (under 100 characters, no control characters), a readable text for email, one
+//! stable JSON document for every other protocol, and the SNS message attributes subscribers
+//! filter on. A session appears only as its keyed reference.
+
+use serde_json::json;
+
+use crate::anomaly::{AnomalyType, Finding, Severity, Subject};
+use crate::session_ref::SessionRefKey;
+
+/// Version of the JSON alert document; bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// SNS subjects must stay under 100 characters.
+pub const MAX_SUBJECT_CHARS: usize = 99;
+
+/// A rendered alert, ready to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Its type (a digest uses the most severe type it contains).
+    pub kind: AnomalyType,
+    /// Its severity.
+    pub severity: Severity,
+    /// The tenant, or `none`.
+    pub tenant: String,
+    /// SNS `Subject`.
+    pub subject: String,
+    /// The email body.
+    pub text: String,
+    /// The document every other protocol receives.
+    pub document: serde_json::Value,
+}
+
+/// What the renderer needs besides the finding.
+#[derive(Debug, Clone)]
+pub struct RenderContext<'a> {
+    /// The session reference key.
+    pub key: &'a SessionRefKey,
+    /// `RUNBOOK_BASE_URL`.
+    pub runbook_base_url: &'a str,
+    /// Detection time, epoch seconds.
+    pub now: i64,
+}
+
+/// The runbook link of a type: the base URL plus `#<type in lower case>`.
+pub fn runbook(base: &str, kind: AnomalyType) -> String {
+    format!(
+        "{}#{}",
+        base.trim_end_matches('/'),
+        kind.as_str().to_ascii_lowercase().replace('_', "-")
+    )
+}
+
+/// Removes control characters and truncates to `max` characters (on a char boundary).
+pub fn clean_subject(s: &str, max: usize) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut out: String = cleaned.chars().take(max).collect();
+    if cleaned.chars().count() > max {
+        out.pop();
+        out.push('…');
+    }
+    out
+}
+
+fn iso(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// Renders one finding. `action` says what sessionwarden did (e.g. "session terminated").
+pub fn render(f: &Finding, action: &str, stream_seq: &str, ctx: &RenderContext<'_>) -> Alert {
+    let tenant = f.tenant_id.clone().unwrap_or_else(|| "none".into());
+    let session_ref = f.session_id().map(|id| ctx.key.of(id).to_string());
+    let subject_of = match &f.subject {
+        Subject::Session(_) => json!({"kind": "session", "sessionRef": session_ref}),
+        Subject::User(u) => json!({"kind": "user", "userId": u}),
+        Subject::Tenant(t) => json!({"kind": "tenant", "tenantId": t}),
+    };
+    let link = runbook(ctx.runbook_base_url, f.kind);
+    let evidence: Vec<_> = f
+        .evidence
+        .iter()
+        .map(|e| json!({"field": e.field, "before": e.before, "after": e.after}))
+        .collect();
+    let document = json!({
+        "schemaVersion": SCHEMA_VERSION,
+        "source": "sessionwarden-stream",
+        "type": f.kind.as_str(),
+        "severity": f.severity().as_str(),
+        "headline": f.headline,
+        "tenantId": f.tenant_id,
+        "users": f.users,
+        "sessionRef": session_ref,
+        "subject": subject_of,
+        "evidence": evidence,
+        "action": action,
+        "runbook": link,
+        "detectedAt": iso(ctx.now),
+        "streamSequenceNumber": stream_seq,
+    });
+    let tenant_part = f
+        .tenant_id
+        .as_deref()
+        .map(|t| format!(" (tenant {t})"))
+        .unwrap_or_default();
+    let subject = clean_subject(
+        &format!(
+            "[{}] sessionwarden: {}{}",
+            f.severity(),
+            f.headline,
+            tenant_part
+        ),
+        MAX_SUBJECT_CHARS,
+    );
+    let show = |v: &Option<String>| {
+        v.as_deref()
+            .map(|s| format!("{s:?}"))
+            .unwrap_or_else(|| "(absent)".into())
+    };
+    let mut text = format!("{} {} — {}\n\n", f.severity(), f.kind, f.headline);
+    text.push_str(&format!(
+        "Tenant:    {}\n",
+        f.tenant_id.as_deref().unwrap_or("(none)")
+    ));
+    text.push_str(&format!(
+        "Users:     {}\n",
+        if f.users.is_empty() {
+            "(none)".into()
+        } else {
+            f.users.join(" -> ")
+        }
+    ));
+    match (&f.subject, &session_ref) {
+        (Subject::Session(_), Some(r)) => text.push_str(&format!(
+            "Session:   ref {r}  (resolve with: sessionctl resolve {r})\n"
+        )),
+        (Subject::User(u), _) => text.push_str(&format!("User:      {u}\n")),
+        (Subject::Tenant(t), _) => text.push_str(&format!("Tenant:    {t} (whole tenant)\n")),
+        _ => {}
+    }
+    text.push_str("Evidence:\n");
+    for e in &f.evidence {
+        text.push_str(&format!(
+            "  {}: {} -> {}\n",
+            e.field,
+            show(&e.before),
+            show(&e.after)
+        ));
+    }
+    text.push_str(&format!("Action:    {action}\n"));
+    text.push_str(&format!("Runbook:   {link}\n"));
+    text.push_str(&format!(
+        "Detected:  {} (stream record {stream_seq})\n",
+        iso(ctx.now)
+    ));
+    Alert {
+        kind: f.kind,
+        severity: f.severity(),
+        tenant,
+        subject,
+        text,
+        document,
+    }
+}
+
+/// One digest instead of many alerts, for alert storms: counts per type and a few examples.
+pub fn digest(alerts: &[Alert], ctx: &RenderContext<'_>) -> Alert {
+    let mut counts: std::collections::BTreeMap<(Severity, AnomalyType), usize> = Default::default();
+    for a in alerts {
+        *counts.entry((a.severity, a.kind)).or_default() += 1;
+    }
+    let worst = alerts
+        .iter()
+        .map(|a| (a.severity, a.kind))
+        .max()
+        .unwrap_or((Severity::Low, AnomalyType::SessionContextChanged));
+    let mut tenants: Vec<&str> = alerts.iter().map(|a| a.tenant.as_str()).collect();
+    tenants.sort();
+    tenants.dedup();
+    let tenant = if tenants.len() == 1 {
+        tenants[0].to_string()
+    } else {
+        "multiple".into()
+    };
+    let examples: Vec<_> = alerts.iter().take(5).map(|a| a.document.clone()).collect();
+    let document = json!({
+        "schemaVersion": SCHEMA_VERSION,
+        "source": "sessionwarden-stream",
+        "type": "DIGEST",
+        "severity": worst.0.as_str(),
+        "headline": format!("{} anomalies in one batch", alerts.len()),
+        "counts": counts.iter().map(|((s, t), n)| json!({"type": t.as_str(), "severity": s.as_str(), "count": n})).collect::<Vec<_>>(),
+        "tenants": tenants,
+        "examples": examples,
+        "runbook": format!("{}#alert-storms", ctx.runbook_base_url.trim_end_matches('/')),
+        "detectedAt": iso(ctx.now),
+    });
+    let mut text = format!(
+        "{} anomalies in one batch; individual alerts were folded into this digest.\n\n",
+        alerts.len()
+    );
+    for ((s, t), n) in counts.iter().rev() {
+        text.push_str(&format!("  {n:>5}  {s:<8} {t}\n"));
+    }
+    text.push_str("\nExamples:\n");
+    for a in alerts.iter().take(5) {
+        text.push_str(&format!("  - {}\n", a.subject));
+    }
+    text.push_str(&format!("\nTenants: {}\n", tenants.join(", ")));
+    Alert {
+        kind: worst.1,
+        severity: worst.0,
+        tenant,
+        subject: clean_subject(
+            &format!(
+                "[{}] sessionwarden: {} anomalies in one batch (digest)",
+                worst.0,
+                alerts.len()
+            ),
+            MAX_SUBJECT_CHARS,
+        ),
+        text,
+        document,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anomaly::Evidence;
+    use crate::session::SessionId;
+
+    fn finding() -> Finding {
+        Finding {
+            kind: AnomalyType::SessionUserChanged,
+            subject: Subject::Session(SessionId::new("raw-secret-session")),
+            tenant_id: Some("acme".into()),
+            users: vec!["u-1".into(), "u-2".into()],
+            evidence: vec![Evidence {
+                field: "userId",
+                before: Some("u-1".into()),
+                after: Some("u-2".into()),
+            }],
+            headline: "session bound to 2 users".into(),
+        }
+    }
+
+    #[test]
+    fn alert_has_subject_text_and_document_without_the_raw_id() {
+        let key = SessionRefKey::new(*b"0123456789abcdef").unwrap();
+        let ctx = RenderContext {
+            key: &key,
+            runbook_base_url: "https://runbooks.example/sw/",
+            now: 1_800_000_000,
+        };
+        let a = render(&finding(), "session terminated (containment)", "123", &ctx);
+        assert_eq!(
+            a.subject,
+            "[CRITICAL] sessionwarden: session bound to 2 users (tenant acme)"
+        );
+        assert!(
+            a.text.contains("u-1 -> u-2")
+                && a.text
+                    .contains("Runbook:   https://runbooks.example/sw#session-user-changed")
+        );
+        assert_eq!(a.document["schemaVersion"], 1);
+        assert_eq!(
+            a.document["sessionRef"],
+            key.reference("raw-secret-session").as_str()
+        );
+        let all = format!("{}{}{}", a.subject, a.text, a.document);
+        assert!(!all.contains("raw-secret-session"));
+    }
+
+    #[test]
+    fn subject_is_cleaned_and_bounded() {
+        let s = clean_subject(&format!("a\nb\u{7}{}", "x".repeat(200)), MAX_SUBJECT_CHARS);
+        assert!(s.chars().count() <= MAX_SUBJECT_CHARS && !s.chars().any(char::is_control));
+        assert!(s.starts_with("a b "));
+    }
+}

@@ -1,0 +1,20 @@
+//! `sessionwarden-stream`: the DynamoDB Streams Lambda that detects session anomalies, alerts on
+//! them and reports partial batch failures. Thin by design: tracing, typed config, clients built
+//! once, then the runtime loop.
+
+use lambda_runtime::{run, service_fn, tracing};
+use sessionwarden::aws::{load_sdk_config, AwsClients};
+use sessionwarden::config::StreamConfig;
+use sessionwarden_stream::StreamWorker;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing::init_default_subscriber();
+    // Configuration first: a bad value fails the cold start with a message naming the variable.
+    let config = StreamConfig::from_env().inspect_err(|e| tracing::error!("{e}"))?;
+    let clients = AwsClients::new(&load_sdk_config().await);
+    let worker = StreamWorker::from_clients(&clients, config);
+    run(service_fn(|event| worker.handle(event)))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}
