@@ -3,7 +3,6 @@
 //! exact Lambda event shape and calls the handler. Assertions read emulator state: alerts received
 //! by an SQS queue subscribed to the topic, metrics read back, items, and the dead-letter queue.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
@@ -170,5 +169,157 @@ async fn a_session_bound_to_a_second_user_is_critical_contained_and_alerted() {
         Some(1.0)
     );
     assert!(metric(&m, "StreamRecordsProcessed", &[]).unwrap() >= 3.0);
+    w.env.teardown().await;
+}
+
+/// Runs one scenario and returns the alerts it produced.
+async fn single_alert(w: &mut World) -> ReceivedAlert {
+    no_failures(&w.step().await);
+    let mut alerts = w.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    alerts.remove(0)
+}
+
+#[tokio::test]
+async fn the_same_id_reinserted_for_another_user_after_a_delete_is_caught_across_invocations() {
+    let mut w = World::new("reinsert").await;
+    let first = w.f.active("reused", "u-1", H, 60);
+    w.put(&first).await;
+    no_failures(&w.step().await);
+    w.env.app_delete(&first.session_id).await;
+    no_failures(&w.step().await);
+    // A later invocation: the ID comes back for someone else.
+    let mut again = first.clone();
+    again.user_id = Some("u-9".into());
+    w.put(&again).await;
+    let a = single_alert(&mut w).await;
+    assert_eq!(a.doc["type"], "SESSION_USER_CHANGED");
+    assert_eq!(a.doc["users"], serde_json::json!(["u-1", "u-9"]));
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_session_moved_to_another_tenant_is_critical() {
+    let mut w = World::new("tenant-changed").await;
+    let sess = w.f.active("t", "u-1", H, 60);
+    w.put(&sess).await;
+    no_failures(&w.step().await);
+    w.env.app_update(&sess.session_id, &[("tenantId", s("globex"))]).await;
+    let a = single_alert(&mut w).await;
+    assert_eq!(a.doc["type"], "SESSION_TENANT_CHANGED");
+    assert_eq!(a.attributes["severity"], "CRITICAL");
+    assert_eq!(a.doc["evidence"][0], serde_json::json!({"field": "tenantId", "before": "acme", "after": "globex"}));
+    assert_eq!(w.env.session(&sess.session_id).await.status, Status::Terminated);
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn writes_to_a_terminated_session_are_a_zombie() {
+    let mut w = World::new("zombie").await;
+    let mut sess = w.f.active("z", "u-1", 2 * H, H);
+    sess.status = Status::Terminated;
+    sess.termination_reason = Some(TerminationReason::Logout);
+    sess.terminated_at = Some(w.f.now - H);
+    w.put(&sess).await;
+    no_failures(&w.step().await);
+    w.env.app_update(&sess.session_id, &[("lastActivityAt", n(w.f.now))]).await;
+    let a = single_alert(&mut w).await;
+    assert_eq!(a.doc["type"], "ACTIVITY_AFTER_TERMINATION");
+    assert_eq!(a.attributes["severity"], "HIGH");
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn an_ended_session_back_to_active_or_inserted_again_is_resurrected() {
+    let mut w = World::new("resurrect").await;
+    let mut sess = w.f.active("r", "u-1", 2 * H, H);
+    sess.status = Status::Expired;
+    sess.termination_reason = Some(TerminationReason::Idle);
+    w.put(&sess).await;
+    no_failures(&w.step().await);
+    w.env.app_update(&sess.session_id, &[("status", s("ACTIVE"))]).await;
+    let a = single_alert(&mut w).await;
+    assert_eq!(a.doc["type"], "SESSION_RESURRECTED");
+    assert_eq!(a.attributes["severity"], "HIGH");
+
+    // Deleted, then the same ID inserted again for the same user.
+    let other = w.f.active("r2", "u-2", H, 60);
+    w.put(&other).await;
+    no_failures(&w.step().await);
+    w.env.app_delete(&other.session_id).await;
+    w.put(&other).await;
+    let a = single_alert(&mut w).await;
+    assert_eq!(a.doc["type"], "SESSION_RESURRECTED");
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn login_that_keeps_the_anonymous_session_id_is_fixation() {
+    let mut w = World::new("fixation").await;
+    let mut sess = w.f.active("anon", "x", H, 60);
+    sess.user_id = None;
+    w.put(&sess).await;
+    no_failures(&w.step().await);
+    w.env.app_update(&sess.session_id, &[("userId", s("u-7"))]).await;
+    let a = single_alert(&mut w).await;
+    assert_eq!(a.doc["type"], "SESSION_FIXATION");
+    assert_eq!(a.attributes["severity"], "MEDIUM");
+    assert_eq!(w.env.session(&sess.session_id).await.status, Status::Active, "fixation is alert-only by default");
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn activity_after_the_deadline_means_the_idle_timeout_is_not_enforced() {
+    let mut w = World::new("idle-not-enforced").await;
+    let sess = w.f.active("late", "u-1", 10 * H, 9 * H);
+    w.put(&sess).await;
+    no_failures(&w.step().await);
+    w.env.app_update(&sess.session_id, &[("lastActivityAt", n(w.f.now))]).await;
+    let a = single_alert(&mut w).await;
+    assert_eq!(a.doc["type"], "IDLE_TIMEOUT_NOT_ENFORCED");
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn creation_bursts_per_user_and_per_tenant() {
+    let mut w = World::new("burst").await;
+    let burst = [("BURST_USER_THRESHOLD", "3"), ("BURST_TENANT_THRESHOLD", "4")];
+    let sessions: Vec<Session> = (0..5).map(|i| w.f.active(&format!("b{i}"), "u-burst", 60, 30)).collect();
+    w.env.seed(&sessions).await;
+    let event = w.event().await;
+    no_failures(&w.invoke(&burst, &event).await);
+    let mut types: Vec<(String, String)> = w
+        .alerts()
+        .await
+        .iter()
+        .map(|a| (a.doc["type"].as_str().unwrap().to_string(), a.doc["subject"]["kind"].as_str().unwrap().to_string()))
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [("SESSION_CREATION_BURST".to_string(), "tenant".to_string()), ("SESSION_CREATION_BURST".to_string(), "user".to_string())]
+    );
+    // The same batch again (redelivery): counted once, alerted once.
+    no_failures(&w.invoke(&burst, &event).await);
+    assert!(w.alerts().await.is_empty());
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_user_agent_change_is_low_and_an_ip_change_is_only_a_metric() {
+    let mut w = World::new("context").await;
+    let mut sess = w.f.active("ctx", "u-1", H, 60);
+    sess.user_agent = Some("Firefox/131".into());
+    sess.ip_address = Some("198.51.100.1".into());
+    w.put(&sess).await;
+    no_failures(&w.step().await);
+    w.env.app_update(&sess.session_id, &[("ipAddress", s("203.0.113.5"))]).await;
+    no_failures(&w.step().await);
+    assert!(w.alerts().await.is_empty(), "an IP change alone does not alert");
+    w.env.app_update(&sess.session_id, &[("userAgent", s("curl/8.5"))]).await;
+    let a = single_alert(&mut w).await;
+    assert_eq!(a.doc["type"], "SESSION_CONTEXT_CHANGED");
+    assert_eq!(a.attributes["severity"], "LOW");
+    assert_eq!(metric(&w.env.metrics().await, "SessionIpChanged", &[]), Some(1.0));
     w.env.teardown().await;
 }
