@@ -204,12 +204,20 @@ async fn a_session_moved_to_another_tenant_is_critical() {
     let sess = w.f.active("t", "u-1", H, 60);
     w.put(&sess).await;
     no_failures(&w.step().await);
-    w.env.app_update(&sess.session_id, &[("tenantId", s("globex"))]).await;
+    w.env
+        .app_update(&sess.session_id, &[("tenantId", s("globex"))])
+        .await;
     let a = single_alert(&mut w).await;
     assert_eq!(a.doc["type"], "SESSION_TENANT_CHANGED");
     assert_eq!(a.attributes["severity"], "CRITICAL");
-    assert_eq!(a.doc["evidence"][0], serde_json::json!({"field": "tenantId", "before": "acme", "after": "globex"}));
-    assert_eq!(w.env.session(&sess.session_id).await.status, Status::Terminated);
+    assert_eq!(
+        a.doc["evidence"][0],
+        serde_json::json!({"field": "tenantId", "before": "acme", "after": "globex"})
+    );
+    assert_eq!(
+        w.env.session(&sess.session_id).await.status,
+        Status::Terminated
+    );
     w.env.teardown().await;
 }
 
@@ -222,7 +230,9 @@ async fn writes_to_a_terminated_session_are_a_zombie() {
     sess.terminated_at = Some(w.f.now - H);
     w.put(&sess).await;
     no_failures(&w.step().await);
-    w.env.app_update(&sess.session_id, &[("lastActivityAt", n(w.f.now))]).await;
+    w.env
+        .app_update(&sess.session_id, &[("lastActivityAt", n(w.f.now))])
+        .await;
     let a = single_alert(&mut w).await;
     assert_eq!(a.doc["type"], "ACTIVITY_AFTER_TERMINATION");
     assert_eq!(a.attributes["severity"], "HIGH");
@@ -237,7 +247,9 @@ async fn an_ended_session_back_to_active_or_inserted_again_is_resurrected() {
     sess.termination_reason = Some(TerminationReason::Idle);
     w.put(&sess).await;
     no_failures(&w.step().await);
-    w.env.app_update(&sess.session_id, &[("status", s("ACTIVE"))]).await;
+    w.env
+        .app_update(&sess.session_id, &[("status", s("ACTIVE"))])
+        .await;
     let a = single_alert(&mut w).await;
     assert_eq!(a.doc["type"], "SESSION_RESURRECTED");
     assert_eq!(a.attributes["severity"], "HIGH");
@@ -260,11 +272,17 @@ async fn login_that_keeps_the_anonymous_session_id_is_fixation() {
     sess.user_id = None;
     w.put(&sess).await;
     no_failures(&w.step().await);
-    w.env.app_update(&sess.session_id, &[("userId", s("u-7"))]).await;
+    w.env
+        .app_update(&sess.session_id, &[("userId", s("u-7"))])
+        .await;
     let a = single_alert(&mut w).await;
     assert_eq!(a.doc["type"], "SESSION_FIXATION");
     assert_eq!(a.attributes["severity"], "MEDIUM");
-    assert_eq!(w.env.session(&sess.session_id).await.status, Status::Active, "fixation is alert-only by default");
+    assert_eq!(
+        w.env.session(&sess.session_id).await.status,
+        Status::Active,
+        "fixation is alert-only by default"
+    );
     w.env.teardown().await;
 }
 
@@ -274,7 +292,9 @@ async fn activity_after_the_deadline_means_the_idle_timeout_is_not_enforced() {
     let sess = w.f.active("late", "u-1", 10 * H, 9 * H);
     w.put(&sess).await;
     no_failures(&w.step().await);
-    w.env.app_update(&sess.session_id, &[("lastActivityAt", n(w.f.now))]).await;
+    w.env
+        .app_update(&sess.session_id, &[("lastActivityAt", n(w.f.now))])
+        .await;
     let a = single_alert(&mut w).await;
     assert_eq!(a.doc["type"], "IDLE_TIMEOUT_NOT_ENFORCED");
     w.env.teardown().await;
@@ -283,8 +303,13 @@ async fn activity_after_the_deadline_means_the_idle_timeout_is_not_enforced() {
 #[tokio::test]
 async fn creation_bursts_per_user_and_per_tenant() {
     let mut w = World::new("burst").await;
-    let burst = [("BURST_USER_THRESHOLD", "3"), ("BURST_TENANT_THRESHOLD", "4")];
-    let sessions: Vec<Session> = (0..5).map(|i| w.f.active(&format!("b{i}"), "u-burst", 60, 30)).collect();
+    let burst = [
+        ("BURST_USER_THRESHOLD", "3"),
+        ("BURST_TENANT_THRESHOLD", "4"),
+    ];
+    let sessions: Vec<Session> = (0..5)
+        .map(|i| w.f.active(&format!("b{i}"), "u-burst", 60, 30))
+        .collect();
     w.env.seed(&sessions).await;
     let event = w.event().await;
     no_failures(&w.invoke(&burst, &event).await);
@@ -292,12 +317,20 @@ async fn creation_bursts_per_user_and_per_tenant() {
         .alerts()
         .await
         .iter()
-        .map(|a| (a.doc["type"].as_str().unwrap().to_string(), a.doc["subject"]["kind"].as_str().unwrap().to_string()))
+        .map(|a| {
+            (
+                a.doc["type"].as_str().unwrap().to_string(),
+                a.doc["subject"]["kind"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     types.sort();
     assert_eq!(
         types,
-        [("SESSION_CREATION_BURST".to_string(), "tenant".to_string()), ("SESSION_CREATION_BURST".to_string(), "user".to_string())]
+        [
+            ("SESSION_CREATION_BURST".to_string(), "tenant".to_string()),
+            ("SESSION_CREATION_BURST".to_string(), "user".to_string())
+        ]
     );
     // The same batch again (redelivery): counted once, alerted once.
     no_failures(&w.invoke(&burst, &event).await);
@@ -313,13 +346,598 @@ async fn a_user_agent_change_is_low_and_an_ip_change_is_only_a_metric() {
     sess.ip_address = Some("198.51.100.1".into());
     w.put(&sess).await;
     no_failures(&w.step().await);
-    w.env.app_update(&sess.session_id, &[("ipAddress", s("203.0.113.5"))]).await;
+    w.env
+        .app_update(&sess.session_id, &[("ipAddress", s("203.0.113.5"))])
+        .await;
     no_failures(&w.step().await);
-    assert!(w.alerts().await.is_empty(), "an IP change alone does not alert");
-    w.env.app_update(&sess.session_id, &[("userAgent", s("curl/8.5"))]).await;
+    assert!(
+        w.alerts().await.is_empty(),
+        "an IP change alone does not alert"
+    );
+    w.env
+        .app_update(&sess.session_id, &[("userAgent", s("curl/8.5"))])
+        .await;
     let a = single_alert(&mut w).await;
     assert_eq!(a.doc["type"], "SESSION_CONTEXT_CHANGED");
     assert_eq!(a.attributes["severity"], "LOW");
-    assert_eq!(metric(&w.env.metrics().await, "SessionIpChanged", &[]), Some(1.0));
+    assert_eq!(
+        metric(&w.env.metrics().await, "SessionIpChanged", &[]),
+        Some(1.0)
+    );
+    w.env.teardown().await;
+}
+
+/// Asserts a scenario raised nothing: no alert, no anomaly metric, no failure.
+async fn assert_benign(w: &mut World) {
+    no_failures(&w.step().await);
+    let alerts = w.alerts().await;
+    assert!(alerts.is_empty(), "benign traffic alerted: {alerts:#?}");
+    let m = w.env.metrics().await;
+    assert!(
+        m.iter().all(|s| s.name != "AnomaliesDetected"),
+        "benign traffic counted an anomaly: {m:#?}"
+    );
+}
+
+#[tokio::test]
+async fn benign_expiry_by_the_cleanup_worker() {
+    let mut w = World::new("benign-cleanup").await;
+    let due = w.f.active("due", "u-1", 9 * H, 8 * H + 60);
+    w.put(&due).await;
+    no_failures(&w.step().await);
+    let cleanup = sessionwarden_cleanup::CleanupWorker::from_clients(
+        &w.env.clients,
+        w.env
+            .cleanup_config(sessionwarden::config::CleanupStrategy::Index, &[]),
+    );
+    let event = serde_json::from_value(sessionwarden_tests::scheduled_event_fixture()).unwrap();
+    let report = cleanup
+        .handle(LambdaEvent::new(
+            event,
+            context_with(Duration::from_secs(60)),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report.expired_total(), 1);
+    assert_benign(&mut w).await;
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn benign_logout() {
+    let mut w = World::new("benign-logout").await;
+    let sess = w.f.active("out", "u-1", H, 60);
+    w.put(&sess).await;
+    no_failures(&w.step().await);
+    w.env
+        .app_update(
+            &sess.session_id,
+            &[
+                ("status", s("TERMINATED")),
+                ("terminationReason", s("logout")),
+                ("terminatedAt", n(w.f.now)),
+            ],
+        )
+        .await;
+    assert_benign(&mut w).await;
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn benign_ttl_deletes_are_counted() {
+    let mut w = World::new("benign-ttl").await;
+    let mut sess = w.f.active("old", "u-1", 9 * 86_400, 8 * 86_400);
+    sess.status = Status::Expired;
+    w.put(&sess).await;
+    let mut event = w.event().await;
+    // moto does not run TTL: build the REMOVE exactly as DynamoDB's TTL delivers it.
+    let mut remove = event["Records"][0].clone();
+    remove["eventName"] = "REMOVE".into();
+    remove["eventID"] = "ttl-1".into();
+    remove["dynamodb"]["OldImage"] = remove["dynamodb"]["NewImage"].take();
+    remove["dynamodb"]
+        .as_object_mut()
+        .unwrap()
+        .remove("NewImage");
+    remove["dynamodb"]["SequenceNumber"] = "99999999999999999999".into();
+    remove["userIdentity"] =
+        serde_json::json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    event["Records"].as_array_mut().unwrap().push(remove);
+    no_failures(&w.invoke(&[], &event).await);
+    assert!(w.alerts().await.is_empty());
+    assert_eq!(
+        metric(&w.env.metrics().await, "SessionsDeletedByTtl", &[]),
+        Some(1.0)
+    );
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn benign_multi_tab_touches() {
+    let mut w = World::new("benign-tabs").await;
+    let sess = w.f.active("tabs", "u-1", H, 120);
+    w.put(&sess).await;
+    no_failures(&w.step().await);
+    // Three tabs race: the last write carries an older timestamp.
+    for t in [w.f.now - 5, w.f.now, w.f.now - 2] {
+        w.env
+            .app_update(
+                &sess.session_id,
+                &[("lastActivityAt", n(t)), ("sweepAt", n(t + 8 * H))],
+            )
+            .await;
+    }
+    assert_benign(&mut w).await;
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn benign_login_again_under_a_new_session_id() {
+    let mut w = World::new("benign-relogin").await;
+    let first = w.f.active("one", "u-1", 2 * H, 60);
+    w.put(&first).await;
+    no_failures(&w.step().await);
+    let second = w.f.active("two", "u-1", 0, 0);
+    w.put(&second).await;
+    assert_benign(&mut w).await;
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn benign_tenant_switch_through_a_new_session() {
+    let mut w = World::new("benign-switch").await;
+    let first = w.f.active("acme", "u-1", 2 * H, 60);
+    w.put(&first).await;
+    no_failures(&w.step().await);
+    let mut second = w.f.active("globex", "u-1", 0, 0);
+    second.tenant_id = Some("globex".into());
+    w.put(&second).await;
+    assert_benign(&mut w).await;
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_batch_raises_no_second_alert_and_counts_once() {
+    let mut w = World::new("redelivery").await;
+    let sess = w.f.active("re", "u-1", H, 60);
+    w.put(&sess).await;
+    w.env
+        .app_update(&sess.session_id, &[("userId", s("u-2"))])
+        .await;
+    let event = w.event().await;
+    no_failures(&w.invoke(&[], &event).await);
+    no_failures(&w.invoke(&[], &event).await);
+    assert_eq!(w.alerts().await.len(), 1);
+    let m = w.env.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "AnomaliesDetected",
+            &[("Type", "SESSION_USER_CHANGED"), ("Severity", "CRITICAL")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(metric(&m, "AlertsSuppressed", &[]), Some(1.0));
+    assert_eq!(
+        metric(&m, "SessionsTerminated", &[("Cause", "containment")]),
+        Some(1.0)
+    );
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn one_session_split_across_two_concurrent_invocations_alerts_exactly_once() {
+    let mut w = World::new("concurrent").await;
+    let first = w.f.active("split", "u-1", H, 60);
+    w.put(&first).await;
+    let a = w.event().await;
+    w.env.app_delete(&first.session_id).await;
+    let mut second = first.clone();
+    second.user_id = Some("u-2".into());
+    w.put(&second).await;
+    let b = w.event().await;
+    // Two invocations at once: [INSERT u-1] and [REMOVE, INSERT u-2] of the same session ID.
+    let (ra, rb) = tokio::join!(w.invoke(&[], &a), w.invoke(&[], &b));
+    no_failures(&ra);
+    no_failures(&rb);
+    let alerts = w.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].doc["type"], "SESSION_USER_CHANGED");
+    w.env.teardown().await;
+}
+
+/// Production ports, except that terminating one chosen session fails transiently.
+struct Flaky {
+    inner: sessionwarden::aws::stream_ports::AwsStreamPorts,
+    fail_for: sessionwarden::session::SessionId,
+}
+
+impl sessionwarden::stream::service::StreamPorts for Flaky {
+    async fn claim_bindings(
+        &self,
+        c: &[sessionwarden::stream::service::Claim],
+        e: i64,
+    ) -> Result<Vec<sessionwarden::stream::service::ClaimOutcome>, sessionwarden::aws::AwsError>
+    {
+        self.inner.claim_bindings(c, e).await
+    }
+    async fn read_counters(
+        &self,
+        k: &[sessionwarden::stream::service::CounterKey],
+    ) -> Result<
+        std::collections::HashMap<sessionwarden::stream::service::CounterKey, u64>,
+        sessionwarden::aws::AwsError,
+    > {
+        self.inner.read_counters(k).await
+    }
+    async fn bind_user(
+        &self,
+        id: &sessionwarden::session::SessionId,
+        u: &str,
+        t: Option<&str>,
+        e: i64,
+    ) -> Result<(), sessionwarden::aws::AwsError> {
+        self.inner.bind_user(id, u, t, e).await
+    }
+    async fn open_gate(
+        &self,
+        g: &sessionwarden::stream::service::GateKey,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, sessionwarden::aws::AwsError> {
+        self.inner.open_gate(g, now, until).await
+    }
+    async fn close_gate(
+        &self,
+        g: &sessionwarden::stream::service::GateKey,
+    ) -> Result<(), sessionwarden::aws::AwsError> {
+        self.inner.close_gate(g).await
+    }
+    async fn terminate_session(
+        &self,
+        id: &sessionwarden::session::SessionId,
+        t: &sessionwarden::cleanup::Termination,
+    ) -> Result<sessionwarden::cleanup::ExpireOutcome, sessionwarden::aws::AwsError> {
+        if *id == self.fail_for {
+            return Err(sessionwarden::aws::AwsError::Transient {
+                operation: "DynamoDB.UpdateItem",
+                source: "ProvisionedThroughputExceededException".into(),
+            });
+        }
+        self.inner.terminate_session(id, t).await
+    }
+    async fn request_user_termination(
+        &self,
+        u: &str,
+        t: Option<&str>,
+        c: sessionwarden::anomaly::AnomalyType,
+        now: i64,
+    ) -> Result<(), sessionwarden::aws::AwsError> {
+        self.inner.request_user_termination(u, t, c, now).await
+    }
+    async fn publish_alerts(
+        &self,
+        a: &[sessionwarden::alert::Alert],
+    ) -> Result<(), sessionwarden::aws::AwsError> {
+        self.inner.publish_alerts(a).await
+    }
+    async fn dead_letter(
+        &self,
+        l: &[sessionwarden::stream::service::DeadLetter],
+    ) -> Result<(), sessionwarden::aws::AwsError> {
+        self.inner.dead_letter(l).await
+    }
+}
+
+fn seq_of(record: &serde_json::Value) -> String {
+    record["dynamodb"]["SequenceNumber"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_transient_failure_mid_batch_returns_the_first_incomplete_record_and_the_retry_completes()
+{
+    let mut w = World::new("transient").await;
+    let sessions: Vec<Session> = (0..3)
+        .map(|i| w.f.active(&format!("t{i}"), &format!("u-{i}"), H, 60))
+        .collect();
+    w.env.seed(&sessions).await;
+    no_failures(&w.step().await);
+    for (i, sess) in sessions.iter().enumerate() {
+        w.env
+            .app_update(&sess.session_id, &[("userId", s(&format!("intruder-{i}")))])
+            .await;
+    }
+    let event = w.event().await;
+    let records = event["Records"].as_array().unwrap().clone();
+    let middle = records
+        .iter()
+        .find(|r| r["dynamodb"]["Keys"]["sessionId"]["S"] == sessions[1].session_id.expose())
+        .unwrap();
+    let config = w.config(&[]);
+    let flaky = StreamWorker::new(
+        Flaky {
+            inner: sessionwarden::aws::stream_ports::AwsStreamPorts::new(&w.env.clients, &config),
+            fail_for: sessions[1].session_id.clone(),
+        },
+        sessionwarden::aws::cloudwatch::CloudWatchMetrics::new(w.env.clients.cloudwatch.clone()),
+        config,
+    );
+    let (response, report) = flaky.run(&records).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier.as_deref(),
+        Some(seq_of(middle).as_str())
+    );
+    assert_eq!(report.failed_from.as_deref(), Some(seq_of(middle).as_str()));
+    let first_round = w.alerts().await;
+    assert_eq!(first_round.len(), 2, "the other sessions' work completed");
+
+    // Lambda retries from the failed record on; everything from there is safe to redo.
+    let retry: Vec<serde_json::Value> = records
+        .iter()
+        .filter(|r| {
+            sessionwarden::stream::change::SeqNo(seq_of(r))
+                >= sessionwarden::stream::change::SeqNo(seq_of(middle))
+        })
+        .cloned()
+        .collect();
+    no_failures(&w.invoke(&[], &lambda_event(retry)).await);
+    let second_round = w.alerts().await;
+    assert_eq!(
+        second_round.len(),
+        1,
+        "only the failed session alerts now: {second_round:#?}"
+    );
+    assert_eq!(
+        second_round[0].doc["sessionRef"],
+        w.env.key.of(&sessions[1].session_id).as_str()
+    );
+    for sess in &sessions {
+        assert_eq!(
+            w.env.session(&sess.session_id).await.status,
+            Status::Terminated
+        );
+    }
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn malformed_records_go_raw_to_the_dead_letter_queue_and_never_block() {
+    let mut w = World::new("malformed").await;
+    let good = w.f.active("good", "u-1", H, 60);
+    w.put(&good).await;
+    let event = w.event().await;
+    let template = event["Records"][0].clone();
+    let mut records = vec![template.clone()];
+    let mut bad = |seq: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut r = template.clone();
+        r["dynamodb"]["SequenceNumber"] = seq.into();
+        edit(&mut r);
+        records.push(r);
+    };
+    bad("90000000000000000001", &|r| {
+        r["dynamodb"]["Keys"] = serde_json::json!({});
+    });
+    bad("90000000000000000002", &|r| {
+        r["dynamodb"]["NewImage"]["status"] = serde_json::json!({"S": "ZOMBIE"});
+    });
+    bad("90000000000000000003", &|r| {
+        r["dynamodb"]["NewImage"]["lastActivityAt"] = serde_json::json!({"S": "yesterday"});
+    });
+    // The AWS documentation sample: a valid stream record, but not of a sessions table.
+    let sample: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/dynamodb-stream-event.json")).unwrap();
+    records.push(sample["Records"][0].clone());
+
+    no_failures(&w.invoke(&[], &lambda_event(records)).await);
+
+    let mut letters = w.env.dead_letters().await;
+    letters.sort_by_key(|l| l["sequenceNumber"].as_str().unwrap_or_default().to_string());
+    assert_eq!(letters.len(), 4, "{letters:#?}");
+    let reasons: Vec<&str> = letters
+        .iter()
+        .map(|l| l["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons[0].contains("key sessionId is missing"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("key sessionId is missing"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].contains("unknown session status \"ZOMBIE\""),
+        "{reasons:?}"
+    );
+    assert!(reasons[3].contains("lastActivityAt"), "{reasons:?}");
+    assert_eq!(letters[0]["sequenceNumber"], "111");
+    assert_eq!(
+        letters[2]["record"]["dynamodb"]["NewImage"]["status"]["S"], "ZOMBIE",
+        "the record is kept raw"
+    );
+    assert_eq!(letters[0]["source"], "sessionwarden-stream");
+    let m = w.env.metrics().await;
+    assert_eq!(metric(&m, "StreamRecordsMalformed", &[]), Some(4.0));
+    assert_eq!(metric(&m, "StreamRecordsProcessed", &[]), Some(1.0));
+    w.env.teardown().await;
+}
+
+/// Records every metric batch a worker publishes, per invocation, and forwards it to CloudWatch.
+#[derive(Clone)]
+struct Recording {
+    inner: sessionwarden::aws::cloudwatch::CloudWatchMetrics,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<sessionwarden::metrics::MetricBatch>>>,
+}
+
+impl sessionwarden::metrics::MetricsSink for Recording {
+    async fn publish(
+        &self,
+        ns: &str,
+        b: &sessionwarden::metrics::MetricBatch,
+    ) -> Result<(), sessionwarden::metrics::MetricsError> {
+        self.seen.lock().unwrap().push(b.clone());
+        self.inner.publish(ns, b).await
+    }
+}
+
+#[tokio::test]
+async fn nothing_of_one_invocation_reaches_the_next() {
+    let mut w = World::new("isolation").await;
+    let config = w.config(&[("METRICS_TENANT_DIMENSION", "true")]);
+    let recording = Recording {
+        inner: sessionwarden::aws::cloudwatch::CloudWatchMetrics::new(
+            w.env.clients.cloudwatch.clone(),
+        ),
+        seen: Default::default(),
+    };
+    // One worker, one process, reused across invocations as Lambda does.
+    let worker = StreamWorker::new(
+        sessionwarden::aws::stream_ports::AwsStreamPorts::new(&w.env.clients, &config),
+        recording.clone(),
+        config,
+    );
+    let mut per_invocation = Vec::new();
+    for (tenant, user) in [("tenant-a", "alice"), ("tenant-b", "bob")] {
+        let mut sess = w.f.active(tenant, user, H, 60);
+        sess.tenant_id = Some(tenant.into());
+        w.put(&sess).await;
+        w.env
+            .app_update(
+                &sess.session_id,
+                &[("userId", s(&format!("{user}-intruder")))],
+            )
+            .await;
+        let event = w.event().await;
+        let payload: StreamEvent = serde_json::from_value(event).unwrap();
+        no_failures(
+            &worker
+                .handle(LambdaEvent::new(
+                    payload,
+                    context_with(Duration::from_secs(60)),
+                ))
+                .await
+                .unwrap(),
+        );
+        per_invocation.push(w.alerts().await);
+    }
+    let second: String = per_invocation[1].iter().map(|a| a.raw.clone()).collect();
+    assert_eq!(per_invocation[1].len(), 1);
+    assert!(second.contains("tenant-b") && second.contains("bob"));
+    for leaked in ["tenant-a", "alice"] {
+        assert!(
+            !second.contains(leaked),
+            "the second invocation's alert carries {leaked}"
+        );
+    }
+    let batches = recording.seen.lock().unwrap().clone();
+    assert_eq!(batches.len(), 2, "one flush per invocation");
+    let dims: Vec<String> = batches[1]
+        .iter()
+        .flat_map(|(k, _, _)| k.dimensions.iter().map(|(_, v)| v.clone()))
+        .collect();
+    assert!(dims.contains(&"tenant-b".to_string()), "{dims:?}");
+    assert!(
+        !dims.contains(&"tenant-a".to_string()),
+        "the first tenant leaked into the second flush: {dims:?}"
+    );
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_thousand_new_sessions_cost_at_most_fifty_requests_and_touches_cost_none() {
+    let mut w = World::new("stream-cost").await;
+    let sessions: Vec<Session> = (0..1000)
+        .map(|i| w.f.active("c", &format!("u-{i}"), 60, 30))
+        .collect();
+    w.env.seed(&sessions).await;
+    let inserts = w.event().await;
+    assert_eq!(inserts["Records"].as_array().unwrap().len(), 1000);
+    w.env.counter.reset();
+    // Slow on moto only: its TransactWriteItems deep-copies the table once per action.
+    no_failures(&w.invoke(&[], &inserts).await);
+    let snapshot = w.env.counter.snapshot();
+    let puts = w.env.counter.get("PutMetricData");
+    let requests = w.env.counter.total() - puts;
+    eprintln!("1000 INSERTs: {requests} requests besides {puts} PutMetricData: {snapshot:?}");
+    assert!(
+        requests <= 50,
+        "{requests} requests for 1000 new sessions: {snapshot:?}"
+    );
+    assert_eq!(puts, 1);
+    // 1000 new sessions in one tenant within 5 minutes is itself a burst (default threshold 500).
+    let alerts = w.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        (
+            alerts[0].doc["type"].as_str(),
+            alerts[0].doc["subject"]["kind"].as_str()
+        ),
+        (Some("SESSION_CREATION_BURST"), Some("tenant"))
+    );
+
+    // Every session touched once (written in batches: each write is a MODIFY with both images).
+    let touched: Vec<Session> = sessions
+        .iter()
+        .map(|s| {
+            let mut t = s.clone();
+            t.last_activity_at = w.f.now;
+            w.f.with_sweep(t)
+        })
+        .collect();
+    w.env.seed(&touched).await;
+    let touches = w.event().await;
+    w.env.counter.reset();
+    no_failures(&w.invoke(&[], &touches).await);
+    let snapshot = w.env.counter.snapshot();
+    assert_eq!(
+        w.env.counter.total(),
+        1,
+        "a plain touch costs no request, only the metrics flush: {snapshot:?}"
+    );
+    assert!(w.alerts().await.is_empty());
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn emulator_records_have_the_documented_lambda_event_shape() {
+    let mut w = World::new("shape").await;
+    let sess = w.f.active("shape", "u-1", H, 60);
+    w.put(&sess).await;
+    w.env
+        .app_update(&sess.session_id, &[("lastActivityAt", n(w.f.now))])
+        .await;
+    let event = w.event().await;
+    let sample: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/dynamodb-stream-event.json")).unwrap();
+    // The documentation sample and ours both parse as the runtime's event type.
+    let _: aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_value(sample.clone()).expect("sample parses");
+    let _: aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_value(event.clone()).expect("ours parses");
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let modify_sample = &sample["Records"][1];
+    let modify_ours = event["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["eventName"] == "MODIFY")
+        .unwrap();
+    for k in keys(modify_sample) {
+        assert!(modify_ours.get(&k).is_some(), "our record lacks {k}");
+    }
+    for k in keys(&modify_sample["dynamodb"]) {
+        assert!(
+            modify_ours["dynamodb"].get(&k).is_some(),
+            "our dynamodb block lacks {k}"
+        );
+    }
     w.env.teardown().await;
 }
