@@ -99,3 +99,87 @@ async fn cleanup_logs_and_report_carry_session_refs_never_raw_ids() {
     }
     env.teardown().await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn stream_logs_alerts_and_metric_dimensions_carry_no_raw_session_id() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(logs.clone())
+        .with_env_filter("debug")
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let env = TestEnv::new("redaction-stream").await;
+    let inbox = env.subscribe_alerts().await;
+    let mut tail = env.stream_tail().await;
+    let f = SessionFactory::new();
+    // Every anomaly path that names a session: a bleed, a zombie, a fixation, a context change.
+    let bleed = f.active("bleed", "u-1", H, 60);
+    let mut zombie = f.active("zombie", "u-2", 2 * H, H);
+    zombie.status = sessionwarden::session::Status::Terminated;
+    let mut anon = f.active("anon", "x", H, 60);
+    anon.user_id = None;
+    let mut ctx = f.active("ctx", "u-3", H, 60);
+    ctx.user_agent = Some("Firefox/131".into());
+    env.seed(&[bleed.clone(), zombie.clone(), anon.clone(), ctx.clone()])
+        .await;
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    env.app_update(&bleed.session_id, &[("userId", s("u-9"))])
+        .await;
+    env.app_update(&zombie.session_id, &[("lastActivityAt", n(f.now))])
+        .await;
+    env.app_update(&anon.session_id, &[("userId", s("u-4"))])
+        .await;
+    env.app_update(&ctx.session_id, &[("userAgent", s("curl/8"))])
+        .await;
+    let mut records = tail.next_records().await.unwrap();
+    // And a malformed one, which is logged with its sequence number only.
+    let mut broken = records[0].clone();
+    broken["dynamodb"]["NewImage"]["status"] = serde_json::json!({"S": "ZOMBIE"});
+    broken["dynamodb"]["SequenceNumber"] = "98765432109876543210".into();
+    records.push(broken);
+
+    let worker = sessionwarden_stream::StreamWorker::from_clients(
+        &env.clients,
+        env.stream_config(&[("METRICS_TENANT_DIMENSION", "true")]),
+    );
+    let (response, report) = worker.run(&records).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(report.malformed, 1);
+
+    let alerts: String = env
+        .alerts(&inbox)
+        .await
+        .iter()
+        .map(|a| a.raw.clone())
+        .collect();
+    let dims: String = env
+        .metrics()
+        .await
+        .iter()
+        .map(|m| format!("{:?}", m.dimensions))
+        .collect();
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("anomaly detected") && logs.contains("malformed stream record"));
+    assert!(
+        alerts.contains("SESSION_USER_CHANGED") && alerts.contains("SESSION_CONTEXT_CHANGED"),
+        "{alerts}"
+    );
+    for id in [
+        &bleed.session_id,
+        &zombie.session_id,
+        &anon.session_id,
+        &ctx.session_id,
+    ] {
+        assert!(!logs.contains(id.expose()), "raw session ID in the logs");
+        assert!(!alerts.contains(id.expose()), "raw session ID in an alert");
+        assert!(
+            !dims.contains(id.expose()),
+            "raw session ID in a metric dimension"
+        );
+        assert!(logs.contains(env.key.of(id).as_str()) || alerts.contains(env.key.of(id).as_str()));
+    }
+    env.teardown().await;
+}

@@ -86,22 +86,6 @@ pub fn render(f: &Finding, action: &str, stream_seq: &str, ctx: &RenderContext<'
         .iter()
         .map(|e| json!({"field": e.field, "before": e.before, "after": e.after}))
         .collect();
-    let document = json!({
-        "schemaVersion": SCHEMA_VERSION,
-        "source": "sessionwarden-stream",
-        "type": f.kind.as_str(),
-        "severity": f.severity().as_str(),
-        "headline": f.headline,
-        "tenantId": f.tenant_id,
-        "users": f.users,
-        "sessionRef": session_ref,
-        "subject": subject_of,
-        "evidence": evidence,
-        "action": action,
-        "runbook": link,
-        "detectedAt": iso(ctx.now),
-        "streamSequenceNumber": stream_seq,
-    });
     let tenant_part = f
         .tenant_id
         .as_deref()
@@ -157,6 +141,23 @@ pub fn render(f: &Finding, action: &str, stream_seq: &str, ctx: &RenderContext<'
         "Detected:  {} (stream record {stream_seq})\n",
         iso(ctx.now)
     ));
+    let document = json!({
+        "schemaVersion": SCHEMA_VERSION,
+        "source": "sessionwarden-stream",
+        "type": f.kind.as_str(),
+        "severity": f.severity().as_str(),
+        "headline": f.headline,
+        "tenantId": f.tenant_id,
+        "users": f.users,
+        "sessionRef": session_ref,
+        "subject": subject_of,
+        "evidence": evidence,
+        "action": action,
+        "runbook": link,
+        "detectedAt": iso(ctx.now),
+        "streamSequenceNumber": stream_seq,
+        "text": text,
+    });
     Alert {
         kind: f.kind,
         severity: f.severity(),

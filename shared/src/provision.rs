@@ -289,3 +289,86 @@ pub async fn delete_tables(clients: &AwsClients, prefix: &str) -> Result<(), Aws
     }
     Ok(())
 }
+
+/// Creates an SQS queue subscribed to the alerts topic (an "inbox"), for local runs and tests
+/// that want to see alerts as a subscriber does. Returns the queue URL.
+pub async fn subscribe_inbox(
+    clients: &AwsClients,
+    topic_arn: &str,
+    queue_name: &str,
+) -> Result<String, AwsError> {
+    let url = clients
+        .sqs
+        .create_queue()
+        .queue_name(queue_name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("SQS.CreateQueue", e))?
+        .queue_url
+        .unwrap_or_default();
+    let arn = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("SQS.GetQueueAttributes", e))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .unwrap_or_default();
+    clients
+        .sns
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("SNS.Subscribe", e))?;
+    Ok(url)
+}
+
+/// Receives and deletes every message currently in a queue; returns their bodies.
+pub async fn drain_queue(clients: &AwsClients, queue_url: &str) -> Result<Vec<String>, AwsError> {
+    let mut out = Vec::new();
+    loop {
+        let r = clients
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("SQS.ReceiveMessage", e))?;
+        let msgs = r.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return Ok(out);
+        }
+        for m in msgs {
+            out.push(m.body.clone().unwrap_or_default());
+            if let Some(h) = m.receipt_handle {
+                clients
+                    .sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(h)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("SQS.DeleteMessage", e))?;
+            }
+        }
+    }
+}
+
+/// The stream ARN of an existing table.
+pub async fn stream_arn(clients: &AwsClients, table: &str) -> Result<Option<String>, AwsError> {
+    let desc = clients
+        .dynamodb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("DynamoDB.DescribeTable", e))?;
+    Ok(desc.table.and_then(|t| t.latest_stream_arn))
+}

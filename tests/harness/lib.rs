@@ -392,72 +392,22 @@ impl TestEnv {
 
     /// Creates a queue subscribed to the alerts topic and returns its URL.
     pub async fn subscribe_alerts(&self) -> String {
-        let url = self
-            .clients
-            .sqs
-            .create_queue()
-            .queue_name(format!("{}-alerts-inbox", self.prefix))
-            .send()
-            .await
-            .expect("create inbox queue")
-            .queue_url
-            .expect("queue url");
-        let arn = self
-            .clients
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue arn")
-            .attributes
-            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-            .expect("queue arn");
-        self.clients
-            .sns
-            .subscribe()
-            .topic_arn(&self.resources.alerts_topic_arn)
-            .protocol("sqs")
-            .endpoint(arn)
-            .send()
-            .await
-            .expect("subscribe inbox");
+        let url = sessionwarden::provision::subscribe_inbox(
+            &self.clients,
+            &self.resources.alerts_topic_arn,
+            &format!("{}-alerts-inbox", self.prefix),
+        )
+        .await
+        .expect("subscribe an inbox to the alerts topic");
         self.counter.reset();
         url
     }
 
     /// Drains every message currently in a queue.
     pub async fn drain(&self, queue_url: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        loop {
-            let r = self
-                .clients
-                .sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .expect("receive");
-            let msgs = r.messages.unwrap_or_default();
-            if msgs.is_empty() {
-                return out;
-            }
-            for m in msgs {
-                out.push(m.body.clone().unwrap_or_default());
-                if let Some(h) = m.receipt_handle {
-                    let _ = self
-                        .clients
-                        .sqs
-                        .delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(h)
-                        .send()
-                        .await;
-                }
-            }
-        }
+        sessionwarden::provision::drain_queue(&self.clients, queue_url)
+            .await
+            .expect("drain queue")
     }
 
     /// Alerts received so far on an inbox queue from [`TestEnv::subscribe_alerts`].

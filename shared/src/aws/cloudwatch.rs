@@ -96,6 +96,24 @@ pub async fn read_back(
             .map_err(|e| AwsError::from_sdk("CloudWatch.ListMetrics", e))?;
         for m in page.metrics() {
             let name = m.metric_name().unwrap_or_default().to_string();
+            let mut dimensions: Vec<(String, String)> = m
+                .dimensions()
+                .iter()
+                .map(|d| {
+                    (
+                        d.name().unwrap_or_default().to_string(),
+                        d.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            dimensions.sort();
+            // ListMetrics may list one series more than once; each is read once.
+            if out
+                .iter()
+                .any(|s: &SeriesSum| s.name == name && s.dimensions == dimensions)
+            {
+                continue;
+            }
             let stats = client
                 .get_metric_statistics()
                 .namespace(namespace)
@@ -109,17 +127,6 @@ pub async fn read_back(
                 .await
                 .map_err(|e| AwsError::from_sdk("CloudWatch.GetMetricStatistics", e))?;
             let sum = stats.datapoints().iter().filter_map(|d| d.sum()).sum();
-            let mut dimensions: Vec<(String, String)> = m
-                .dimensions()
-                .iter()
-                .map(|d| {
-                    (
-                        d.name().unwrap_or_default().to_string(),
-                        d.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            dimensions.sort();
             out.push(SeriesSum {
                 name,
                 dimensions,

@@ -10,7 +10,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{Context, LambdaEvent};
 use sessionwarden::aws::{load_sdk_config, AwsClients};
-use sessionwarden::config::{CleanupConfig, CleanupStrategy, CommonConfig, ProcessEnv};
+use sessionwarden::config::{
+    CleanupConfig, CleanupStrategy, CommonConfig, ProcessEnv, StreamConfig,
+};
 use sessionwarden::deadline::EpochDeadline;
 use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
 
@@ -51,6 +53,15 @@ pub enum Command {
     },
     /// Seed a realistic mix of sessions, run cleanup, and print a readable report.
     Demo,
+    /// Run the stream worker's handler once over every record in the sessions table's stream
+    /// (from its start) and print the report and the partial batch response.
+    Stream,
+    /// Find the session behind a reference from an alert or a log (scans $SESSIONS_TABLE).
+    /// Prints the raw session ID: it is a bearer credential, handle it as one.
+    Resolve {
+        /// The 12-hex-digit session reference.
+        session_ref: String,
+    },
     /// Print the keyed reference of a session ID (uses SESSION_REF_KEY).
     Ref {
         /// The raw session ID.
@@ -94,7 +105,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
-        Command::Demo => demo::run(CleanupConfig::from_env()?).await,
+        Command::Demo => demo::run(CleanupConfig::from_env()?, StreamConfig::from_env()?).await,
+        Command::Stream => {
+            let config = StreamConfig::from_env()?;
+            let clients = AwsClients::new(&load_sdk_config().await);
+            let (response, report) = run_stream_once(&clients, config, None).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"report": report, "response": response})
+                )?
+            );
+            Ok(())
+        }
+        Command::Resolve { session_ref } => {
+            let common = CommonConfig::from_source(&ProcessEnv)?;
+            let clients = AwsClients::new(&load_sdk_config().await);
+            let table = sessionwarden::aws::sessions::DynamoSessions::new(
+                clients.dynamodb.clone(),
+                common.sessions_table.clone(),
+            );
+            let mut found = 0;
+            for s in table.scan_all().await?.into_iter().flatten() {
+                if common.session_ref_key.of(&s.session_id).as_str() == session_ref.trim() {
+                    found += 1;
+                    eprintln!("warning: the next line holds a raw session ID, a bearer credential");
+                    println!(
+                        "{}\tuser={}\ttenant={}\tstatus={}\treason={}",
+                        s.session_id.expose(),
+                        s.user_id.as_deref().unwrap_or("-"),
+                        s.tenant_id.as_deref().unwrap_or("-"),
+                        s.status,
+                        s.termination_reason.map(|r| r.as_str()).unwrap_or("-")
+                    );
+                }
+            }
+            if found == 0 {
+                anyhow::bail!("no session in {} has reference {session_ref} (deleted, or another SESSION_REF_KEY)", common.sessions_table);
+            }
+            Ok(())
+        }
         Command::Ref { session_id } => {
             let common = CommonConfig::from_source(&ProcessEnv)?;
             println!("{}", common.session_ref_key.reference(&session_id));
@@ -145,4 +195,30 @@ pub async fn invoke_cleanup(
         "detail": {}
     }))?;
     Ok(worker.handle(LambdaEvent::new(event, context)).await?)
+}
+
+/// Runs the stream worker's handler once over what the stream holds past `tail` (from the start
+/// of the stream when `None`). Returns the partial batch response and the report.
+pub async fn run_stream_once(
+    clients: &AwsClients,
+    config: StreamConfig,
+    tail: Option<&mut sessionwarden::aws::streams::StreamTail>,
+) -> anyhow::Result<(
+    aws_lambda_events::event::streams::DynamoDbEventResponse,
+    sessionwarden::stream::service::StreamReport,
+)> {
+    let records = match tail {
+        Some(t) => t.next_records().await?,
+        None => {
+            let arn = sessionwarden::provision::stream_arn(clients, &config.common.sessions_table)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("{} has no stream", config.common.sessions_table))?;
+            sessionwarden::aws::streams::StreamTail::from_start(clients.streams.clone(), arn)
+                .await?
+                .next_records()
+                .await?
+        }
+    };
+    let worker = sessionwarden_stream::StreamWorker::from_clients(clients, config);
+    Ok(worker.run(&records).await)
 }

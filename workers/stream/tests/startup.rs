@@ -1,0 +1,54 @@
+//! The deployed stream binary refuses to start on a bad environment, naming the variable.
+
+use std::process::Command;
+
+fn start(env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionwarden-stream"));
+    cmd.env_clear().env("RUST_BACKTRACE", "0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the worker binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const OK: [(&str, &str); 5] = [
+    ("SESSIONS_TABLE", "sessions"),
+    ("SESSION_REF_KEY", "0123456789abcdef"),
+    ("STATE_TABLE", "state"),
+    (
+        "ALERTS_TOPIC_ARN",
+        "arn:aws:sns:us-east-1:000000000000:alerts",
+    ),
+    ("DEAD_LETTER_QUEUE_URL", "http://localhost/q"),
+];
+
+#[test]
+fn a_bad_containment_policy_fails_startup_naming_the_variable() {
+    let mut env = OK.to_vec();
+    env.push(("CONTAINMENT_SESSION_USER_CHANGED", "nuke"));
+    let (ok, stderr) = start(&env);
+    assert!(!ok);
+    assert!(
+        stderr.contains("CONTAINMENT_SESSION_USER_CHANGED=\"nuke\" is invalid"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_topic_fails_startup_naming_the_variable() {
+    let env: Vec<_> = OK
+        .iter()
+        .filter(|(k, _)| *k != "ALERTS_TOPIC_ARN")
+        .copied()
+        .collect();
+    let (ok, stderr) = start(&env);
+    assert!(!ok);
+    assert!(
+        stderr.contains("ALERTS_TOPIC_ARN is required but not set"),
+        "{stderr}"
+    );
+}
