@@ -228,6 +228,12 @@ impl StateTable {
                     if !existing.is_empty() {
                         return Ok(Some(existing));
                     }
+                    // Cancelled for another reason (e.g. TransactionConflict with a concurrent
+                    // invocation on the same counter): retrying later can succeed.
+                    return Err(AwsError::Transient {
+                        operation: "DynamoDB.TransactWriteItems",
+                        source: Box::new(e),
+                    });
                 }
                 Err(AwsError::from_sdk("DynamoDB.TransactWriteItems", e))
             }
