@@ -237,17 +237,7 @@ pub async fn init(clients: &AwsClients, prefix: &str) -> Result<Resources, AwsEr
         .await
         .map_err(|e| AwsError::from_sdk("SQS.CreateQueue", e))?;
     let dead_letter_queue_url = dlq.queue_url.unwrap_or_default();
-    let dlq_arn = clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&dead_letter_queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("SQS.GetQueueAttributes", e))?
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .unwrap_or_default();
+    let dlq_arn = queue_arn(clients, &dead_letter_queue_url).await?;
     let redrive =
         serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5 }).to_string();
     let cascade = clients
@@ -306,17 +296,7 @@ pub async fn subscribe_inbox(
         .map_err(|e| AwsError::from_sdk("SQS.CreateQueue", e))?
         .queue_url
         .unwrap_or_default();
-    let arn = clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("SQS.GetQueueAttributes", e))?
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .unwrap_or_default();
+    let arn = queue_arn(clients, &url).await?;
     clients
         .sns
         .subscribe()
@@ -371,4 +351,19 @@ pub async fn stream_arn(clients: &AwsClients, table: &str) -> Result<Option<Stri
         .await
         .map_err(|e| AwsError::from_sdk("DynamoDB.DescribeTable", e))?;
     Ok(desc.table.and_then(|t| t.latest_stream_arn))
+}
+
+/// The ARN of a queue, from its URL.
+pub async fn queue_arn(clients: &AwsClients, queue_url: &str) -> Result<String, AwsError> {
+    Ok(clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("SQS.GetQueueAttributes", e))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .unwrap_or_default())
 }

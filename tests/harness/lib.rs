@@ -495,3 +495,19 @@ pub fn s(v: &str) -> AttributeValue {
 pub fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
+
+/// Starts a worker binary with exactly `env` (nothing inherited) and returns whether it exited
+/// successfully, and its stderr. For startup checks: a bad configuration must stop the binary
+/// before it touches the Lambda runtime or AWS.
+pub fn run_binary(path: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = Command::new(path);
+    cmd.env_clear().env("RUST_BACKTRACE", "0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the worker binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,19 +1,8 @@
 //! The deployed binary refuses to start on a bad environment, with a message that names the
 //! variable, before it contacts the Lambda runtime or AWS.
 
-use std::process::Command;
-
 fn start(env: &[(&str, &str)]) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionwarden-cleanup"));
-    cmd.env_clear().env("RUST_BACKTRACE", "0");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run the worker binary");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    sessionwarden_tests::run_binary(env!("CARGO_BIN_EXE_sessionwarden-cleanup"), env)
 }
 
 const OK: [(&str, &str); 2] = [

@@ -297,20 +297,7 @@ pub async fn run(config: CleanupConfig, stream: StreamConfig) -> anyhow::Result<
         "\nMetrics sent (read back from CloudWatch, namespace {}):",
         config.common.metrics_namespace
     );
-    for s in &series {
-        let dims = s
-            .dimensions
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let name = if dims.is_empty() {
-            s.name.clone()
-        } else {
-            format!("{}{{{dims}}}", s.name)
-        };
-        println!("  {name:<40} {}", s.sum);
-    }
+    print_series(series.iter(), 40);
     println!(
         "\nJSON summary returned by the handler:\n{}",
         serde_json::to_string_pretty(&report)?
@@ -479,23 +466,12 @@ async fn stream_part(
         "SessionsTerminated",
         "SessionIpChanged",
     ];
-    for s in series
-        .iter()
-        .filter(|s| stream_metrics.contains(&s.name.as_str()))
-    {
-        let dims = s
-            .dimensions
+    print_series(
+        series
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let name = if dims.is_empty() {
-            s.name.clone()
-        } else {
-            format!("{}{{{dims}}}", s.name)
-        };
-        println!("  {name:<64} {}", s.sum);
-    }
+            .filter(|s| stream_metrics.contains(&s.name.as_str())),
+        64,
+    );
     let kinds: Vec<&str> = report.anomalies.keys().map(String::as_str).collect();
     for want in [
         "SESSION_USER_CHANGED",
@@ -514,4 +490,25 @@ async fn stream_part(
         );
     }
     Ok(())
+}
+
+/// Prints metric series as `Name{Dim=Value,...}  sum`, one per line.
+fn print_series<'a>(
+    series: impl Iterator<Item = &'a sessionwarden::aws::cloudwatch::SeriesSum>,
+    width: usize,
+) {
+    for s in series {
+        let dims = s
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let name = if dims.is_empty() {
+            s.name.clone()
+        } else {
+            format!("{}{{{dims}}}", s.name)
+        };
+        println!("  {name:<width$} {}", s.sum);
+    }
 }

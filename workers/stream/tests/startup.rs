@@ -1,18 +1,7 @@
 //! The deployed stream binary refuses to start on a bad environment, naming the variable.
 
-use std::process::Command;
-
 fn start(env: &[(&str, &str)]) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionwarden-stream"));
-    cmd.env_clear().env("RUST_BACKTRACE", "0");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run the worker binary");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    sessionwarden_tests::run_binary(env!("CARGO_BIN_EXE_sessionwarden-stream"), env)
 }
 
 const OK: [(&str, &str); 5] = [
