@@ -941,3 +941,100 @@ async fn emulator_records_have_the_documented_lambda_event_shape() {
     }
     w.env.teardown().await;
 }
+
+#[tokio::test]
+async fn an_alert_storm_becomes_one_digest() {
+    let mut w = World::new("storm").await;
+    let sessions: Vec<Session> = (0..4)
+        .map(|i| w.f.active(&format!("s{i}"), &format!("u-{i}"), H, 60))
+        .collect();
+    w.env.seed(&sessions).await;
+    no_failures(&w.step().await);
+    for (i, sess) in sessions.iter().enumerate() {
+        w.env
+            .app_update(&sess.session_id, &[("userId", s(&format!("x-{i}")))])
+            .await;
+    }
+    let event = w.event().await;
+    no_failures(&w.invoke(&[("ALERT_STORM_THRESHOLD", "2")], &event).await);
+    let alerts = w.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let d = &alerts[0];
+    assert_eq!(d.doc["type"], "DIGEST");
+    assert_eq!(d.attributes["severity"], "CRITICAL");
+    assert_eq!(
+        d.doc["counts"],
+        serde_json::json!([{"type": "SESSION_USER_CHANGED", "severity": "CRITICAL", "count": 4}])
+    );
+    assert_eq!(d.doc["examples"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        d.subject,
+        "[CRITICAL] sessionwarden: 4 anomalies in one batch (digest)"
+    );
+    // Every anomaly is still contained and counted.
+    for sess in &sessions {
+        assert_eq!(
+            w.env.session(&sess.session_id).await.status,
+            Status::Terminated
+        );
+    }
+    assert_eq!(
+        metric(
+            &w.env.metrics().await,
+            "AnomaliesDetected",
+            &[("Type", "SESSION_USER_CHANGED"), ("Severity", "CRITICAL")]
+        ),
+        Some(4.0)
+    );
+    w.env.teardown().await;
+}
+
+#[tokio::test]
+async fn terminate_user_containment_records_a_request_for_the_cascade_worker() {
+    let mut w = World::new("terminate-user").await;
+    let mut sess = w.f.active("fix", "x", H, 60);
+    sess.user_id = None;
+    w.put(&sess).await;
+    no_failures(&w.step().await);
+    w.env
+        .app_update(&sess.session_id, &[("userId", s("u-55"))])
+        .await;
+    let event = w.event().await;
+    no_failures(
+        &w.invoke(
+            &[("CONTAINMENT_SESSION_FIXATION", "terminate_user")],
+            &event,
+        )
+        .await,
+    );
+    let alerts = w.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert!(alerts[0].doc["action"]
+        .as_str()
+        .unwrap()
+        .contains("every session of user u-55 requested"));
+    let requests = w
+        .env
+        .clients
+        .dynamodb
+        .query()
+        .table_name(&w.env.resources.state_table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s("containment#user#u-55"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(requests.count, 1);
+    let item = &requests.items()[0];
+    assert_eq!(item["cause"], s("SESSION_FIXATION"));
+    assert_eq!(item["status"], s("REQUESTED"));
+    assert_eq!(
+        metric(
+            &w.env.metrics().await,
+            "ContainmentRequested",
+            &[("Action", "terminate_user")]
+        ),
+        Some(1.0)
+    );
+    w.env.teardown().await;
+}

@@ -744,3 +744,58 @@ fn metrics_of(
     }
     b
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tenant_dimension_is_opt_in_and_capped() {
+        let vars = |extra: &'static [(&'static str, &'static str)]| {
+            move |k: &str| -> Option<String> {
+                let base = [
+                    ("SESSIONS_TABLE", "s"),
+                    ("SESSION_REF_KEY", "0123456789abcdef"),
+                    ("STATE_TABLE", "st"),
+                    ("ALERTS_TOPIC_ARN", "arn"),
+                    ("DEAD_LETTER_QUEUE_URL", "q"),
+                ];
+                base.iter()
+                    .chain(extra.iter())
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let anomalies: Vec<_> = (0..5)
+            .map(|i| {
+                (
+                    AnomalyType::SessionFixation,
+                    Severity::Medium,
+                    Some(format!("tenant-{i}")),
+                )
+            })
+            .collect();
+        let off = StreamConfig::from_source(&vars(&[])).unwrap();
+        let b = metrics_of(&StreamReport::default(), &anomalies, &off);
+        assert!(b
+            .iter()
+            .all(|(k, _, _)| k.dimensions.iter().all(|(d, _)| *d != "Tenant")));
+        let on = StreamConfig::from_source(&vars(&[
+            ("METRICS_TENANT_DIMENSION", "true"),
+            ("METRICS_TENANT_DIMENSION_MAX", "2"),
+        ]))
+        .unwrap();
+        let b = metrics_of(&StreamReport::default(), &anomalies, &on);
+        let tenant = |t: &str| {
+            b.get(
+                "AnomaliesDetected",
+                &[("Type", "SESSION_FIXATION"), ("Tenant", t)],
+            )
+        };
+        assert_eq!(
+            (tenant("tenant-0"), tenant("tenant-1"), tenant("other")),
+            (Some(1.0), Some(1.0), Some(3.0))
+        );
+        assert_eq!(tenant("tenant-2"), None);
+    }
+}

@@ -114,3 +114,42 @@ async fn init_prints_key_value_lines_and_creates_everything() {
     assert!(ok, "{stderr}");
     assert!(again.contains(&format!("SESSIONS_TABLE={prefix}-sessions")));
 }
+
+#[tokio::test]
+async fn resolve_finds_the_session_behind_a_reference() {
+    let env = sessionwarden_tests::TestEnv::new("resolve").await;
+    let f = sessionwarden_tests::SessionFactory::new();
+    let target = f.active("target", "u-1", 3600, 60);
+    let other = f.active("other", "u-2", 3600, 60);
+    env.seed(&[target.clone(), other]).await;
+    let reference = env.key.of(&target.session_id).to_string();
+    let run = |r: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionctl"));
+        cmd.args(["resolve", r])
+            .env("AWS_ENDPOINT_URL", sessionwarden_tests::endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test");
+        for (k, v) in env.env_vars() {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run sessionctl")
+    };
+    let out = run(&reference);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.starts_with(target.session_id.expose()) && stdout.contains("user=u-1"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bearer credential"));
+    let out = run("000000000000");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no session"));
+    env.teardown().await;
+}
