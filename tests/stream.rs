@@ -606,14 +606,11 @@ impl sessionwarden::stream::service::StreamPorts for Flaky {
         }
         self.inner.terminate_session(id, t).await
     }
-    async fn request_user_termination(
+    async fn request_cascades(
         &self,
-        u: &str,
-        t: Option<&str>,
-        c: sessionwarden::anomaly::AnomalyType,
-        now: i64,
+        r: &[sessionwarden::cascade::message::CascadeMessage],
     ) -> Result<(), sessionwarden::aws::AwsError> {
-        self.inner.request_user_termination(u, t, c, now).await
+        self.inner.request_cascades(r).await
     }
     async fn publish_alerts(
         &self,
@@ -990,7 +987,7 @@ async fn an_alert_storm_becomes_one_digest() {
 }
 
 #[tokio::test]
-async fn terminate_user_containment_records_a_request_for_the_cascade_worker() {
+async fn terminate_user_containment_requests_a_user_cascade() {
     let mut w = World::new("terminate-user").await;
     let mut sess = w.f.active("fix", "x", H, 60);
     sess.user_id = None;
@@ -1013,21 +1010,22 @@ async fn terminate_user_containment_records_a_request_for_the_cascade_worker() {
         .as_str()
         .unwrap()
         .contains("every session of user u-55 requested"));
-    let requests = w
+    // The request is a USER cascade on the cascade queue.
+    let queued: Vec<serde_json::Value> = w
         .env
-        .clients
-        .dynamodb
-        .query()
-        .table_name(&w.env.resources.state_table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", s("containment#user#u-55"))
-        .send()
+        .drain(&w.env.resources.cascade_queue_url)
         .await
-        .unwrap();
-    assert_eq!(requests.count, 1);
-    let item = &requests.items()[0];
-    assert_eq!(item["cause"], s("SESSION_FIXATION"));
-    assert_eq!(item["status"], s("REQUESTED"));
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .filter(|m: &serde_json::Value| m["scope"] == "user")
+        .collect();
+    assert_eq!(queued.len(), 1, "{queued:#?}");
+    assert_eq!(queued[0]["userId"], "u-55");
+    assert_eq!(queued[0]["requestedBy"], "sessionwarden-stream");
+    assert!(queued[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("SESSION_FIXATION"));
     assert_eq!(
         metric(
             &w.env.metrics().await,

@@ -17,8 +17,9 @@ pub const MAX_SUBJECT_CHARS: usize = 99;
 /// A rendered alert, ready to publish.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
-    /// Its type (a digest uses the most severe type it contains).
-    pub kind: AnomalyType,
+    /// Its type: an anomaly type, or a notice such as `CASCADE_COMPLETED` (a digest uses the most
+    /// severe type it contains).
+    pub kind: String,
     /// Its severity.
     pub severity: Severity,
     /// The tenant, or `none`.
@@ -159,7 +160,7 @@ pub fn render(f: &Finding, action: &str, stream_seq: &str, ctx: &RenderContext<'
         "text": text,
     });
     Alert {
-        kind: f.kind,
+        kind: f.kind.as_str().to_string(),
         severity: f.severity(),
         tenant,
         subject,
@@ -168,17 +169,70 @@ pub fn render(f: &Finding, action: &str, stream_seq: &str, ctx: &RenderContext<'
     }
 }
 
+/// An informational notice that a large cascade completed, so on-call knows it happened.
+pub fn cascade_notice(
+    scope: &str,
+    subject: &str,
+    ended: u64,
+    root_id: &str,
+    reason: &str,
+    requested_by: &str,
+    ctx: &RenderContext<'_>,
+) -> Alert {
+    let what = match scope {
+        "tenant" => format!("tenant {subject}"),
+        "user" => format!("user {subject}"),
+        other => format!("{other} {subject}"),
+    };
+    let text = format!(
+        "INFO CASCADE_COMPLETED — {what}: {ended} sessions ended\n\nReason:       {reason}\nRequested by: {requested_by}\nRoot request: {root_id}  (every ended session has terminatedBy = this ID)\nRunbook:      {}\nCompleted:    {}\n",
+        format!("{}#cascades", ctx.runbook_base_url.trim_end_matches('/')),
+        iso(ctx.now)
+    );
+    let document = json!({
+        "schemaVersion": SCHEMA_VERSION,
+        "source": "sessionwarden-cascade",
+        "type": "CASCADE_COMPLETED",
+        "severity": "INFO",
+        "headline": format!("{what}: {ended} sessions ended"),
+        "scope": scope,
+        "subject": subject,
+        "sessionsEnded": ended,
+        "rootId": root_id,
+        "reason": reason,
+        "requestedBy": requested_by,
+        "runbook": format!("{}#cascades", ctx.runbook_base_url.trim_end_matches('/')),
+        "detectedAt": iso(ctx.now),
+        "text": text,
+    });
+    Alert {
+        kind: "CASCADE_COMPLETED".into(),
+        severity: Severity::Info,
+        tenant: if scope == "tenant" {
+            subject.to_string()
+        } else {
+            "none".into()
+        },
+        subject: clean_subject(
+            &format!("[INFO] sessionwarden: {what} cascade ended {ended} sessions"),
+            MAX_SUBJECT_CHARS,
+        ),
+        text,
+        document,
+    }
+}
+
 /// One digest instead of many alerts, for alert storms: counts per type and a few examples.
 pub fn digest(alerts: &[Alert], ctx: &RenderContext<'_>) -> Alert {
-    let mut counts: std::collections::BTreeMap<(Severity, AnomalyType), usize> = Default::default();
+    let mut counts: std::collections::BTreeMap<(Severity, &str), usize> = Default::default();
     for a in alerts {
-        *counts.entry((a.severity, a.kind)).or_default() += 1;
+        *counts.entry((a.severity, a.kind.as_str())).or_default() += 1;
     }
     let worst = alerts
         .iter()
-        .map(|a| (a.severity, a.kind))
+        .map(|a| (a.severity, a.kind.as_str()))
         .max()
-        .unwrap_or((Severity::Low, AnomalyType::SessionContextChanged));
+        .unwrap_or((Severity::Low, "SESSION_CONTEXT_CHANGED"));
     let mut tenants: Vec<&str> = alerts.iter().map(|a| a.tenant.as_str()).collect();
     tenants.sort();
     tenants.dedup();
@@ -194,7 +248,7 @@ pub fn digest(alerts: &[Alert], ctx: &RenderContext<'_>) -> Alert {
         "type": "DIGEST",
         "severity": worst.0.as_str(),
         "headline": format!("{} anomalies in one batch", alerts.len()),
-        "counts": counts.iter().map(|((s, t), n)| json!({"type": t.as_str(), "severity": s.as_str(), "count": n})).collect::<Vec<_>>(),
+        "counts": counts.iter().map(|((s, t), n)| json!({"type": t, "severity": s.as_str(), "count": n})).collect::<Vec<_>>(),
         "tenants": tenants,
         "examples": examples,
         "runbook": format!("{}#alert-storms", ctx.runbook_base_url.trim_end_matches('/')),
@@ -213,7 +267,7 @@ pub fn digest(alerts: &[Alert], ctx: &RenderContext<'_>) -> Alert {
     }
     text.push_str(&format!("\nTenants: {}\n", tenants.join(", ")));
     Alert {
-        kind: worst.1,
+        kind: worst.1.to_string(),
         severity: worst.0,
         tenant,
         subject: clean_subject(

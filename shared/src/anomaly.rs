@@ -12,6 +12,8 @@ use crate::stream::change::{Change, ChangeKind, Image};
 /// How urgent an anomaly is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
+    /// Information, not an anomaly (e.g. a large cascade completed).
+    Info,
     /// Worth a look.
     Low,
     /// A policy gap in the app.
@@ -26,6 +28,7 @@ impl Severity {
     /// The spelling in alerts, metrics and configuration.
     pub fn as_str(self) -> &'static str {
         match self {
+            Severity::Info => "INFO",
             Severity::Low => "LOW",
             Severity::Medium => "MEDIUM",
             Severity::High => "HIGH",

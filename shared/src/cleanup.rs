@@ -74,7 +74,7 @@ pub struct Page<C> {
 }
 
 /// What the ending write records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Termination {
     /// New status (`EXPIRED` for cleanup).
     pub status: Status,
@@ -84,6 +84,8 @@ pub struct Termination {
     pub at: i64,
     /// `expiresAt` (TTL), epoch seconds.
     pub retain_until: i64,
+    /// `terminatedBy`: the root request of a cascade, so an investigator can rebuild it.
+    pub by: Option<String>,
 }
 
 /// What the conditional write found.
@@ -400,6 +402,7 @@ async fn sweep_scope<S: CleanupStore>(
                     },
                     at: now,
                     retain_until: policy.retain_until(now),
+                    by: None,
                 };
                 let outcome = store.expire(&c, &termination).await;
                 (c, reason, Some(outcome))

@@ -9,6 +9,7 @@
 pub mod alert;
 pub mod anomaly;
 pub mod aws;
+pub mod cascade;
 pub mod cleanup;
 pub mod config;
 pub mod deadline;

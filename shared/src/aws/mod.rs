@@ -2,6 +2,8 @@
 //! ports the services are generic over, and every SDK failure becomes an [`AwsError`] that says
 //! what the caller should do with it: retry later (transient) or give up (permanent).
 
+pub mod cascade_ports;
+pub mod cascade_queue;
 pub mod cloudwatch;
 pub mod counter;
 pub mod dlq;

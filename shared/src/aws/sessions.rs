@@ -256,6 +256,11 @@ impl DynamoSessions {
             .expression_attribute_values(":reason", AttributeValue::S(t.reason.as_str().into()))
             .expression_attribute_values(":ttl", AttributeValue::N(t.retain_until.to_string()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(by) = &t.by {
+            req = req
+                .update_expression("SET #st = :ended, terminatedAt = :at, terminationReason = :reason, expiresAt = :ttl, terminatedBy = :by")
+                .expression_attribute_values(":by", AttributeValue::S(by.clone()));
+        }
         req = match fence.map(|f| &f.0) {
             Some(Some(seen)) => req
                 .condition_expression("#st = :active AND lastActivityAt = :seen")
@@ -283,5 +288,101 @@ impl DynamoSessions {
                 Err(AwsError::from_sdk("DynamoDB.UpdateItem", e))
             }
         }
+    }
+}
+
+/// Encodes a LastEvaluatedKey (string and number attributes) as an opaque cursor.
+fn encode_cursor(key: &Item) -> String {
+    let m: serde_json::Map<String, serde_json::Value> = key
+        .iter()
+        .filter_map(|(k, v)| match v {
+            AttributeValue::S(s) => Some((k.clone(), serde_json::json!({"S": s}))),
+            AttributeValue::N(n) => Some((k.clone(), serde_json::json!({"N": n}))),
+            _ => None,
+        })
+        .collect();
+    serde_json::Value::Object(m).to_string()
+}
+
+/// Decodes a cursor made by [`encode_cursor`].
+fn decode_cursor(cursor: &str) -> Result<Item, AwsError> {
+    let bad = |why: &str| AwsError::Permanent {
+        operation: "DynamoDB.Query",
+        source: format!("cursor is not one sessionwarden wrote: {why}").into(),
+    };
+    let v: serde_json::Value = serde_json::from_str(cursor).map_err(|_| bad("not JSON"))?;
+    let obj = v.as_object().ok_or_else(|| bad("not an object"))?;
+    obj.iter()
+        .map(|(k, v)| {
+            match (
+                v.get("S").and_then(|s| s.as_str()),
+                v.get("N").and_then(|n| n.as_str()),
+            ) {
+                (Some(s), _) => Ok((k.clone(), AttributeValue::S(s.to_string()))),
+                (_, Some(n)) => Ok((k.clone(), AttributeValue::N(n.to_string()))),
+                _ => Err(bad("unexpected attribute type")),
+            }
+        })
+        .collect()
+}
+
+impl DynamoSessions {
+    /// One page of the sessions a cascade targets: a Query on `by-user`, `by-tenant` or
+    /// `by-parent` (projecting only the key and `status`), or the one session for `session`.
+    pub async fn cascade_page(
+        &self,
+        target: &crate::cascade::message::Target,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<crate::cascade::service::CascadePage, AwsError> {
+        use crate::cascade::message::Target;
+        use crate::session::{PARENT_INDEX, TENANT_INDEX, USER_INDEX};
+        let (index, key_attr, value) = match target {
+            Target::User(u) => (USER_INDEX, attr::USER_ID, u.clone()),
+            Target::Tenant(t) => (TENANT_INDEX, attr::TENANT_ID, t.clone()),
+            Target::Family(p) => (
+                PARENT_INDEX,
+                attr::PARENT_SESSION_ID,
+                p.expose().to_string(),
+            ),
+            Target::Session(id) => {
+                let sessions = match self.get(id).await? {
+                    Some(Ok(s)) => vec![(s.session_id, s.status)],
+                    _ => vec![],
+                };
+                return Ok(crate::cascade::service::CascadePage {
+                    sessions,
+                    next: None,
+                });
+            }
+        };
+        let start = cursor.as_deref().map(decode_cursor).transpose()?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", key_attr)
+            .expression_attribute_names("#st", attr::STATUS)
+            .expression_attribute_values(":v", AttributeValue::S(value))
+            .projection_expression("sessionId, #st")
+            .limit(limit as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB.Query", e))?;
+        let sessions = out
+            .items()
+            .iter()
+            .filter_map(|i| Some((items::session_id(i).ok()?, items::status(i).ok()?)))
+            .collect();
+        Ok(crate::cascade::service::CascadePage {
+            sessions,
+            next: out
+                .last_evaluated_key
+                .filter(|k| !k.is_empty())
+                .map(|k| encode_cursor(&k)),
+        })
     }
 }

@@ -56,7 +56,7 @@ impl SnsAlerts {
                         .message(Self::message(a))
                         .message_structure("json")
                         .message_attributes("severity", attr(a.severity.as_str())?)
-                        .message_attributes("anomalyType", attr(a.kind.as_str())?)
+                        .message_attributes("anomalyType", attr(&a.kind)?)
                         .message_attributes("tenantId", attr(&a.tenant)?)
                         .build()
                         .map_err(|e| AwsError::Permanent {

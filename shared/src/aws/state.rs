@@ -7,7 +7,7 @@
 //! | binding | `binding#<digest>` | `binding` |
 //! | burst counter | `burst#user#<userId>` or `burst#tenant#<tenantId>` | window index |
 //! | alert gate | `alert#<TYPE>#<subject>` | `gate` |
-//! | user termination request | `containment#user#<userId>` | epoch seconds |
+//! | cascade job | `cascade#<root request ID>` | `job#<scope>#<subject>` |
 
 use std::collections::HashMap;
 
@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::items::{self, Item};
 use super::AwsError;
-use crate::anomaly::{AnomalyType, Binding};
+use crate::anomaly::Binding;
 use crate::provision::{STATE_PK, STATE_SK};
 use crate::session::SessionId;
 use crate::session_ref::SessionRefKey;
@@ -377,33 +377,109 @@ impl StateTable {
             .map_err(|e| AwsError::from_sdk("DynamoDB.DeleteItem", e))?;
         Ok(())
     }
+}
 
-    /// Records a request to end every session of `user`; the cascade worker carries it out.
-    pub async fn request_user_termination(
+impl StateTable {
+    fn job_key(job: &crate::cascade::service::JobRecord) -> Item {
+        HashMap::from([
+            (STATE_PK.to_string(), s(format!("cascade#{}", job.root_id))),
+            (STATE_SK.to_string(), s(format!("job#{}", job.job_key))),
+        ])
+    }
+
+    /// Creates a cascade job record (`RUNNING`) unless it exists; true if this call created it.
+    pub async fn job_started(
         &self,
-        user: &str,
-        tenant: Option<&str>,
-        cause: AnomalyType,
+        job: &crate::cascade::service::JobRecord,
         now: i64,
         expires_at: i64,
-    ) -> Result<(), AwsError> {
-        let mut item: Item = HashMap::from([
-            (STATE_PK.to_string(), s(format!("containment#user#{user}"))),
-            (STATE_SK.to_string(), s(now.to_string())),
-            ("cause".to_string(), s(cause.as_str())),
-            ("status".to_string(), s("REQUESTED")),
-            ("expiresAt".to_string(), n(expires_at)),
-        ]);
-        if let Some(t) = tenant {
-            item.insert("tenantId".into(), s(t));
-        }
-        self.client
+    ) -> Result<bool, AwsError> {
+        let mut item = Self::job_key(job);
+        item.insert("scope".into(), s(job.scope));
+        item.insert("subject".into(), s(&job.subject));
+        item.insert("reason".into(), s(&job.reason));
+        item.insert("requestedBy".into(), s(&job.requested_by));
+        item.insert("depth".into(), n(job.depth as i64));
+        item.insert("status".into(), s("RUNNING"));
+        item.insert("startedAt".into(), n(now));
+        item.insert("ended".into(), n(0));
+        item.insert("pages".into(), n(0));
+        item.insert("expiresAt".into(), n(expires_at));
+        match self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB.PutItem", e))?;
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(AwsError::from_sdk("DynamoDB.PutItem", e)),
+        }
+    }
+
+    /// Adds a page's counts to a job record.
+    pub async fn job_progress(
+        &self,
+        job: &crate::cascade::service::JobRecord,
+        ended: u64,
+        pages: u64,
+    ) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::job_key(job)))
+            .update_expression("ADD ended :e, pages :p")
+            .expression_attribute_values(":e", n(ended as i64))
+            .expression_attribute_values(":p", n(pages as i64))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB.UpdateItem", e))?;
         Ok(())
+    }
+
+    /// Marks a job completed; returns its total of ended sessions if this call completed it.
+    pub async fn job_completed(
+        &self,
+        job: &crate::cascade::service::JobRecord,
+        now: i64,
+    ) -> Result<Option<u64>, AwsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::job_key(job)))
+            .update_expression("SET #st = :done, completedAt = :now")
+            .condition_expression("#st = :running")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":done", s("COMPLETED"))
+            .expression_attribute_values(":running", s("RUNNING"))
+            .expression_attribute_values(":now", n(now))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => Ok(Some(
+                out.attributes
+                    .as_ref()
+                    .and_then(|a| items::opt_n(a, "ended").ok().flatten())
+                    .unwrap_or(0)
+                    .max(0) as u64,
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(AwsError::from_sdk("DynamoDB.UpdateItem", e)),
+        }
     }
 }

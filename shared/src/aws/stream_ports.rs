@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 
+use super::cascade_queue::SqsCascadeQueue;
 use super::dlq::SqsDeadLetters;
 use super::sessions::DynamoSessions;
 use super::sns::SnsAlerts;
 use super::state::StateTable;
 use super::{AwsClients, AwsError};
 use crate::alert::Alert;
-use crate::anomaly::AnomalyType;
+use crate::cascade::message::CascadeMessage;
 use crate::cleanup::{ExpireOutcome, Termination};
 use crate::config::StreamConfig;
 use crate::session::SessionId;
@@ -21,6 +22,7 @@ pub struct AwsStreamPorts {
     sessions: DynamoSessions,
     alerts: SnsAlerts,
     dead_letters: SqsDeadLetters,
+    cascades: SqsCascadeQueue,
     /// TTL of burst counters and user termination requests, beyond their window.
     retention: i64,
 }
@@ -39,6 +41,7 @@ impl AwsStreamPorts {
                 cfg.common.sessions_table.clone(),
             ),
             alerts: SnsAlerts::new(clients.sns.clone(), cfg.alerts_topic_arn.clone()),
+            cascades: SqsCascadeQueue::new(clients.sqs.clone(), cfg.cascade_queue_url.clone()),
             dead_letters: SqsDeadLetters::new(
                 clients.sqs.clone(),
                 cfg.dead_letter_queue_url.clone(),
@@ -88,16 +91,8 @@ impl StreamPorts for AwsStreamPorts {
     ) -> Result<ExpireOutcome, AwsError> {
         self.sessions.end_session(id, t, None).await
     }
-    async fn request_user_termination(
-        &self,
-        user: &str,
-        tenant: Option<&str>,
-        cause: AnomalyType,
-        now: i64,
-    ) -> Result<(), AwsError> {
-        self.state
-            .request_user_termination(user, tenant, cause, now, now + self.retention)
-            .await
+    async fn request_cascades(&self, requests: &[CascadeMessage]) -> Result<(), AwsError> {
+        self.cascades.send(requests).await
     }
     async fn publish_alerts(&self, alerts: &[Alert]) -> Result<(), AwsError> {
         self.alerts.publish(alerts).await

@@ -27,6 +27,7 @@ use crate::alert::{self, Alert, RenderContext};
 use crate::anomaly::{self, AnomalyType, Binding, Fact, Finding, Severity, Subject};
 use crate::aws::stream_record::{parse_record, Malformed};
 use crate::aws::{error_chain, AwsError};
+use crate::cascade::message::{CascadeMessage, Target};
 use crate::cleanup::{ExpireOutcome, Termination};
 use crate::config::{Containment, StreamConfig};
 use crate::metrics::{MetricBatch, MetricsSink};
@@ -130,13 +131,10 @@ pub trait StreamPorts: Send + Sync {
         id: &SessionId,
         t: &Termination,
     ) -> impl Future<Output = Result<ExpireOutcome, AwsError>> + Send;
-    /// Records a request to end every session of a user (carried out by cascades).
-    fn request_user_termination(
+    /// Sends cascade requests to the cascade queue.
+    fn request_cascades(
         &self,
-        user: &str,
-        tenant: Option<&str>,
-        cause: AnomalyType,
-        now: i64,
+        requests: &[CascadeMessage],
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// Publishes alerts.
     fn publish_alerts(&self, alerts: &[Alert])
@@ -168,8 +166,10 @@ pub struct StreamReport {
     pub alerts_in_digest: u64,
     /// Sessions ended by containment.
     pub sessions_terminated: u64,
-    /// `terminate_user` requests recorded.
+    /// `terminate_user` containments (each a USER cascade request).
     pub user_terminations_requested: u64,
+    /// Cascade requests sent (revokeScope user/tenant, families, `terminate_user`).
+    pub cascades_requested: u64,
     /// TTL deletes seen.
     pub deleted_by_ttl: u64,
     /// IP changes seen.
@@ -204,6 +204,7 @@ struct Part {
     suppressed: u64,
     terminated: u64,
     user_requests: u64,
+    cascades: Vec<(CascadeMessage, SeqNo)>,
     ttl: u64,
     ip: u64,
 }
@@ -256,6 +257,7 @@ impl<P: StreamPorts> Ctx<'_, P> {
                     reason: TerminationReason::Containment,
                     at: self.now,
                     retain_until: self.cfg.common.expiry.retain_until(self.now),
+                    by: None,
                 };
                 match self.ports.terminate_session(id, &t).await? {
                     ExpireOutcome::Expired => {
@@ -270,11 +272,14 @@ impl<P: StreamPorts> Ctx<'_, P> {
             }
             (Containment::TerminateUser, _) if !f.users.is_empty() => {
                 let user = f.users.last().map(String::as_str).unwrap_or_default();
-                self.ports
-                    .request_user_termination(user, f.tenant_id.as_deref(), f.kind, self.now)
-                    .await?;
+                let request = cascade_request(
+                    Target::User(user.to_string()),
+                    &format!("containment of {}", f.kind),
+                    &format!("stream:{}:containment:{user}", seq.0),
+                );
+                part.cascades.push((request, seq.clone()));
                 part.user_requests += 1;
-                format!("termination of every session of user {user} requested (runs once cascades are deployed)")
+                format!("termination of every session of user {user} requested (USER cascade)")
             }
             _ => format!("none: the policy for {} is alert only", f.kind),
         };
@@ -340,10 +345,60 @@ impl<P: StreamPorts> Ctx<'_, P> {
             let detection = anomaly::detect(&change, prior.as_ref(), policy);
             for fact in &detection.facts {
                 match fact {
-                    Fact::DeletedByTtl => part.ttl += 1,
                     Fact::IpChanged => part.ip += 1,
-                    Fact::Ended { status, reason, .. } => {
+                    Fact::Ended {
+                        status,
+                        reason,
+                        revoke_scope,
+                    } => {
                         tracing::debug!(session_ref = %key.of(&change.session_id), status = status.as_str(), reason = reason.as_deref().unwrap_or("-"), "session ended");
+                        let new = change.new.as_ref();
+                        let why = reason.as_deref().unwrap_or("ended");
+                        // The app revoked more than this session.
+                        match (
+                            revoke_scope.as_deref(),
+                            new.and_then(|n| n.user_id.clone()),
+                            new.and_then(|n| n.tenant_id.clone()),
+                        ) {
+                            (Some("user"), Some(u), _) => part.cascades.push((
+                                cascade_request(
+                                    Target::User(u),
+                                    &format!("revokeScope=user ({why})"),
+                                    &format!("stream:{}:user", change.seq.0),
+                                ),
+                                change.seq.clone(),
+                            )),
+                            (Some("tenant"), _, Some(t)) => part.cascades.push((
+                                cascade_request(
+                                    Target::Tenant(t),
+                                    &format!("revokeScope=tenant ({why})"),
+                                    &format!("stream:{}:tenant", change.seq.0),
+                                ),
+                                change.seq.clone(),
+                            )),
+                            _ => {}
+                        }
+                        // Any ended session takes its children with it. The cascade worker recurses
+                        // through families itself, so its own cascade:family ends are not re-requested.
+                        if reason.as_deref() != Some(TerminationReason::CascadeFamily.as_str()) {
+                            part.cascades.push((
+                                family_request(&change.session_id, why, &change.seq),
+                                change.seq.clone(),
+                            ));
+                        }
+                    }
+                    Fact::DeletedByTtl => {
+                        part.ttl += 1;
+                        if change.old.as_ref().and_then(|o| o.status) == Some(Status::Active) {
+                            part.cascades.push((
+                                family_request(
+                                    &change.session_id,
+                                    "deleted by TTL while ACTIVE",
+                                    &change.seq,
+                                ),
+                                change.seq.clone(),
+                            ));
+                        }
                     }
                     Fact::Deleted | Fact::KeysOnly => {}
                 }
@@ -578,7 +633,9 @@ where
     // 6. Merge, then publish: one message per alert, or one digest in a storm.
     let mut pending = Vec::new();
     let mut anomalies = Vec::new();
+    let mut cascades: Vec<(CascadeMessage, SeqNo)> = Vec::new();
     for mut p in parts.into_iter().chain(std::iter::once(burst_part)) {
+        cascades.append(&mut p.cascades);
         failed = min_seq(failed, p.failed_at.take());
         report.processed += p.processed;
         report.alerts_suppressed += p.suppressed;
@@ -615,6 +672,16 @@ where
             }
         }
     }
+    if !cascades.is_empty() {
+        let messages: Vec<CascadeMessage> = cascades.iter().map(|(m, _)| m.clone()).collect();
+        match ports.request_cascades(&messages).await {
+            Ok(()) => report.cascades_requested = messages.len() as u64,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "requesting cascades failed; their records will be retried");
+                failed = min_seq(failed, cascades.iter().map(|(_, s)| s.clone()).min());
+            }
+        }
+    }
     for (kind, _, _) in &anomalies {
         *report
             .anomalies
@@ -645,6 +712,25 @@ where
         failed_from: failed,
         report,
     }
+}
+
+/// A cascade request from the stream worker. The request ID is derived from the stream record,
+/// so a redelivered record re-requests the same root and changes nothing twice.
+fn cascade_request(target: Target, reason: &str, request_id: &str) -> CascadeMessage {
+    crate::cascade::message::request(
+        &target,
+        reason,
+        "sessionwarden-stream",
+        Some(request_id.to_string()),
+    )
+}
+
+fn family_request(id: &SessionId, why: &str, seq: &SeqNo) -> CascadeMessage {
+    cascade_request(
+        Target::Family(id.clone()),
+        &format!("parent session ended ({why})"),
+        &format!("stream:{}:family", seq.0),
+    )
 }
 
 fn burst_finding(k: &CounterKey, count: u64, cfg: &StreamConfig, claims: &[Claim]) -> Finding {
@@ -709,6 +795,7 @@ fn metrics_of(
         r.sessions_terminated,
     );
     b.count("SessionIpChanged", &[], r.ip_changes);
+    b.count("CascadesRequested", &[], r.cascades_requested);
     if r.user_terminations_requested > 0 {
         b.count(
             "ContainmentRequested",
@@ -759,6 +846,7 @@ mod tests {
                     ("STATE_TABLE", "st"),
                     ("ALERTS_TOPIC_ARN", "arn"),
                     ("DEAD_LETTER_QUEUE_URL", "q"),
+                    ("CASCADE_QUEUE_URL", "c"),
                 ];
                 base.iter()
                     .chain(extra.iter())

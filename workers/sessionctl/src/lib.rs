@@ -62,6 +62,27 @@ pub enum Command {
         /// The 12-hex-digit session reference.
         session_ref: String,
     },
+    /// Revoke sessions: send a cascade request (schema version 1) to $CASCADE_QUEUE_URL.
+    Revoke {
+        /// Every session of this user.
+        #[arg(long, group = "subject")]
+        user: Option<String>,
+        /// Every session of this tenant.
+        #[arg(long, group = "subject")]
+        tenant: Option<String>,
+        /// This session and its family.
+        #[arg(long, group = "subject")]
+        session: Option<String>,
+        /// Why (kept on the cascade's job records).
+        #[arg(long)]
+        reason: String,
+        /// Who asks.
+        #[arg(long, default_value = "sessionctl")]
+        requested_by: String,
+        /// Idempotency key; defaults to the SQS message ID.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
     /// Print the keyed reference of a session ID (uses SESSION_REF_KEY).
     Ref {
         /// The raw session ID.
@@ -143,6 +164,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if found == 0 {
                 anyhow::bail!("no session in {} has reference {session_ref} (deleted, or another SESSION_REF_KEY)", common.sessions_table);
             }
+            Ok(())
+        }
+        Command::Revoke {
+            user,
+            tenant,
+            session,
+            reason,
+            requested_by,
+            request_id,
+        } => {
+            use sessionwarden::cascade::message::{request, Target};
+            let target = match (user, tenant, session) {
+                (Some(u), None, None) => Target::User(u),
+                (None, Some(t), None) => Target::Tenant(t),
+                (None, None, Some(s)) => Target::Session(sessionwarden::session::SessionId::new(s)),
+                _ => anyhow::bail!("give exactly one of --user, --tenant or --session"),
+            };
+            let queue =
+                std::env::var("CASCADE_QUEUE_URL").context("CASCADE_QUEUE_URL is required")?;
+            let message = request(&target, &reason, &requested_by, request_id);
+            let clients = AwsClients::new(&load_sdk_config().await);
+            sessionwarden::aws::cascade_queue::SqsCascadeQueue::new(clients.sqs.clone(), queue)
+                .send(std::slice::from_ref(&message))
+                .await?;
+            eprintln!(
+                "cascade requested: {} {}",
+                message.scope,
+                message
+                    .user_id
+                    .as_deref()
+                    .or(message.tenant_id.as_deref())
+                    .unwrap_or("(session)")
+            );
             Ok(())
         }
         Command::Ref { session_id } => {
