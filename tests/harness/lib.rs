@@ -511,3 +511,79 @@ pub fn run_binary(path: &str, env: &[(&str, &str)]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+impl TestEnv {
+    /// Cascade worker configuration parsed from this test's environment plus `extra`.
+    pub fn cascade_config(&self, extra: &[(&str, &str)]) -> sessionwarden::config::CascadeConfig {
+        let mut vars = self.env_vars();
+        vars.insert(
+            "RUNBOOK_BASE_URL".into(),
+            "https://runbooks.example.com/sessionwarden".into(),
+        );
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        sessionwarden::config::CascadeConfig::from_source(&move |k: &str| vars.get(k).cloned())
+            .expect("cascade config parses")
+    }
+
+    /// Sends raw bodies to the cascade queue, as another service would.
+    pub async fn send_cascade(&self, bodies: &[String]) {
+        for b in bodies {
+            self.clients
+                .sqs
+                .send_message()
+                .queue_url(&self.resources.cascade_queue_url)
+                .message_body(b)
+                .send()
+                .await
+                .expect("send cascade message");
+        }
+    }
+
+    /// Receives up to 10 messages from the cascade queue, deletes them (Lambda deletes what
+    /// succeeds; tests assert there were no failures) and wraps them in the SQS Lambda event shape.
+    pub async fn cascade_event(&self) -> Option<aws_lambda_events::event::sqs::SqsEvent> {
+        let r = self
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&self.resources.cascade_queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        let msgs = r.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return None;
+        }
+        let mut records = Vec::new();
+        for m in msgs {
+            records.push(serde_json::json!({
+                "messageId": m.message_id,
+                "receiptHandle": m.receipt_handle,
+                "body": m.body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1700000000000", "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1700000000001"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:cascade",
+                "awsRegion": "us-east-1"
+            }));
+            if let Some(h) = m.receipt_handle {
+                self.clients
+                    .sqs
+                    .delete_message()
+                    .queue_url(&self.resources.cascade_queue_url)
+                    .receipt_handle(h)
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        Some(
+            serde_json::from_value(serde_json::json!({ "Records": records }))
+                .expect("SQS event shape"),
+        )
+    }
+}
