@@ -184,9 +184,9 @@ pub fn cascade_notice(
         "user" => format!("user {subject}"),
         other => format!("{other} {subject}"),
     };
+    let runbook = format!("{}#cascades", ctx.runbook_base_url.trim_end_matches('/'));
     let text = format!(
-        "INFO CASCADE_COMPLETED — {what}: {ended} sessions ended\n\nReason:       {reason}\nRequested by: {requested_by}\nRoot request: {root_id}  (every ended session has terminatedBy = this ID)\nRunbook:      {}\nCompleted:    {}\n",
-        format!("{}#cascades", ctx.runbook_base_url.trim_end_matches('/')),
+        "INFO CASCADE_COMPLETED — {what}: {ended} sessions ended\n\nReason:       {reason}\nRequested by: {requested_by}\nRoot request: {root_id}  (every ended session has terminatedBy = this ID)\nRunbook:      {runbook}\nCompleted:    {}\n",
         iso(ctx.now)
     );
     let document = json!({
@@ -201,7 +201,7 @@ pub fn cascade_notice(
         "rootId": root_id,
         "reason": reason,
         "requestedBy": requested_by,
-        "runbook": format!("{}#cascades", ctx.runbook_base_url.trim_end_matches('/')),
+        "runbook": runbook,
         "detectedAt": iso(ctx.now),
         "text": text,
     });

@@ -541,49 +541,14 @@ impl TestEnv {
         }
     }
 
-    /// Receives up to 10 messages from the cascade queue, deletes them (Lambda deletes what
-    /// succeeds; tests assert there were no failures) and wraps them in the SQS Lambda event shape.
+    /// The next batch of the cascade queue in the SQS Lambda event shape (messages deleted, as
+    /// Lambda does on success; tests assert there were no failures).
     pub async fn cascade_event(&self) -> Option<aws_lambda_events::event::sqs::SqsEvent> {
-        let r = self
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(&self.resources.cascade_queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive");
-        let msgs = r.messages.unwrap_or_default();
-        if msgs.is_empty() {
-            return None;
-        }
-        let mut records = Vec::new();
-        for m in msgs {
-            records.push(serde_json::json!({
-                "messageId": m.message_id,
-                "receiptHandle": m.receipt_handle,
-                "body": m.body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1700000000000", "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1700000000001"},
-                "messageAttributes": {},
-                "md5OfBody": m.md5_of_body,
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:cascade",
-                "awsRegion": "us-east-1"
-            }));
-            if let Some(h) = m.receipt_handle {
-                self.clients
-                    .sqs
-                    .delete_message()
-                    .queue_url(&self.resources.cascade_queue_url)
-                    .receipt_handle(h)
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-        }
-        Some(
-            serde_json::from_value(serde_json::json!({ "Records": records }))
-                .expect("SQS event shape"),
+        sessionwarden::aws::cascade_queue::receive_as_lambda_event(
+            &self.clients.sqs,
+            &self.resources.cascade_queue_url,
         )
+        .await
+        .expect("receive cascade messages")
     }
 }

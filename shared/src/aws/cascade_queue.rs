@@ -72,3 +72,52 @@ impl SqsCascadeQueue {
         Ok(())
     }
 }
+
+/// Receives up to 10 messages from a queue, deletes them (as Lambda does with the messages of a
+/// successful batch), and wraps them in the SQS Lambda event shape. For local runs and tests,
+/// which have no event source mapping; `None` when the queue is empty.
+pub async fn receive_as_lambda_event(
+    client: &Client,
+    queue_url: &str,
+) -> Result<Option<aws_lambda_events::event::sqs::SqsEvent>, AwsError> {
+    let r = client
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("SQS.ReceiveMessage", e))?;
+    let msgs = r.messages.unwrap_or_default();
+    if msgs.is_empty() {
+        return Ok(None);
+    }
+    let mut records = Vec::new();
+    for m in msgs {
+        records.push(serde_json::json!({
+            "messageId": m.message_id,
+            "receiptHandle": m.receipt_handle,
+            "body": m.body,
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "local", "ApproximateFirstReceiveTimestamp": "0"},
+            "messageAttributes": {},
+            "md5OfBody": m.md5_of_body,
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:cascade",
+            "awsRegion": "us-east-1"
+        }));
+        if let Some(h) = m.receipt_handle {
+            client
+                .delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(h)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("SQS.DeleteMessage", e))?;
+        }
+    }
+    serde_json::from_value(serde_json::json!({ "Records": records }))
+        .map(Some)
+        .map_err(|e| AwsError::Permanent {
+            operation: "SQS.ReceiveMessage",
+            source: Box::new(e),
+        })
+}

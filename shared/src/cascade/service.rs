@@ -437,3 +437,137 @@ where
     );
     report
 }
+
+#[cfg(test)]
+mod tests {
+    //! Batch semantics with in-memory ports; the AWS adapters are tested on the emulator.
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Mem {
+        ended: Mutex<Vec<String>>,
+        queued: Mutex<Vec<CascadeMessage>>,
+        letters: Mutex<Vec<DeadLetter>>,
+    }
+
+    impl CascadePorts for Mem {
+        async fn page(
+            &self,
+            target: &Target,
+            _: Option<String>,
+            _: u32,
+        ) -> Result<CascadePage, AwsError> {
+            let sessions = match target {
+                Target::User(u) => vec![
+                    (SessionId::new(format!("{u}-s1")), Status::Active),
+                    (SessionId::new(format!("{u}-s2")), Status::Active),
+                ],
+                _ => vec![],
+            };
+            Ok(CascadePage {
+                sessions,
+                next: None,
+            })
+        }
+        async fn end(&self, id: &SessionId, _: &Termination) -> Result<ExpireOutcome, AwsError> {
+            if id.expose().starts_with("flaky") {
+                return Err(AwsError::Transient {
+                    operation: "DynamoDB.UpdateItem",
+                    source: "throttled".into(),
+                });
+            }
+            self.ended.lock().unwrap().push(id.expose().to_string());
+            Ok(ExpireOutcome::Expired)
+        }
+        async fn job_started(&self, _: &JobRecord, _: i64) -> Result<bool, AwsError> {
+            Ok(true)
+        }
+        async fn job_progress(&self, _: &JobRecord, _: u64, _: u64) -> Result<(), AwsError> {
+            Ok(())
+        }
+        async fn job_completed(&self, _: &JobRecord, _: i64) -> Result<Option<u64>, AwsError> {
+            Ok(Some(2))
+        }
+        async fn enqueue(&self, m: &[CascadeMessage]) -> Result<(), AwsError> {
+            self.queued.lock().unwrap().extend_from_slice(m);
+            Ok(())
+        }
+        async fn dead_letter(&self, l: &[DeadLetter]) -> Result<(), AwsError> {
+            self.letters.lock().unwrap().extend_from_slice(l);
+            Ok(())
+        }
+        async fn notify(&self, _: &Alert) -> Result<(), AwsError> {
+            Ok(())
+        }
+    }
+
+    struct NoMetrics;
+    impl MetricsSink for NoMetrics {
+        async fn publish(
+            &self,
+            _: &str,
+            _: &MetricBatch,
+        ) -> Result<(), crate::metrics::MetricsError> {
+            Ok(())
+        }
+    }
+
+    fn cfg() -> CascadeConfig {
+        let vars = |k: &str| -> Option<String> {
+            [
+                ("SESSIONS_TABLE", "s"),
+                ("SESSION_REF_KEY", "0123456789abcdef"),
+                ("STATE_TABLE", "st"),
+                ("CASCADE_QUEUE_URL", "q"),
+                ("DEAD_LETTER_QUEUE_URL", "d"),
+                ("ALERTS_TOPIC_ARN", "a"),
+            ]
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+        };
+        CascadeConfig::from_source(&vars).unwrap()
+    }
+
+    fn msg(id: &str, body: &str) -> QueueMessage {
+        QueueMessage {
+            id: id.into(),
+            body: body.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transient_error_fails_only_its_message_and_an_invalid_one_is_dead_lettered() {
+        let ports = Mem::default();
+        let deadline =
+            crate::deadline::EpochDeadline::in_from_now(std::time::Duration::from_secs(60));
+        let batch = [
+            msg(
+                "m1",
+                r#"{"version":1,"scope":"user","userId":"good","reason":"r","requestedBy":"x"}"#,
+            ),
+            msg(
+                "m2",
+                r#"{"version":1,"scope":"user","userId":"flaky","reason":"r","requestedBy":"x"}"#,
+            ),
+            msg(
+                "m3",
+                r#"{"version":1,"scope":"user","reason":"r","requestedBy":"x"}"#,
+            ),
+        ];
+        let r = process_batch(&ports, &NoMetrics, &cfg(), &batch, &deadline, 1_800_000_000).await;
+        assert_eq!(
+            r.failed,
+            ["m2"],
+            "only the message that hit the transient error is retried"
+        );
+        assert_eq!(r.invalid, 1);
+        assert_eq!(
+            ports.letters.lock().unwrap()[0].reason,
+            "invalid cascade message: scope user needs userId"
+        );
+        assert_eq!(*ports.ended.lock().unwrap(), ["good-s1", "good-s2"]);
+        assert_eq!(r.ended.get("cascade:user"), Some(&2));
+    }
+}

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use lambda_runtime::{Context, LambdaEvent};
 use sessionwarden::aws::{load_sdk_config, AwsClients};
 use sessionwarden::config::{
-    CleanupConfig, CleanupStrategy, CommonConfig, ProcessEnv, StreamConfig,
+    CascadeConfig, CleanupConfig, CleanupStrategy, CommonConfig, ProcessEnv, StreamConfig,
 };
 use sessionwarden::deadline::EpochDeadline;
 use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
@@ -56,6 +56,8 @@ pub enum Command {
     /// Run the stream worker's handler once over every record in the sessions table's stream
     /// (from its start) and print the report and the partial batch response.
     Stream,
+    /// Run the cascade worker's handler on $CASCADE_QUEUE_URL until the queue is empty.
+    Cascade,
     /// Find the session behind a reference from an alert or a log (scans $SESSIONS_TABLE).
     /// Prints the raw session ID: it is a bearer credential, handle it as one.
     Resolve {
@@ -126,7 +128,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
-        Command::Demo => demo::run(CleanupConfig::from_env()?, StreamConfig::from_env()?).await,
+        Command::Demo => {
+            demo::run(
+                CleanupConfig::from_env()?,
+                StreamConfig::from_env()?,
+                CascadeConfig::from_env()?,
+            )
+            .await
+        }
+        Command::Cascade => {
+            let clients = AwsClients::new(&load_sdk_config().await);
+            let (report, rounds) =
+                drain_cascades(&clients, &CascadeConfig::from_env()?, None).await?;
+            eprintln!("{rounds} invocations");
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
         Command::Stream => {
             let config = StreamConfig::from_env()?;
             let clients = AwsClients::new(&load_sdk_config().await);
@@ -275,4 +292,58 @@ pub async fn run_stream_once(
     };
     let worker = sessionwarden_stream::StreamWorker::from_clients(clients, config);
     Ok(worker.run(&records).await)
+}
+
+/// Runs the cascade worker's handler on the cascade queue until it is empty, as the SQS event
+/// source mapping would. With `stream`, the stream worker also runs between rounds, so ends made
+/// by a cascade come back through the stream and request family cascades, as in AWS.
+/// Returns the merged report and the number of invocations.
+pub async fn drain_cascades(
+    clients: &AwsClients,
+    config: &CascadeConfig,
+    mut stream: Option<(&StreamConfig, &mut sessionwarden::aws::streams::StreamTail)>,
+) -> anyhow::Result<(sessionwarden::cascade::service::CascadeReport, usize)> {
+    let worker = sessionwarden_cascade::CascadeWorker::from_clients(clients, config.clone());
+    let mut total = sessionwarden::cascade::service::CascadeReport::default();
+    let mut rounds = 0;
+    for _ in 0..500 {
+        let event = sessionwarden::aws::cascade_queue::receive_as_lambda_event(
+            &clients.sqs,
+            &config.cascade_queue_url,
+        )
+        .await?;
+        let Some(event) = event else {
+            match stream.as_mut() {
+                Some((cfg, tail)) => {
+                    let (_, report) =
+                        run_stream_once(clients, (*cfg).clone(), Some(&mut **tail)).await?;
+                    if report.cascades_requested == 0 {
+                        break;
+                    }
+                    continue;
+                }
+                None => break,
+            }
+        };
+        rounds += 1;
+        let deadline = EpochDeadline::in_from_now(Duration::from_secs(300));
+        let (response, report) = worker.run(&event, &deadline).await;
+        if !response.batch_item_failures.is_empty() {
+            anyhow::bail!("cascade messages failed: {:?}", report.failed);
+        }
+        total.messages += report.messages;
+        total.invalid += report.invalid;
+        for (k, v) in report.ended {
+            *total.ended.entry(k).or_default() += v;
+        }
+        total.already_ended += report.already_ended;
+        total.pages += report.pages;
+        total.jobs_started += report.jobs_started;
+        total.jobs_completed += report.jobs_completed;
+        total.continuations += report.continuations;
+        total.sub_cascades += report.sub_cascades;
+        total.cycles_stopped += report.cycles_stopped;
+        total.depth_limited += report.depth_limited;
+    }
+    Ok((total, rounds))
 }
