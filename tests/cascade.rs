@@ -462,3 +462,75 @@ async fn stream_to_queue_to_worker_end_to_end() {
     assert_eq!(env.session(&bystander.session_id).await, bystander);
     env.teardown().await;
 }
+
+#[tokio::test]
+async fn the_stream_asks_for_tenant_and_family_cascades() {
+    let env = TestEnv::new("cascade-requests").await;
+    let mut tail = env.stream_tail().await;
+    let f = SessionFactory::new();
+    let suspended = f.active("admin", "u-1", H, 60);
+    let ttl_victim = f.active("ttl", "u-2", H, 60);
+    env.seed(&[suspended.clone(), ttl_victim.clone()]).await;
+    let stream =
+        sessionwarden_stream::StreamWorker::from_clients(&env.clients, env.stream_config(&[]));
+    stream.run(&tail.next_records().await.unwrap()).await;
+    env.drain(&env.resources.cascade_queue_url).await;
+
+    // The app suspends the tenant through one session...
+    env.app_update(
+        &suspended.session_id,
+        &[
+            ("status", s("TERMINATED")),
+            ("terminationReason", s("admin")),
+            ("revokeScope", s("tenant")),
+        ],
+    )
+    .await;
+    let mut records = tail.next_records().await.unwrap();
+    // ...and DynamoDB's TTL deletes a session that was still ACTIVE (built by hand: moto has no TTL).
+    let mut remove = records[0].clone();
+    remove["eventName"] = "REMOVE".into();
+    remove["dynamodb"]["Keys"]["sessionId"]["S"] = ttl_victim.session_id.expose().into();
+    remove["dynamodb"]["OldImage"] = remove["dynamodb"]["OldImage"].clone();
+    remove["dynamodb"]["OldImage"]["sessionId"]["S"] = ttl_victim.session_id.expose().into();
+    remove["dynamodb"]["OldImage"]["status"]["S"] = "ACTIVE".into();
+    remove["dynamodb"]
+        .as_object_mut()
+        .unwrap()
+        .remove("NewImage");
+    remove["dynamodb"]["SequenceNumber"] = "99999999999999999999".into();
+    remove["userIdentity"] =
+        serde_json::json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    records.push(remove);
+    let (r, report) = stream.run(&records).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(report.cascades_requested, 3);
+
+    let mut queued: Vec<serde_json::Value> = env
+        .drain(&env.resources.cascade_queue_url)
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    queued.sort_by_key(|m| m["scope"].as_str().unwrap().to_string());
+    let scopes: Vec<&str> = queued
+        .iter()
+        .map(|m| m["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, ["family", "family", "tenant"]);
+    assert_eq!(queued[2]["tenantId"], "acme");
+    assert!(
+        queued[2]["requestId"]
+            .as_str()
+            .unwrap()
+            .starts_with("stream:"),
+        "derived from the record, so redelivery is idempotent"
+    );
+    let family_subjects: Vec<&str> = queued[..2]
+        .iter()
+        .map(|m| m["sessionId"].as_str().unwrap())
+        .collect();
+    assert!(family_subjects.contains(&ttl_victim.session_id.expose()));
+    assert!(family_subjects.contains(&suspended.session_id.expose()));
+    env.teardown().await;
+}

@@ -153,3 +153,49 @@ async fn resolve_finds_the_session_behind_a_reference() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no session"));
     env.teardown().await;
 }
+
+#[tokio::test]
+async fn revoke_sends_a_valid_cascade_request() {
+    let env = sessionwarden_tests::TestEnv::new("revoke").await;
+    let out = Command::new(env!("CARGO_BIN_EXE_sessionctl"))
+        .args([
+            "revoke",
+            "--user",
+            "u-123",
+            "--reason",
+            "password-changed",
+            "--requested-by",
+            "auth-service",
+        ])
+        .env("AWS_ENDPOINT_URL", sessionwarden_tests::endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .envs(env.env_vars())
+        .output()
+        .expect("run sessionctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bodies = env.drain(&env.resources.cascade_queue_url).await;
+    assert_eq!(bodies.len(), 1);
+    let job =
+        sessionwarden::cascade::message::parse(&bodies[0], "m").expect("the worker accepts it");
+    assert_eq!(
+        job.target,
+        sessionwarden::cascade::message::Target::User("u-123".into())
+    );
+    assert_eq!(
+        (job.reason.as_str(), job.requested_by.as_str()),
+        ("password-changed", "auth-service")
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_sessionctl"))
+        .args(["revoke", "--user", "u", "--tenant", "t", "--reason", "r"])
+        .envs(env.env_vars())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success(), "two subjects are refused");
+    env.teardown().await;
+}
