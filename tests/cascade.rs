@@ -50,19 +50,7 @@ async fn drive(env: &TestEnv, extra: &[(&str, &str)]) -> (CascadeReport, usize) 
             "{:?}",
             report.failed
         );
-        total.messages += report.messages;
-        total.invalid += report.invalid;
-        for (k, v) in report.ended {
-            *total.ended.entry(k).or_default() += v;
-        }
-        total.already_ended += report.already_ended;
-        total.pages += report.pages;
-        total.jobs_started += report.jobs_started;
-        total.jobs_completed += report.jobs_completed;
-        total.continuations += report.continuations;
-        total.sub_cascades += report.sub_cascades;
-        total.cycles_stopped += report.cycles_stopped;
-        total.depth_limited += report.depth_limited;
+        total.merge(report);
     }
     (total, rounds)
 }

@@ -313,31 +313,11 @@ pub async fn subscribe_inbox(
 pub async fn drain_queue(clients: &AwsClients, queue_url: &str) -> Result<Vec<String>, AwsError> {
     let mut out = Vec::new();
     loop {
-        let r = clients
-            .sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("SQS.ReceiveMessage", e))?;
-        let msgs = r.messages.unwrap_or_default();
+        let msgs = crate::aws::sqs::receive_and_delete(&clients.sqs, queue_url).await?;
         if msgs.is_empty() {
             return Ok(out);
         }
-        for m in msgs {
-            out.push(m.body.clone().unwrap_or_default());
-            if let Some(h) = m.receipt_handle {
-                clients
-                    .sqs
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(h)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("SQS.DeleteMessage", e))?;
-            }
-        }
+        out.extend(msgs.into_iter().map(|m| m.body.unwrap_or_default()));
     }
 }
 

@@ -165,6 +165,19 @@ impl TestEnv {
         }
     }
 
+    /// This test's environment plus the runbook URL the tests expect and `extra` overrides.
+    fn vars_with(&self, extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut vars = self.env_vars();
+        vars.insert(
+            "RUNBOOK_BASE_URL".into(),
+            "https://runbooks.example.com/sessionwarden".into(),
+        );
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        vars
+    }
+
     /// The worker environment of this test, as `sessionctl init` would print it.
     pub fn env_vars(&self) -> HashMap<String, String> {
         let mut m: HashMap<String, String> = self
@@ -366,14 +379,7 @@ pub struct ReceivedAlert {
 impl TestEnv {
     /// Stream worker configuration parsed from this test's environment plus `extra`.
     pub fn stream_config(&self, extra: &[(&str, &str)]) -> sessionwarden::config::StreamConfig {
-        let mut vars = self.env_vars();
-        vars.insert(
-            "RUNBOOK_BASE_URL".into(),
-            "https://runbooks.example.com/sessionwarden".into(),
-        );
-        for (k, v) in extra {
-            vars.insert(k.to_string(), v.to_string());
-        }
+        let vars = self.vars_with(extra);
         sessionwarden::config::StreamConfig::from_source(&move |k: &str| vars.get(k).cloned())
             .expect("stream config parses")
     }
@@ -515,14 +521,7 @@ pub fn run_binary(path: &str, env: &[(&str, &str)]) -> (bool, String) {
 impl TestEnv {
     /// Cascade worker configuration parsed from this test's environment plus `extra`.
     pub fn cascade_config(&self, extra: &[(&str, &str)]) -> sessionwarden::config::CascadeConfig {
-        let mut vars = self.env_vars();
-        vars.insert(
-            "RUNBOOK_BASE_URL".into(),
-            "https://runbooks.example.com/sessionwarden".into(),
-        );
-        for (k, v) in extra {
-            vars.insert(k.to_string(), v.to_string());
-        }
+        let vars = self.vars_with(extra);
         sessionwarden::config::CascadeConfig::from_source(&move |k: &str| vars.get(k).cloned())
             .expect("cascade config parses")
     }

@@ -1,14 +1,10 @@
 //! SQS adapter for the cascade queue: sends cascade messages (new requests, continuations and
 //! family sub-cascades) with SendMessageBatch, 10 per request.
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 
 use super::AwsError;
 use crate::cascade::message::CascadeMessage;
-
-/// SendMessageBatch takes at most 10 entries.
-const MAX_BATCH: usize = 10;
 
 /// The cascade queue.
 #[derive(Clone, Debug)]
@@ -26,48 +22,20 @@ impl SqsCascadeQueue {
         }
     }
 
-    /// Sends messages; any failed entry is an error (the caller's unit of work is retried, and
-    /// the receiving side is idempotent).
+    /// Sends messages, 10 per request; any failed entry is an error (the caller's unit of work
+    /// is retried, and the receiving side is idempotent).
     pub async fn send(&self, messages: &[CascadeMessage]) -> Result<(), AwsError> {
-        for chunk in messages.chunks(MAX_BATCH) {
-            let entries = chunk
+        for chunk in messages.chunks(super::sqs::MAX_BATCH) {
+            let bodies = chunk
                 .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    let body = serde_json::to_string(m).map_err(|e| AwsError::Permanent {
+                .map(|m| {
+                    serde_json::to_string(m).map_err(|e| AwsError::Permanent {
                         operation: "SQS.SendMessageBatch",
                         source: Box::new(e),
-                    })?;
-                    SendMessageBatchRequestEntry::builder()
-                        .id(format!("c{i}"))
-                        .message_body(body)
-                        .build()
-                        .map_err(|e| AwsError::Permanent {
-                            operation: "SQS.SendMessageBatch",
-                            source: Box::new(e),
-                        })
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("SQS.SendMessageBatch", e))?;
-            if let Some(f) = out.failed().first() {
-                return Err(AwsError::Transient {
-                    operation: "SQS.SendMessageBatch",
-                    source: format!(
-                        "{} entries failed, e.g. {}: {}",
-                        out.failed().len(),
-                        f.code(),
-                        f.message().unwrap_or("")
-                    )
-                    .into(),
-                });
-            }
+            super::sqs::send_batch(&self.client, &self.queue_url, bodies).await?;
         }
         Ok(())
     }
@@ -80,40 +48,26 @@ pub async fn receive_as_lambda_event(
     client: &Client,
     queue_url: &str,
 ) -> Result<Option<aws_lambda_events::event::sqs::SqsEvent>, AwsError> {
-    let r = client
-        .receive_message()
-        .queue_url(queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("SQS.ReceiveMessage", e))?;
-    let msgs = r.messages.unwrap_or_default();
+    let msgs = super::sqs::receive_and_delete(client, queue_url).await?;
     if msgs.is_empty() {
         return Ok(None);
     }
-    let mut records = Vec::new();
-    for m in msgs {
-        records.push(serde_json::json!({
-            "messageId": m.message_id,
-            "receiptHandle": m.receipt_handle,
-            "body": m.body,
-            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "local", "ApproximateFirstReceiveTimestamp": "0"},
-            "messageAttributes": {},
-            "md5OfBody": m.md5_of_body,
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:cascade",
-            "awsRegion": "us-east-1"
-        }));
-        if let Some(h) = m.receipt_handle {
-            client
-                .delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(h)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("SQS.DeleteMessage", e))?;
-        }
-    }
+    let records: Vec<serde_json::Value> = msgs
+        .into_iter()
+        .map(|m| {
+            serde_json::json!({
+                "messageId": m.message_id,
+                "receiptHandle": m.receipt_handle,
+                "body": m.body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "local", "ApproximateFirstReceiveTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:cascade",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
     serde_json::from_value(serde_json::json!({ "Records": records }))
         .map(Some)
         .map_err(|e| AwsError::Permanent {

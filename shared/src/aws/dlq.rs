@@ -2,14 +2,12 @@
 //! received, wrapped with its reason and sequence number, so nothing is lost and an operator can
 //! replay it after a fix. The queue holds raw records (and so raw session IDs): restrict its access.
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 
 use super::AwsError;
 use crate::stream::service::DeadLetter;
 
-/// SendMessageBatch takes at most 10 entries.
-const MAX_BATCH: usize = 10;
+use super::sqs::MAX_BATCH;
 /// SQS caps a message, and a whole batch, at 256 KiB; stay clear of it.
 const MAX_BYTES: usize = 250_000;
 
@@ -78,41 +76,8 @@ impl SqsDeadLetters {
             }
         }
         for chunk in chunks {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    let l: &DeadLetter = l;
-                    SendMessageBatchRequestEntry::builder()
-                        .id(format!("m{i}"))
-                        .message_body(self.body(l))
-                        .build()
-                        .map_err(|e| AwsError::Permanent {
-                            operation: "SQS.SendMessageBatch",
-                            source: Box::new(e),
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("SQS.SendMessageBatch", e))?;
-            if let Some(f) = out.failed().first() {
-                return Err(AwsError::Transient {
-                    operation: "SQS.SendMessageBatch",
-                    source: format!(
-                        "{} entries failed, e.g. {}: {}",
-                        out.failed().len(),
-                        f.code(),
-                        f.message().unwrap_or("")
-                    )
-                    .into(),
-                });
-            }
+            let bodies = chunk.into_iter().map(|l| self.body(l)).collect();
+            super::sqs::send_batch(&self.client, &self.queue_url, bodies).await?;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod dlq;
 pub mod items;
 pub mod sessions;
 pub mod sns;
+pub mod sqs;
 pub mod state;
 pub mod stream_ports;
 pub mod stream_record;

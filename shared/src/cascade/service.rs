@@ -139,7 +139,8 @@ pub struct CascadeReport {
 }
 
 impl CascadeReport {
-    fn merge(&mut self, o: CascadeReport) {
+    /// Adds another batch's report to this one (for local runs that drive many invocations).
+    pub fn merge(&mut self, o: CascadeReport) {
         for (k, v) in o.ended {
             *self.ended.entry(k).or_default() += v;
         }
@@ -151,6 +152,8 @@ impl CascadeReport {
         self.sub_cascades += o.sub_cascades;
         self.cycles_stopped += o.cycles_stopped;
         self.depth_limited += o.depth_limited;
+        self.messages += o.messages;
+        self.invalid += o.invalid;
         self.failed.extend(o.failed);
     }
 

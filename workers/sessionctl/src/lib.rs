@@ -331,19 +331,7 @@ pub async fn drain_cascades(
         if !response.batch_item_failures.is_empty() {
             anyhow::bail!("cascade messages failed: {:?}", report.failed);
         }
-        total.messages += report.messages;
-        total.invalid += report.invalid;
-        for (k, v) in report.ended {
-            *total.ended.entry(k).or_default() += v;
-        }
-        total.already_ended += report.already_ended;
-        total.pages += report.pages;
-        total.jobs_started += report.jobs_started;
-        total.jobs_completed += report.jobs_completed;
-        total.continuations += report.continuations;
-        total.sub_cascades += report.sub_cascades;
-        total.cycles_stopped += report.cycles_stopped;
-        total.depth_limited += report.depth_limited;
+        total.merge(report);
     }
     Ok((total, rounds))
 }
