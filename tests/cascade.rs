@@ -476,19 +476,12 @@ async fn the_stream_asks_for_tenant_and_family_cascades() {
     .await;
     let mut records = tail.next_records().await.unwrap();
     // ...and DynamoDB's TTL deletes a session that was still ACTIVE (built by hand: moto has no TTL).
-    let mut remove = records[0].clone();
-    remove["eventName"] = "REMOVE".into();
-    remove["dynamodb"]["Keys"]["sessionId"]["S"] = ttl_victim.session_id.expose().into();
-    remove["dynamodb"]["OldImage"] = remove["dynamodb"]["OldImage"].clone();
-    remove["dynamodb"]["OldImage"]["sessionId"]["S"] = ttl_victim.session_id.expose().into();
-    remove["dynamodb"]["OldImage"]["status"]["S"] = "ACTIVE".into();
-    remove["dynamodb"]
-        .as_object_mut()
-        .unwrap()
-        .remove("NewImage");
-    remove["dynamodb"]["SequenceNumber"] = "99999999999999999999".into();
-    remove["userIdentity"] =
-        serde_json::json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    let remove = sessionwarden_tests::ttl_remove(
+        &records[0],
+        &ttl_victim.session_id,
+        "ACTIVE",
+        "99999999999999999999",
+    );
     records.push(remove);
     let (r, report) = stream.run(&records).await;
     assert!(r.batch_item_failures.is_empty());

@@ -431,17 +431,12 @@ async fn benign_ttl_deletes_are_counted() {
     w.put(&sess).await;
     let mut event = w.event().await;
     // moto does not run TTL: build the REMOVE exactly as DynamoDB's TTL delivers it.
-    let mut remove = event["Records"][0].clone();
-    remove["eventName"] = "REMOVE".into();
-    remove["eventID"] = "ttl-1".into();
-    remove["dynamodb"]["OldImage"] = remove["dynamodb"]["NewImage"].take();
-    remove["dynamodb"]
-        .as_object_mut()
-        .unwrap()
-        .remove("NewImage");
-    remove["dynamodb"]["SequenceNumber"] = "99999999999999999999".into();
-    remove["userIdentity"] =
-        serde_json::json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    let remove = sessionwarden_tests::ttl_remove(
+        &event["Records"][0],
+        &sess.session_id,
+        "EXPIRED",
+        "99999999999999999999",
+    );
     event["Records"].as_array_mut().unwrap().push(remove);
     no_failures(&w.invoke(&[], &event).await);
     assert!(w.alerts().await.is_empty());
@@ -557,9 +552,10 @@ impl sessionwarden::stream::service::StreamPorts for Flaky {
         &self,
         c: &[sessionwarden::stream::service::Claim],
         e: i64,
+        ce: i64,
     ) -> Result<Vec<sessionwarden::stream::service::ClaimOutcome>, sessionwarden::aws::AwsError>
     {
-        self.inner.claim_bindings(c, e).await
+        self.inner.claim_bindings(c, e, ce).await
     }
     async fn read_counters(
         &self,

@@ -143,14 +143,7 @@ pub async fn create_sessions_table(
         .await;
     reuse_existing(created)?;
     enable_ttl(clients, table).await?;
-    let desc = clients
-        .dynamodb
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("DynamoDB.DescribeTable", e))?;
-    Ok(desc.table.and_then(|t| t.latest_stream_arn))
+    stream_arn(clients, table).await
 }
 
 /// Creates the state table (`pk`, `sk`, TTL `expiresAt`) or reuses an existing one.

@@ -146,6 +146,23 @@ pub enum TerminationReason {
 }
 
 impl TerminationReason {
+    /// Every reason.
+    pub const ALL: [TerminationReason; 8] = [
+        TerminationReason::Idle,
+        TerminationReason::Absolute,
+        TerminationReason::Logout,
+        TerminationReason::CascadeUser,
+        TerminationReason::CascadeTenant,
+        TerminationReason::CascadeFamily,
+        TerminationReason::Containment,
+        TerminationReason::Admin,
+    ];
+
+    /// Parses a stored `terminationReason`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     /// The stored string.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -551,3 +551,34 @@ impl TestEnv {
         .expect("receive cascade messages")
     }
 }
+
+/// A REMOVE record exactly as DynamoDB's TTL delivers it (moto does not run TTL), built from a
+/// real INSERT or MODIFY record: its NewImage becomes the OldImage, re-keyed to `session` and
+/// given `old_status`; `userIdentity` is the DynamoDB service principal.
+pub fn ttl_remove(
+    from: &serde_json::Value,
+    session: &SessionId,
+    old_status: &str,
+    seq: &str,
+) -> serde_json::Value {
+    let mut r = from.clone();
+    r["eventName"] = "REMOVE".into();
+    r["eventID"] = format!("ttl-{seq}").into();
+    let db = r["dynamodb"]
+        .as_object_mut()
+        .expect("a stream record has a dynamodb block");
+    let mut old = db
+        .remove("NewImage")
+        .expect("the source record has a NewImage");
+    old["sessionId"] = serde_json::json!({"S": session.expose()});
+    old["status"] = serde_json::json!({"S": old_status});
+    db.insert("OldImage".into(), old);
+    db.insert(
+        "Keys".into(),
+        serde_json::json!({"sessionId": {"S": session.expose()}}),
+    );
+    db.insert("SequenceNumber".into(), seq.into());
+    r["userIdentity"] =
+        serde_json::json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    r
+}

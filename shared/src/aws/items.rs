@@ -88,30 +88,16 @@ pub fn session_id(item: &Item) -> Result<SessionId, ItemError> {
     req_s(item, attr::SESSION_ID).map(SessionId::new)
 }
 
-fn reason_from_str(s: &str) -> Option<TerminationReason> {
-    use TerminationReason::*;
-    [
-        Idle,
-        Absolute,
-        Logout,
-        CascadeUser,
-        CascadeTenant,
-        CascadeFamily,
-        Containment,
-        Admin,
-    ]
-    .into_iter()
-    .find(|r| r.as_str() == s)
-}
-
 /// Parses a whole session item.
 pub fn session_from_item(item: &Item) -> Result<Session, ItemError> {
     let termination_reason = match opt_s(item, attr::TERMINATION_REASON)? {
         None => None,
-        Some(s) => Some(reason_from_str(&s).ok_or_else(|| ItemError::Invalid {
-            attribute: attr::TERMINATION_REASON,
-            reason: format!("unknown reason {s:?}"),
-        })?),
+        Some(s) => Some(
+            TerminationReason::parse(&s).ok_or_else(|| ItemError::Invalid {
+                attribute: attr::TERMINATION_REASON,
+                reason: format!("unknown reason {s:?}"),
+            })?,
+        ),
     };
     let created_at = req_n(item, attr::CREATED_AT)?;
     Ok(Session {

@@ -248,6 +248,24 @@ impl StateTable {
         let mut out = HashMap::new();
         for chunk in keys.chunks(MAX_BATCH_GET) {
             let mut pending: Vec<Item> = chunk.iter().map(Self::counter_key).collect();
+            // (pk, sk) of each requested key, to match the unordered response.
+            let key_strings: Vec<(String, String)> = pending
+                .iter()
+                .map(|k| {
+                    let part = |n: &str| {
+                        k.get(n)
+                            .and_then(|v| v.as_s().ok())
+                            .cloned()
+                            .unwrap_or_default()
+                    };
+                    (part(STATE_PK), part(STATE_SK))
+                })
+                .collect();
+            let by_key: HashMap<(&str, &str), &CounterKey> = key_strings
+                .iter()
+                .map(|(p, s)| (p.as_str(), s.as_str()))
+                .zip(chunk.iter())
+                .collect();
             for attempt in 0..8u32 {
                 if pending.is_empty() {
                     break;
@@ -273,14 +291,15 @@ impl StateTable {
                     .and_then(|mut r| r.remove(&self.table))
                     .unwrap_or_default()
                 {
-                    let found = chunk.iter().find(|k| {
-                        let key = Self::counter_key(k);
-                        key.get(STATE_PK) == item.get(STATE_PK)
-                            && key.get(STATE_SK) == item.get(STATE_SK)
-                    });
+                    let found = (|| {
+                        by_key.get(&(
+                            item.get(STATE_PK)?.as_s().ok()?.as_str(),
+                            item.get(STATE_SK)?.as_s().ok()?.as_str(),
+                        ))
+                    })();
                     if let Some(k) = found {
                         out.insert(
-                            k.clone(),
+                            (*k).clone(),
                             items::opt_n(&item, "count")
                                 .ok()
                                 .flatten()

@@ -23,8 +23,6 @@ pub struct AwsStreamPorts {
     alerts: SnsAlerts,
     dead_letters: SqsDeadLetters,
     cascades: SqsCascadeQueue,
-    /// TTL of burst counters and user termination requests, beyond their window.
-    retention: i64,
 }
 
 impl AwsStreamPorts {
@@ -47,7 +45,6 @@ impl AwsStreamPorts {
                 cfg.dead_letter_queue_url.clone(),
                 "sessionwarden-stream",
             ),
-            retention: cfg.burst_window_seconds * 2 + cfg.common.expiry.audit_retention_seconds,
         }
     }
 }
@@ -57,10 +54,10 @@ impl StreamPorts for AwsStreamPorts {
         &self,
         claims: &[Claim],
         expires_at: i64,
+        counter_expires_at: i64,
     ) -> Result<Vec<ClaimOutcome>, AwsError> {
-        let now = chrono::Utc::now().timestamp();
         self.state
-            .claim_bindings(claims, expires_at, now + self.retention)
+            .claim_bindings(claims, expires_at, counter_expires_at)
             .await
     }
     async fn read_counters(

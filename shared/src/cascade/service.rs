@@ -274,7 +274,7 @@ impl<P: CascadePorts> Ctx<'_, P> {
             *r.ended
                 .entry(termination.reason.as_str().to_string())
                 .or_default() += ended;
-            if ended > 0 || started {
+            if started {
                 self.ports.job_progress(&record, ended, 1).await?;
             }
 

@@ -97,11 +97,12 @@ pub struct DeadLetter {
 /// Everything the stream service needs from the outside world.
 pub trait StreamPorts: Send + Sync {
     /// Claims bindings (conditionally, first writer wins) and, for new ones only, increments
-    /// their counters. Returns one outcome per claim, in order.
+    /// their counters (kept until `counter_expires_at`). Returns one outcome per claim, in order.
     fn claim_bindings(
         &self,
         claims: &[Claim],
         expires_at: i64,
+        counter_expires_at: i64,
     ) -> impl Future<Output = Result<Vec<ClaimOutcome>, AwsError>> + Send;
     /// Reads burst counters; absent ones are 0.
     fn read_counters(
@@ -558,7 +559,14 @@ where
     let mut blocked: HashMap<SessionId, SeqNo> = HashMap::new();
     let mut burst_part = Part::default();
     if !claims.is_empty() {
-        match ports.claim_bindings(&claims, ctx.binding_expiry()).await {
+        match ports
+            .claim_bindings(
+                &claims,
+                ctx.binding_expiry(),
+                now + 2 * cfg.burst_window_seconds + cfg.common.expiry.audit_retention_seconds,
+            )
+            .await
+        {
             Ok(results) => {
                 for (claim, outcome) in claims.iter().zip(results) {
                     outcomes.insert(claim.session_id.clone(), outcome);
