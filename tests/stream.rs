@@ -1032,3 +1032,33 @@ async fn terminate_user_containment_requests_a_user_cascade() {
     );
     w.env.teardown().await;
 }
+
+#[tokio::test]
+async fn the_stream_tail_returns_every_record_once_even_when_moto_repeats_sequence_numbers() {
+    let mut w = World::new("tail-race").await;
+    // Concurrent BatchWriteItems race in moto's threaded server and can give records duplicate
+    // sequence numbers, after which its iterator cycles. The tail must still end, once per record.
+    let sessions: Vec<Session> = (0..2000)
+        .map(|i| w.f.active("race", &format!("u-{i}"), 60, 30))
+        .collect();
+    w.env.seed(&sessions).await;
+    let records = tokio::time::timeout(Duration::from_secs(120), w.tail.next_records())
+        .await
+        .expect("the stream read ends")
+        .expect("read stream");
+    let mut ids: Vec<&str> = records
+        .iter()
+        .map(|r| r["eventID"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((records.len(), ids.len()), (2000, 2000));
+    let mut seqs: Vec<&str> = records
+        .iter()
+        .map(|r| r["dynamodb"]["SequenceNumber"].as_str().unwrap())
+        .collect();
+    seqs.sort();
+    seqs.dedup();
+    eprintln!("2000 records, {} distinct sequence numbers", seqs.len());
+    w.env.teardown().await;
+}

@@ -3,7 +3,7 @@
 //! tests feed the stream worker real records, not hand-written ones. Not used in production,
 //! where Lambda does this.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use aws_sdk_dynamodbstreams::Client;
@@ -18,6 +18,10 @@ pub struct StreamTail {
     stream_arn: String,
     /// Next iterator per shard (`None` once a closed shard is drained).
     iterators: BTreeMap<String, Option<String>>,
+    /// Event IDs already returned. moto hands out duplicate sequence numbers when writes race
+    /// (its server is threaded), and its iterator then steps back and cycles; real DynamoDB
+    /// never repeats a record. Remembering what was returned keeps every record exactly once.
+    seen: HashSet<String>,
 }
 
 /// DynamoDB JSON of one attribute value, as in a Lambda event.
@@ -136,6 +140,7 @@ impl StreamTail {
             client,
             stream_arn,
             iterators,
+            seen: HashSet::new(),
         })
     }
 
@@ -151,14 +156,20 @@ impl StreamTail {
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("DynamoDBStreams.GetRecords", e))?;
-                let got = page.records().len();
-                out.extend(
-                    page.records()
-                        .iter()
-                        .map(|r| lambda_record(r, &self.stream_arn, "us-east-1")),
-                );
+                let mut fresh = 0;
+                for r in page.records() {
+                    if self
+                        .seen
+                        .insert(r.event_id().unwrap_or_default().to_string())
+                    {
+                        out.push(lambda_record(r, &self.stream_arn, "us-east-1"));
+                        fresh += 1;
+                    }
+                }
                 *it = page.next_shard_iterator;
-                if got == 0 {
+                // An empty page: the shard is read up to now. A page of records already
+                // returned: the emulator's iterator stepped back (see `seen`); stop here too.
+                if fresh == 0 {
                     break;
                 }
             }
