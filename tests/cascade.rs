@@ -6,20 +6,15 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
-use sessionwarden::aws::cascade_ports::AwsCascadePorts;
-use sessionwarden::aws::cloudwatch::CloudWatchMetrics;
-use sessionwarden::cascade::message::{request, Target};
-use sessionwarden::cascade::service::CascadeReport;
-use sessionwarden::session::{Session, SessionId, Status, TerminationReason};
 use sessionwarden_cascade::CascadeWorker;
+use sessionwarden_core::cascade::CascadeReport;
+use sessionwarden_core::cascade_message::{request, Target};
+use sessionwarden_core::session::{Session, SessionId, Status, TerminationReason};
 use sessionwarden_tests::{context_with, metric, s, SessionFactory, TestEnv};
 
 const H: i64 = 3600;
 
-fn worker(
-    env: &TestEnv,
-    extra: &[(&str, &str)],
-) -> CascadeWorker<AwsCascadePorts, CloudWatchMetrics> {
+fn worker(env: &TestEnv, extra: &[(&str, &str)]) -> CascadeWorker {
     CascadeWorker::from_clients(&env.clients, env.cascade_config(extra))
 }
 
@@ -43,7 +38,7 @@ async fn drive(env: &TestEnv, extra: &[(&str, &str)]) -> (CascadeReport, usize) 
         rounds += 1;
         assert!(rounds < 200, "the cascade does not settle");
         let deadline =
-            sessionwarden::deadline::EpochDeadline::in_from_now(Duration::from_secs(300));
+            sessionwarden_core::deadline::EpochDeadline::in_from_now(Duration::from_secs(300));
         let (response, report) = w.run(&event, &deadline).await;
         assert!(
             response.batch_item_failures.is_empty(),
@@ -300,7 +295,7 @@ async fn a_redelivered_message_changes_nothing() {
     let (response, report) = w
         .run(
             &event,
-            &sessionwarden::deadline::EpochDeadline::in_from_now(Duration::from_secs(60)),
+            &sessionwarden_core::deadline::EpochDeadline::in_from_now(Duration::from_secs(60)),
         )
         .await;
     assert!(response.batch_item_failures.is_empty());
@@ -380,7 +375,7 @@ async fn the_deadline_hands_the_rest_to_a_continuation() {
     let (response, report) = w
         .run(
             &event,
-            &sessionwarden::deadline::EpochDeadline::in_from_now(Duration::from_secs(5)),
+            &sessionwarden_core::deadline::EpochDeadline::in_from_now(Duration::from_secs(5)),
         )
         .await;
     assert!(response.batch_item_failures.is_empty());

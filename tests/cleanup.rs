@@ -6,16 +6,18 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_runtime::LambdaEvent;
-use sessionwarden::aws::cloudwatch::CloudWatchMetrics;
-use sessionwarden::aws::sessions::DynamoSessions;
-use sessionwarden::aws::AwsError;
-use sessionwarden::cleanup::{
-    run_cleanup, Candidate, CleanupReport, CleanupStore, ExpireOutcome, Page, Scope, Termination,
-};
-use sessionwarden::config::{CleanupConfig, CleanupStrategy};
-use sessionwarden::deadline::{Deadline, EpochDeadline};
-use sessionwarden::session::{Session, SessionId, Status, TerminationReason};
+use sessionwarden_aws::cloudwatch::CloudWatchMetrics;
+use sessionwarden_aws::sessions::DynamoSessions;
 use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
+use sessionwarden_core::cascade_message::Target;
+use sessionwarden_core::cleanup::{run_cleanup, CleanupReport};
+use sessionwarden_core::config::{CleanupConfig, CleanupStrategy};
+use sessionwarden_core::deadline::{Deadline, EpochDeadline};
+use sessionwarden_core::error::PortError;
+use sessionwarden_core::ports::{
+    CandidatePage, EndOutcome, Fence, MemberPage, Scope, SessionStore, Termination,
+};
+use sessionwarden_core::session::{Session, SessionId, Status, TerminationReason};
 use sessionwarden_tests::{context_with, metric, scheduled_event_fixture, SessionFactory, TestEnv};
 
 const H: i64 = 3600;
@@ -246,31 +248,44 @@ async fn terminated_and_expired_sessions_are_never_touched_by_either_strategy() 
 /// A store that lets the app touch one session between cleanup's read and its write.
 struct TouchBeforeWrite {
     inner: DynamoSessions,
+    table: String,
     victim: SessionId,
     touched_at: i64,
     env_client: aws_sdk_dynamodb::Client,
 }
 
-impl CleanupStore for TouchBeforeWrite {
-    type Cursor = <DynamoSessions as CleanupStore>::Cursor;
-
-    async fn page(
+impl SessionStore for TouchBeforeWrite {
+    async fn due(
         &self,
         scope: &Scope,
         now: i64,
         limit: u32,
-        cursor: Option<Self::Cursor>,
-    ) -> Result<Page<Self::Cursor>, AwsError> {
-        self.inner.page(scope, now, limit, cursor).await
+        cursor: Option<String>,
+    ) -> Result<CandidatePage, PortError> {
+        self.inner.due(scope, now, limit, cursor).await
     }
 
-    async fn expire(&self, c: &Candidate, t: &Termination) -> Result<ExpireOutcome, AwsError> {
-        if c.id == self.victim {
+    async fn members(
+        &self,
+        target: &Target,
+        limit: u32,
+        cursor: Option<String>,
+    ) -> Result<MemberPage, PortError> {
+        self.inner.members(target, limit, cursor).await
+    }
+
+    async fn end(
+        &self,
+        id: &SessionId,
+        t: &Termination,
+        fence: Option<&Fence>,
+    ) -> Result<EndOutcome, PortError> {
+        if *id == self.victim {
             // What the app does on a request: bump lastActivityAt (and sweepAt).
             self.env_client
                 .update_item()
-                .table_name(self.inner.table())
-                .key("sessionId", AttributeValue::S(c.id.expose().into()))
+                .table_name(&self.table)
+                .key("sessionId", AttributeValue::S(id.expose().into()))
                 .update_expression("SET lastActivityAt = :t, sweepAt = :s")
                 .expression_attribute_values(":t", AttributeValue::N(self.touched_at.to_string()))
                 .expression_attribute_values(
@@ -281,7 +296,7 @@ impl CleanupStore for TouchBeforeWrite {
                 .await
                 .expect("app touch");
         }
-        self.inner.expire(c, t).await
+        self.inner.end(id, t, fence).await
     }
 }
 
@@ -298,7 +313,8 @@ async fn a_session_touched_between_read_and_write_survives() {
         .await;
 
     let store = TouchBeforeWrite {
-        inner: env.sessions(),
+        inner: env.sessions().adapter(),
+        table: env.resources.sessions_table.clone(),
         victim: victim.session_id.clone(),
         touched_at: f.now,
         env_client: env.clients.dynamodb.clone(),
@@ -399,7 +415,7 @@ async fn the_deadline_stops_between_whole_writes_and_the_next_run_finishes() {
         calls: AtomicU32::new(0),
     };
     let first = run_cleanup(
-        &env.sessions(),
+        &env.sessions().adapter(),
         &metrics,
         &config,
         chrono::Utc::now(),

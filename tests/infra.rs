@@ -45,5 +45,5 @@ fn tables_and_indexes_match_local_provisioning() {
     ] {
         assert!(TEMPLATE.contains(needle), "template lacks {needle:?}");
     }
-    assert_eq!(sessionwarden::session::SWEEP_INDEX, "by-sweep");
+    assert_eq!(sessionwarden_core::session::SWEEP_INDEX, "by-sweep");
 }

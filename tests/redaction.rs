@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_runtime::LambdaEvent;
-use sessionwarden::config::CleanupStrategy;
 use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
+use sessionwarden_core::config::CleanupStrategy;
 use sessionwarden_tests::{context_with, scheduled_event_fixture, SessionFactory, TestEnv};
 
 #[derive(Clone, Default)]
@@ -117,7 +117,7 @@ async fn stream_logs_alerts_and_metric_dimensions_carry_no_raw_session_id() {
     // Every anomaly path that names a session: a bleed, a zombie, a fixation, a context change.
     let bleed = f.active("bleed", "u-1", H, 60);
     let mut zombie = f.active("zombie", "u-2", 2 * H, H);
-    zombie.status = sessionwarden::session::Status::Terminated;
+    zombie.status = sessionwarden_core::session::Status::Terminated;
     let mut anon = f.active("anon", "x", H, 60);
     anon.user_id = None;
     let mut ctx = f.active("ctx", "u-3", H, 60);

@@ -7,9 +7,15 @@ use std::time::Duration;
 
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::LambdaEvent;
-use sessionwarden::aws::streams::{lambda_event, StreamTail};
-use sessionwarden::config::StreamConfig;
-use sessionwarden::session::{Session, Status, TerminationReason};
+use sessionwarden_aws::sessions::DynamoSessions;
+use sessionwarden_core::cascade_message::Target;
+use sessionwarden_core::config::StreamConfig;
+use sessionwarden_core::error::PortError;
+use sessionwarden_core::ports::{
+    CandidatePage, EndOutcome, Fence, MemberPage, Ports, Scope, SessionStore, Termination,
+};
+use sessionwarden_core::session::{Session, SessionId, Status, TerminationReason};
+use sessionwarden_local::streams::{lambda_event, StreamTail};
 use sessionwarden_stream::{StreamEvent, StreamWorker};
 use sessionwarden_tests::{context_with, metric, n, s, ReceivedAlert, SessionFactory, TestEnv};
 
@@ -36,13 +42,7 @@ impl World {
         }
     }
 
-    fn worker(
-        &self,
-        extra: &[(&str, &str)],
-    ) -> StreamWorker<
-        sessionwarden::aws::stream_ports::AwsStreamPorts,
-        sessionwarden::aws::cloudwatch::CloudWatchMetrics,
-    > {
+    fn worker(&self, extra: &[(&str, &str)]) -> StreamWorker {
         StreamWorker::from_clients(&self.env.clients, self.config(extra))
     }
 
@@ -388,7 +388,7 @@ async fn benign_expiry_by_the_cleanup_worker() {
     let cleanup = sessionwarden_cleanup::CleanupWorker::from_clients(
         &w.env.clients,
         w.env
-            .cleanup_config(sessionwarden::config::CleanupStrategy::Index, &[]),
+            .cleanup_config(sessionwarden_core::config::CleanupStrategy::Index, &[]),
     );
     let event = serde_json::from_value(sessionwarden_tests::scheduled_event_fixture()).unwrap();
     let report = cleanup
@@ -541,84 +541,43 @@ async fn one_session_split_across_two_concurrent_invocations_alerts_exactly_once
     w.env.teardown().await;
 }
 
-/// Production ports, except that terminating one chosen session fails transiently.
+/// The production sessions table, except that ending one chosen session fails transiently.
 struct Flaky {
-    inner: sessionwarden::aws::stream_ports::AwsStreamPorts,
-    fail_for: sessionwarden::session::SessionId,
+    inner: DynamoSessions,
+    fail_for: SessionId,
 }
 
-impl sessionwarden::stream::service::StreamPorts for Flaky {
-    async fn claim_bindings(
+impl SessionStore for Flaky {
+    async fn due(
         &self,
-        c: &[sessionwarden::stream::service::Claim],
-        e: i64,
-        ce: i64,
-    ) -> Result<Vec<sessionwarden::stream::service::ClaimOutcome>, sessionwarden::aws::AwsError>
-    {
-        self.inner.claim_bindings(c, e, ce).await
-    }
-    async fn read_counters(
-        &self,
-        k: &[sessionwarden::stream::service::CounterKey],
-    ) -> Result<
-        std::collections::HashMap<sessionwarden::stream::service::CounterKey, u64>,
-        sessionwarden::aws::AwsError,
-    > {
-        self.inner.read_counters(k).await
-    }
-    async fn bind_user(
-        &self,
-        id: &sessionwarden::session::SessionId,
-        u: &str,
-        t: Option<&str>,
-        e: i64,
-    ) -> Result<(), sessionwarden::aws::AwsError> {
-        self.inner.bind_user(id, u, t, e).await
-    }
-    async fn open_gate(
-        &self,
-        g: &sessionwarden::stream::service::GateKey,
+        scope: &Scope,
         now: i64,
-        until: i64,
-    ) -> Result<bool, sessionwarden::aws::AwsError> {
-        self.inner.open_gate(g, now, until).await
+        limit: u32,
+        cursor: Option<String>,
+    ) -> Result<CandidatePage, PortError> {
+        self.inner.due(scope, now, limit, cursor).await
     }
-    async fn close_gate(
+    async fn members(
         &self,
-        g: &sessionwarden::stream::service::GateKey,
-    ) -> Result<(), sessionwarden::aws::AwsError> {
-        self.inner.close_gate(g).await
+        target: &Target,
+        limit: u32,
+        cursor: Option<String>,
+    ) -> Result<MemberPage, PortError> {
+        self.inner.members(target, limit, cursor).await
     }
-    async fn terminate_session(
+    async fn end(
         &self,
-        id: &sessionwarden::session::SessionId,
-        t: &sessionwarden::cleanup::Termination,
-    ) -> Result<sessionwarden::cleanup::ExpireOutcome, sessionwarden::aws::AwsError> {
+        id: &SessionId,
+        t: &Termination,
+        fence: Option<&Fence>,
+    ) -> Result<EndOutcome, PortError> {
         if *id == self.fail_for {
-            return Err(sessionwarden::aws::AwsError::Transient {
-                operation: "DynamoDB.UpdateItem",
-                source: "ProvisionedThroughputExceededException".into(),
-            });
+            return Err(PortError::transient(
+                "DynamoDB.UpdateItem",
+                "ProvisionedThroughputExceededException",
+            ));
         }
-        self.inner.terminate_session(id, t).await
-    }
-    async fn request_cascades(
-        &self,
-        r: &[sessionwarden::cascade::message::CascadeMessage],
-    ) -> Result<(), sessionwarden::aws::AwsError> {
-        self.inner.request_cascades(r).await
-    }
-    async fn publish_alerts(
-        &self,
-        a: &[sessionwarden::alert::Alert],
-    ) -> Result<(), sessionwarden::aws::AwsError> {
-        self.inner.publish_alerts(a).await
-    }
-    async fn dead_letter(
-        &self,
-        l: &[sessionwarden::stream::service::DeadLetter],
-    ) -> Result<(), sessionwarden::aws::AwsError> {
-        self.inner.dead_letter(l).await
+        self.inner.end(id, t, fence).await
     }
 }
 
@@ -650,14 +609,19 @@ async fn a_transient_failure_mid_batch_returns_the_first_incomplete_record_and_t
         .find(|r| r["dynamodb"]["Keys"]["sessionId"]["S"] == sessions[1].session_id.expose())
         .unwrap();
     let config = w.config(&[]);
-    let flaky = StreamWorker::new(
-        Flaky {
-            inner: sessionwarden::aws::stream_ports::AwsStreamPorts::new(&w.env.clients, &config),
+    let p = sessionwarden_aws::ports::stream(&w.env.clients, &config);
+    let ports = Ports {
+        sessions: Flaky {
+            inner: p.sessions,
             fail_for: sessions[1].session_id.clone(),
         },
-        sessionwarden::aws::cloudwatch::CloudWatchMetrics::new(w.env.clients.cloudwatch.clone()),
-        config,
-    );
+        state: p.state,
+        alerts: p.alerts,
+        cascades: p.cascades,
+        dead_letters: p.dead_letters,
+        metrics: p.metrics,
+    };
+    let flaky = StreamWorker::new(ports, config);
     let (response, report) = flaky.run(&records).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
@@ -672,8 +636,8 @@ async fn a_transient_failure_mid_batch_returns_the_first_incomplete_record_and_t
     let retry: Vec<serde_json::Value> = records
         .iter()
         .filter(|r| {
-            sessionwarden::stream::change::SeqNo(seq_of(r))
-                >= sessionwarden::stream::change::SeqNo(seq_of(middle))
+            sessionwarden_core::change::SeqNo(seq_of(r))
+                >= sessionwarden_core::change::SeqNo(seq_of(middle))
         })
         .cloned()
         .collect();
@@ -762,16 +726,16 @@ async fn malformed_records_go_raw_to_the_dead_letter_queue_and_never_block() {
 /// Records every metric batch a worker publishes, per invocation, and forwards it to CloudWatch.
 #[derive(Clone)]
 struct Recording {
-    inner: sessionwarden::aws::cloudwatch::CloudWatchMetrics,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<sessionwarden::metrics::MetricBatch>>>,
+    inner: sessionwarden_aws::cloudwatch::CloudWatchMetrics,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<sessionwarden_core::metrics::MetricBatch>>>,
 }
 
-impl sessionwarden::metrics::MetricsSink for Recording {
+impl sessionwarden_core::ports::MetricsSink for Recording {
     async fn publish(
         &self,
         ns: &str,
-        b: &sessionwarden::metrics::MetricBatch,
-    ) -> Result<(), sessionwarden::metrics::MetricsError> {
+        b: &sessionwarden_core::metrics::MetricBatch,
+    ) -> Result<(), sessionwarden_core::error::PortError> {
         self.seen.lock().unwrap().push(b.clone());
         self.inner.publish(ns, b).await
     }
@@ -782,17 +746,22 @@ async fn nothing_of_one_invocation_reaches_the_next() {
     let mut w = World::new("isolation").await;
     let config = w.config(&[("METRICS_TENANT_DIMENSION", "true")]);
     let recording = Recording {
-        inner: sessionwarden::aws::cloudwatch::CloudWatchMetrics::new(
+        inner: sessionwarden_aws::cloudwatch::CloudWatchMetrics::new(
             w.env.clients.cloudwatch.clone(),
         ),
         seen: Default::default(),
     };
     // One worker, one process, reused across invocations as Lambda does.
-    let worker = StreamWorker::new(
-        sessionwarden::aws::stream_ports::AwsStreamPorts::new(&w.env.clients, &config),
-        recording.clone(),
-        config,
-    );
+    let p = sessionwarden_aws::ports::stream(&w.env.clients, &config);
+    let ports = Ports {
+        sessions: p.sessions,
+        state: p.state,
+        alerts: p.alerts,
+        cascades: p.cascades,
+        dead_letters: p.dead_letters,
+        metrics: recording.clone(),
+    };
+    let worker = StreamWorker::new(ports, config);
     let mut per_invocation = Vec::new();
     for (tenant, user) in [("tenant-a", "alice"), ("tenant-b", "bob")] {
         let mut sess = w.f.active(tenant, user, H, 60);

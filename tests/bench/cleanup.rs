@@ -7,9 +7,9 @@
 use std::time::{Duration, Instant};
 
 use lambda_runtime::LambdaEvent;
-use sessionwarden::config::CleanupStrategy;
-use sessionwarden::session::Session;
 use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
+use sessionwarden_core::config::CleanupStrategy;
+use sessionwarden_core::session::Session;
 use sessionwarden_tests::{context_with, scheduled_event_fixture, SessionFactory, TestEnv};
 
 const DUE: usize = 100;

@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::AttributeValue;
-use sessionwarden::aws::cloudwatch::{read_back, SeriesSum};
-use sessionwarden::aws::sessions::DynamoSessions;
-use sessionwarden::aws::{AwsClients, RequestCounter};
-use sessionwarden::config::{CleanupConfig, CleanupStrategy};
-use sessionwarden::expiry::ExpiryPolicy;
-use sessionwarden::provision::Resources;
-use sessionwarden::session::{Session, SessionId};
-use sessionwarden::session_ref::SessionRefKey;
+use sessionwarden_aws::{AwsClients, RequestCounter};
+use sessionwarden_core::config::{CleanupConfig, CleanupStrategy};
+use sessionwarden_core::expiry::ExpiryPolicy;
+use sessionwarden_core::session::{Session, SessionId};
+use sessionwarden_core::session_ref::SessionRefKey;
+use sessionwarden_local::metrics::{read_back, SeriesSum};
+use sessionwarden_local::provision::Resources;
+use sessionwarden_local::seed::SeedTable;
 
 /// The session reference key every test uses.
 pub const TEST_REF_KEY: &str = "test-session-ref-key-0123456789";
@@ -146,12 +146,12 @@ impl TestEnv {
         let prefix = unique(name);
         let counter = RequestCounter::new();
         let clients = AwsClients::counted(&sdk_config().await, &counter);
-        let resources = sessionwarden::provision::init(&clients, &prefix)
+        let resources = sessionwarden_local::provision::init(&clients, &prefix)
             .await
             .unwrap_or_else(|e| {
                 panic!(
                     "provisioning {prefix}: {}",
-                    sessionwarden::aws::error_chain(&e)
+                    sessionwarden_core::error::error_chain(&e)
                 )
             });
         counter.reset();
@@ -205,9 +205,9 @@ impl TestEnv {
             .expect("test config parses")
     }
 
-    /// The sessions table adapter.
-    pub fn sessions(&self) -> DynamoSessions {
-        DynamoSessions::new(
+    /// The sessions table, for seeding and reads.
+    pub fn sessions(&self) -> SeedTable {
+        SeedTable::new(
             self.clients.dynamodb.clone(),
             self.resources.sessions_table.clone(),
         )
@@ -261,7 +261,7 @@ impl TestEnv {
 
     /// Deletes this test's tables to keep the emulator small.
     pub async fn teardown(self) {
-        let _ = sessionwarden::provision::delete_tables(&self.clients, &self.prefix).await;
+        let _ = sessionwarden_local::provision::delete_tables(&self.clients, &self.prefix).await;
     }
 }
 
@@ -359,7 +359,7 @@ pub fn scheduled_event_fixture() -> serde_json::Value {
 pub fn context_with(remaining: Duration) -> lambda_runtime::Context {
     let mut c = lambda_runtime::Context::default();
     c.request_id = "test-request".into();
-    c.deadline = sessionwarden::deadline::EpochDeadline::in_from_now(remaining).deadline_ms;
+    c.deadline = sessionwarden_core::deadline::EpochDeadline::in_from_now(remaining).deadline_ms;
     c
 }
 
@@ -378,27 +378,33 @@ pub struct ReceivedAlert {
 
 impl TestEnv {
     /// Stream worker configuration parsed from this test's environment plus `extra`.
-    pub fn stream_config(&self, extra: &[(&str, &str)]) -> sessionwarden::config::StreamConfig {
+    pub fn stream_config(
+        &self,
+        extra: &[(&str, &str)],
+    ) -> sessionwarden_core::config::StreamConfig {
         let vars = self.vars_with(extra);
-        sessionwarden::config::StreamConfig::from_source(&move |k: &str| vars.get(k).cloned())
+        sessionwarden_core::config::StreamConfig::from_source(&move |k: &str| vars.get(k).cloned())
             .expect("stream config parses")
     }
 
     /// A reader of the sessions table's stream, from its start.
-    pub async fn stream_tail(&self) -> sessionwarden::aws::streams::StreamTail {
+    pub async fn stream_tail(&self) -> sessionwarden_local::streams::StreamTail {
         let arn = self
             .resources
             .sessions_stream_arn
             .clone()
             .expect("sessions table has a stream");
-        sessionwarden::aws::streams::StreamTail::from_start(self.clients.streams.clone(), arn)
-            .await
-            .expect("stream tail")
+        sessionwarden_local::streams::StreamTail::from_start(
+            sessionwarden_local::streams_client(&sdk_config().await, None),
+            arn,
+        )
+        .await
+        .expect("stream tail")
     }
 
     /// Creates a queue subscribed to the alerts topic and returns its URL.
     pub async fn subscribe_alerts(&self) -> String {
-        let url = sessionwarden::provision::subscribe_inbox(
+        let url = sessionwarden_local::provision::subscribe_inbox(
             &self.clients,
             &self.resources.alerts_topic_arn,
             &format!("{}-alerts-inbox", self.prefix),
@@ -411,7 +417,7 @@ impl TestEnv {
 
     /// Drains every message currently in a queue.
     pub async fn drain(&self, queue_url: &str) -> Vec<String> {
-        sessionwarden::provision::drain_queue(&self.clients, queue_url)
+        sessionwarden_local::provision::drain_queue(&self.clients, queue_url)
             .await
             .expect("drain queue")
     }
@@ -520,9 +526,12 @@ pub fn run_binary(path: &str, env: &[(&str, &str)]) -> (bool, String) {
 
 impl TestEnv {
     /// Cascade worker configuration parsed from this test's environment plus `extra`.
-    pub fn cascade_config(&self, extra: &[(&str, &str)]) -> sessionwarden::config::CascadeConfig {
+    pub fn cascade_config(
+        &self,
+        extra: &[(&str, &str)],
+    ) -> sessionwarden_core::config::CascadeConfig {
         let vars = self.vars_with(extra);
-        sessionwarden::config::CascadeConfig::from_source(&move |k: &str| vars.get(k).cloned())
+        sessionwarden_core::config::CascadeConfig::from_source(&move |k: &str| vars.get(k).cloned())
             .expect("cascade config parses")
     }
 
@@ -543,7 +552,7 @@ impl TestEnv {
     /// The next batch of the cascade queue in the SQS Lambda event shape (messages deleted, as
     /// Lambda does on success; tests assert there were no failures).
     pub async fn cascade_event(&self) -> Option<aws_lambda_events::event::sqs::SqsEvent> {
-        sessionwarden::aws::cascade_queue::receive_as_lambda_event(
+        sessionwarden_local::queues::receive_as_lambda_event(
             &self.clients.sqs,
             &self.resources.cascade_queue_url,
         )

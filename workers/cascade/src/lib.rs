@@ -1,44 +1,37 @@
 //! The Lambda face of the cascade worker: an SQS batch (delivered with `ReportBatchItemFailures`)
-//! becomes one run of [`sessionwarden::cascade::service::process_batch`], bounded by the
+//! becomes one run of [`sessionwarden_core::cascade::process_batch`], bounded by the
 //! invocation's deadline, and the messages that must be retried become the partial batch response.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
-use sessionwarden::aws::cascade_ports::AwsCascadePorts;
-use sessionwarden::aws::cloudwatch::CloudWatchMetrics;
-use sessionwarden::aws::AwsClients;
-use sessionwarden::cascade::service::{process_batch, CascadePorts, CascadeReport, QueueMessage};
-use sessionwarden::config::CascadeConfig;
-use sessionwarden::deadline::{Deadline, EpochDeadline};
-use sessionwarden::metrics::MetricsSink;
+use sessionwarden_aws::ports::AwsPorts;
+use sessionwarden_aws::AwsClients;
+use sessionwarden_core::cascade::{process_batch, CascadeReport, QueueMessage};
+use sessionwarden_core::config::CascadeConfig;
+use sessionwarden_core::deadline::{Deadline, EpochDeadline};
+use sessionwarden_core::ports::{MetricsSink, SessionStore};
 
-/// The cascade worker: adapters and configuration, built once per process; no per-invocation state.
-pub struct CascadeWorker<P, M> {
-    ports: P,
-    metrics: M,
+/// The cascade worker: adapters and configuration, built once per process. Generic over the
+/// sessions table and the metrics sink, so a test can wrap either.
+pub struct CascadeWorker<
+    S = sessionwarden_aws::sessions::DynamoSessions,
+    M = sessionwarden_aws::cloudwatch::CloudWatchMetrics,
+> {
+    ports: AwsPorts<S, M>,
     config: CascadeConfig,
 }
 
-impl CascadeWorker<AwsCascadePorts, CloudWatchMetrics> {
+impl CascadeWorker {
     /// The production worker over real AWS clients.
     pub fn from_clients(clients: &AwsClients, config: CascadeConfig) -> Self {
-        let ports = AwsCascadePorts::new(clients, &config);
-        CascadeWorker::new(
-            ports,
-            CloudWatchMetrics::new(clients.cloudwatch.clone()),
-            config,
-        )
+        CascadeWorker::new(sessionwarden_aws::ports::cascade(clients, &config), config)
     }
 }
 
-impl<P: CascadePorts, M: MetricsSink> CascadeWorker<P, M> {
-    /// A worker over any ports.
-    pub fn new(ports: P, metrics: M, config: CascadeConfig) -> Self {
-        CascadeWorker {
-            ports,
-            metrics,
-            config,
-        }
+impl<S: SessionStore, M: MetricsSink> CascadeWorker<S, M> {
+    /// A worker over the given adapters.
+    pub fn new(ports: AwsPorts<S, M>, config: CascadeConfig) -> Self {
+        CascadeWorker { ports, config }
     }
 
     /// Handles one invocation; never fails as a whole.
@@ -67,15 +60,7 @@ impl<P: CascadePorts, M: MetricsSink> CascadeWorker<P, M> {
             })
             .collect();
         let now = chrono::Utc::now().timestamp();
-        let report = process_batch(
-            &self.ports,
-            &self.metrics,
-            &self.config,
-            &messages,
-            deadline,
-            now,
-        )
-        .await;
+        let report = process_batch(&self.ports, &self.config, &messages, deadline, now).await;
         let mut response = SqsBatchResponse::default();
         for id in &report.failed {
             let mut f = BatchItemFailure::default();

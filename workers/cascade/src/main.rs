@@ -3,9 +3,9 @@
 //! the runtime loop.
 
 use lambda_runtime::{run, service_fn, tracing};
-use sessionwarden::aws::{load_sdk_config, AwsClients};
-use sessionwarden::config::CascadeConfig;
+use sessionwarden_aws::{load_sdk_config, AwsClients};
 use sessionwarden_cascade::CascadeWorker;
+use sessionwarden_core::config::CascadeConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

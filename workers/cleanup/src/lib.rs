@@ -1,17 +1,18 @@
 //! The Lambda face of the cleanup worker: an EventBridge scheduled event and its invocation
-//! context become one run of [`sessionwarden::cleanup::run_cleanup`], bounded by the context's
+//! context become one run of [`sessionwarden_core::cleanup::run_cleanup`], bounded by the context's
 //! deadline. Kept apart from `main.rs` so tests and `sessionctl` call the exact handler Lambda calls.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use sessionwarden::aws::cloudwatch::CloudWatchMetrics;
-use sessionwarden::aws::sessions::DynamoSessions;
-use sessionwarden::aws::{error_chain, AwsClients};
-use sessionwarden::cleanup::{run_cleanup, CleanupError, CleanupReport, CleanupStore};
-use sessionwarden::config::CleanupConfig;
-use sessionwarden::deadline::EpochDeadline;
-use sessionwarden::metrics::MetricsSink;
+use sessionwarden_aws::cloudwatch::CloudWatchMetrics;
+use sessionwarden_aws::sessions::DynamoSessions;
+use sessionwarden_aws::AwsClients;
+use sessionwarden_core::cleanup::{run_cleanup, CleanupError, CleanupReport};
+use sessionwarden_core::config::CleanupConfig;
+use sessionwarden_core::deadline::EpochDeadline;
+use sessionwarden_core::error::error_chain;
+use sessionwarden_core::ports::{MetricsSink, SessionStore};
 
 /// The hourly schedule's event. Its content is not used: the run's `now` is the wall clock.
 pub type ScheduledEvent = EventBridgeEvent<serde_json::Value>;
@@ -36,7 +37,7 @@ impl CleanupWorker<DynamoSessions, CloudWatchMetrics> {
     }
 }
 
-impl<S: CleanupStore, M: MetricsSink> CleanupWorker<S, M> {
+impl<S: SessionStore, M: MetricsSink> CleanupWorker<S, M> {
     /// A worker over any store and metrics sink.
     pub fn new(store: S, metrics: M, config: CleanupConfig) -> Self {
         CleanupWorker {

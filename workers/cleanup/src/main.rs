@@ -2,9 +2,9 @@
 //! Thin by design: tracing, typed config, clients built once, then the runtime loop.
 
 use lambda_runtime::{run, service_fn, tracing};
-use sessionwarden::aws::{load_sdk_config, AwsClients};
-use sessionwarden::config::CleanupConfig;
+use sessionwarden_aws::{load_sdk_config, AwsClients};
 use sessionwarden_cleanup::CleanupWorker;
+use sessionwarden_core::config::CleanupConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -4,17 +4,18 @@
 //! to see: what expired and why, what was left alone, the AWS requests it cost, and the metrics
 //! read back from CloudWatch.
 
+use sessionwarden_core::ports::CascadeQueue as _;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sessionwarden::aws::cloudwatch::read_back;
-use sessionwarden::aws::sessions::DynamoSessions;
-use sessionwarden::aws::{load_sdk_config, AwsClients, RequestCounter};
-use sessionwarden::config::{CascadeConfig, CleanupConfig, StreamConfig};
-use sessionwarden::expiry::ExpiryPolicy;
-use sessionwarden::session::{Session, SessionId, Status, TerminationReason};
+use sessionwarden_aws::{load_sdk_config, AwsClients, RequestCounter};
+use sessionwarden_core::config::{CascadeConfig, CleanupConfig, StreamConfig};
+use sessionwarden_core::expiry::ExpiryPolicy;
+use sessionwarden_core::session::{Session, SessionId, Status, TerminationReason};
+use sessionwarden_local::metrics::read_back;
+use sessionwarden_local::seed::SeedTable;
 
 const H: i64 = 3600;
 const M: i64 = 60;
@@ -162,7 +163,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let counter = RequestCounter::new();
     let clients = AwsClients::counted(&load_sdk_config().await, &counter);
-    let table = DynamoSessions::new(
+    let table = SeedTable::new(
         clients.dynamodb.clone(),
         config.common.sessions_table.clone(),
     );
@@ -319,24 +320,27 @@ async fn stream_part(
     config: StreamConfig,
     after: &BTreeMap<String, Session>,
     now: i64,
-) -> anyhow::Result<sessionwarden::aws::streams::StreamTail> {
+) -> anyhow::Result<sessionwarden_local::streams::StreamTail> {
     let key = config.common.session_ref_key.clone();
     let namespace = config.common.metrics_namespace.clone();
-    let table = DynamoSessions::new(
+    let table = SeedTable::new(
         clients.dynamodb.clone(),
         config.common.sessions_table.clone(),
     );
-    let inbox = sessionwarden::provision::subscribe_inbox(
+    let inbox = sessionwarden_local::provision::subscribe_inbox(
         clients,
         &config.alerts_topic_arn,
         &format!("demo-inbox-{}", rand::random::<u32>()),
     )
     .await?;
-    let arn = sessionwarden::provision::stream_arn(clients, table.table())
+    let arn = sessionwarden_local::provision::stream_arn(clients, table.table())
         .await?
         .ok_or_else(|| anyhow::anyhow!("the sessions table has no stream"))?;
-    let mut tail =
-        sessionwarden::aws::streams::StreamTail::from_start(clients.streams.clone(), arn).await?;
+    let mut tail = sessionwarden_local::streams::StreamTail::from_start(
+        sessionwarden_local::streams_client(&load_sdk_config().await, None),
+        arn,
+    )
+    .await?;
 
     println!("\n== sessionwarden demo: stream anomaly detection ==");
     let (response, base) = crate::run_stream_once(clients, config.clone(), Some(&mut tail)).await?;
@@ -424,7 +428,7 @@ async fn stream_part(
     }
 
     println!("\nAlerts, as the on-call subscriber received them:");
-    let messages = sessionwarden::provision::drain_queue(clients, &inbox).await?;
+    let messages = sessionwarden_local::provision::drain_queue(clients, &inbox).await?;
     let mut docs = Vec::new();
     for raw in &messages {
         let envelope: serde_json::Value = serde_json::from_str(raw)?;
@@ -499,7 +503,7 @@ async fn stream_part(
 
 /// Prints metric series as `Name{Dim=Value,...}  sum`, one per line.
 fn print_series<'a>(
-    series: impl Iterator<Item = &'a sessionwarden::aws::cloudwatch::SeriesSum>,
+    series: impl Iterator<Item = &'a sessionwarden_local::metrics::SeriesSum>,
     width: usize,
 ) {
     for s in series {
@@ -525,13 +529,13 @@ async fn cascade_part(
     clients: &AwsClients,
     stream: &StreamConfig,
     config: CascadeConfig,
-    tail: &mut sessionwarden::aws::streams::StreamTail,
+    tail: &mut sessionwarden_local::streams::StreamTail,
     now: i64,
 ) -> anyhow::Result<()> {
-    use sessionwarden::aws::cascade_queue::SqsCascadeQueue;
-    use sessionwarden::cascade::message::{request, Target};
+    use sessionwarden_aws::cascade_queue::SqsCascadeQueue;
+    use sessionwarden_core::cascade_message::{request, Target};
     let key = config.common.session_ref_key.clone();
-    let table = DynamoSessions::new(
+    let table = SeedTable::new(
         clients.dynamodb.clone(),
         config.common.sessions_table.clone(),
     );
@@ -604,7 +608,7 @@ async fn cascade_part(
         depth: usize,
         all: &BTreeMap<String, Session>,
         labels: &BTreeMap<String, &str>,
-        key: &sessionwarden::session_ref::SessionRefKey,
+        key: &sessionwarden_core::session_ref::SessionRefKey,
     ) {
         let Some(s) = all.get(id) else { return };
         println!(
@@ -650,7 +654,7 @@ async fn cascade_part(
         alert_threshold: 20,
         ..config.clone()
     };
-    let inbox = sessionwarden::provision::subscribe_inbox(
+    let inbox = sessionwarden_local::provision::subscribe_inbox(
         clients,
         &small.alerts_topic_arn,
         &format!("demo-cascade-inbox-{}", rand::random::<u32>()),
@@ -686,7 +690,7 @@ async fn cascade_part(
         "  {} invocations, {} pages, {} continuations: ended {:?}; {} sessions had already ended and kept their reason.",
         rounds, report.pages, report.continuations, report.ended, report.already_ended
     );
-    for raw in sessionwarden::provision::drain_queue(clients, &inbox).await? {
+    for raw in sessionwarden_local::provision::drain_queue(clients, &inbox).await? {
         let envelope: serde_json::Value = serde_json::from_str(&raw)?;
         println!(
             "  On-call was told: {}",

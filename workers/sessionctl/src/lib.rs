@@ -4,17 +4,18 @@
 
 pub mod demo;
 
+use sessionwarden_core::ports::CascadeQueue as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{Context, LambdaEvent};
-use sessionwarden::aws::{load_sdk_config, AwsClients};
-use sessionwarden::config::{
+use sessionwarden_aws::{load_sdk_config, AwsClients};
+use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
+use sessionwarden_core::config::{
     CascadeConfig, CleanupConfig, CleanupStrategy, CommonConfig, ProcessEnv, StreamConfig,
 };
-use sessionwarden::deadline::EpochDeadline;
-use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
+use sessionwarden_core::deadline::EpochDeadline;
 
 /// sessionwarden's command line.
 #[derive(Debug, Parser)]
@@ -159,7 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Resolve { session_ref } => {
             let common = CommonConfig::from_source(&ProcessEnv)?;
             let clients = AwsClients::new(&load_sdk_config().await);
-            let table = sessionwarden::aws::sessions::DynamoSessions::new(
+            let table = sessionwarden_local::seed::SeedTable::new(
                 clients.dynamodb.clone(),
                 common.sessions_table.clone(),
             );
@@ -191,18 +192,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             requested_by,
             request_id,
         } => {
-            use sessionwarden::cascade::message::{request, Target};
+            use sessionwarden_core::cascade_message::{request, Target};
             let target = match (user, tenant, session) {
                 (Some(u), None, None) => Target::User(u),
                 (None, Some(t), None) => Target::Tenant(t),
-                (None, None, Some(s)) => Target::Session(sessionwarden::session::SessionId::new(s)),
+                (None, None, Some(s)) => {
+                    Target::Session(sessionwarden_core::session::SessionId::new(s))
+                }
                 _ => anyhow::bail!("give exactly one of --user, --tenant or --session"),
             };
             let queue =
                 std::env::var("CASCADE_QUEUE_URL").context("CASCADE_QUEUE_URL is required")?;
             let message = request(&target, &reason, &requested_by, request_id);
             let clients = AwsClients::new(&load_sdk_config().await);
-            sessionwarden::aws::cascade_queue::SqsCascadeQueue::new(clients.sqs.clone(), queue)
+            sessionwarden_aws::cascade_queue::SqsCascadeQueue::new(clients.sqs.clone(), queue)
                 .send(std::slice::from_ref(&message))
                 .await?;
             eprintln!(
@@ -231,12 +234,12 @@ pub async fn init_env(
     prefix: &str,
     metrics_namespace: &str,
 ) -> anyhow::Result<Vec<(&'static str, String)>> {
-    let resources = sessionwarden::provision::init(clients, prefix)
+    let resources = sessionwarden_local::provision::init(clients, prefix)
         .await
         .with_context(|| format!("creating resources for prefix {prefix:?}"))?;
     let key = std::env::var("SESSION_REF_KEY")
         .ok()
-        .filter(|k| k.len() >= sessionwarden::session_ref::MIN_KEY_BYTES)
+        .filter(|k| k.len() >= sessionwarden_core::session_ref::MIN_KEY_BYTES)
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>()));
     let mut env = resources.env(metrics_namespace);
     env.push(("SESSION_REF_KEY", key));
@@ -249,7 +252,7 @@ pub async fn invoke_cleanup(
     clients: &AwsClients,
     config: CleanupConfig,
     timeout: Duration,
-) -> anyhow::Result<sessionwarden::cleanup::CleanupReport> {
+) -> anyhow::Result<sessionwarden_core::cleanup::CleanupReport> {
     let worker = CleanupWorker::from_clients(clients, config);
     let mut context = Context::default();
     context.request_id = "sessionctl-local".into();
@@ -273,21 +276,27 @@ pub async fn invoke_cleanup(
 pub async fn run_stream_once(
     clients: &AwsClients,
     config: StreamConfig,
-    tail: Option<&mut sessionwarden::aws::streams::StreamTail>,
+    tail: Option<&mut sessionwarden_local::streams::StreamTail>,
 ) -> anyhow::Result<(
     aws_lambda_events::event::streams::DynamoDbEventResponse,
-    sessionwarden::stream::service::StreamReport,
+    sessionwarden_core::stream::StreamReport,
 )> {
     let records = match tail {
         Some(t) => t.next_records().await?,
         None => {
-            let arn = sessionwarden::provision::stream_arn(clients, &config.common.sessions_table)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("{} has no stream", config.common.sessions_table))?;
-            sessionwarden::aws::streams::StreamTail::from_start(clients.streams.clone(), arn)
-                .await?
-                .next_records()
-                .await?
+            let arn =
+                sessionwarden_local::provision::stream_arn(clients, &config.common.sessions_table)
+                    .await?
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{} has no stream", config.common.sessions_table)
+                    })?;
+            sessionwarden_local::streams::StreamTail::from_start(
+                sessionwarden_local::streams_client(&load_sdk_config().await, None),
+                arn,
+            )
+            .await?
+            .next_records()
+            .await?
         }
     };
     let worker = sessionwarden_stream::StreamWorker::from_clients(clients, config);
@@ -301,13 +310,13 @@ pub async fn run_stream_once(
 pub async fn drain_cascades(
     clients: &AwsClients,
     config: &CascadeConfig,
-    mut stream: Option<(&StreamConfig, &mut sessionwarden::aws::streams::StreamTail)>,
-) -> anyhow::Result<(sessionwarden::cascade::service::CascadeReport, usize)> {
+    mut stream: Option<(&StreamConfig, &mut sessionwarden_local::streams::StreamTail)>,
+) -> anyhow::Result<(sessionwarden_core::cascade::CascadeReport, usize)> {
     let worker = sessionwarden_cascade::CascadeWorker::from_clients(clients, config.clone());
-    let mut total = sessionwarden::cascade::service::CascadeReport::default();
+    let mut total = sessionwarden_core::cascade::CascadeReport::default();
     let mut rounds = 0;
     for _ in 0..500 {
-        let event = sessionwarden::aws::cascade_queue::receive_as_lambda_event(
+        let event = sessionwarden_local::queues::receive_as_lambda_event(
             &clients.sqs,
             &config.cascade_queue_url,
         )

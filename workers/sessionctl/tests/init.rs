@@ -6,7 +6,7 @@ use std::process::Command;
 
 use aws_sdk_dynamodb::types::{StreamViewType, TimeToLiveStatus};
 use aws_sdk_sqs::types::QueueAttributeName;
-use sessionwarden::aws::AwsClients;
+use sessionwarden_aws::AwsClients;
 
 fn init(prefix: &str) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sessionctl"))
@@ -182,10 +182,10 @@ async fn revoke_sends_a_valid_cascade_request() {
     let bodies = env.drain(&env.resources.cascade_queue_url).await;
     assert_eq!(bodies.len(), 1);
     let job =
-        sessionwarden::cascade::message::parse(&bodies[0], "m").expect("the worker accepts it");
+        sessionwarden_core::cascade_message::parse(&bodies[0], "m").expect("the worker accepts it");
     assert_eq!(
         job.target,
-        sessionwarden::cascade::message::Target::User("u-123".into())
+        sessionwarden_core::cascade_message::Target::User("u-123".into())
     );
     assert_eq!(
         (job.reason.as_str(), job.requested_by.as_str()),

@@ -1,17 +1,17 @@
 //! The Lambda face of the stream worker: a DynamoDB stream batch (delivered with
-//! `ReportBatchItemFailures`) becomes one run of [`sessionwarden::stream::service::process_batch`],
+//! `ReportBatchItemFailures`) becomes one run of [`sessionwarden_core::stream::process_batch`],
 //! and its failure point becomes the partial batch response. Records are kept as raw JSON until
 //! the service parses them one by one, so a malformed record cannot fail the whole batch.
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
-use sessionwarden::aws::cloudwatch::CloudWatchMetrics;
-use sessionwarden::aws::stream_ports::AwsStreamPorts;
-use sessionwarden::aws::AwsClients;
-use sessionwarden::config::StreamConfig;
-use sessionwarden::metrics::MetricsSink;
-use sessionwarden::stream::service::{process_batch, StreamPorts, StreamReport};
+use sessionwarden_aws::ports::AwsPorts;
+use sessionwarden_aws::stream_record::parse_record;
+use sessionwarden_aws::AwsClients;
+use sessionwarden_core::config::StreamConfig;
+use sessionwarden_core::ports::{MetricsSink, SessionStore};
+use sessionwarden_core::stream::{process_batch, StreamReport};
 
 /// A DynamoDB stream event, with each record left raw for per-record parsing.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,32 +23,26 @@ pub struct StreamEvent {
 
 /// The stream worker: adapters and configuration, built once per process. It keeps nothing
 /// between invocations; every identity it knows across batches lives in the state table.
-pub struct StreamWorker<P, M> {
-    ports: P,
-    metrics: M,
+/// Generic over the sessions table and the metrics sink, so a test can wrap either.
+pub struct StreamWorker<
+    S = sessionwarden_aws::sessions::DynamoSessions,
+    M = sessionwarden_aws::cloudwatch::CloudWatchMetrics,
+> {
+    ports: AwsPorts<S, M>,
     config: StreamConfig,
 }
 
-impl StreamWorker<AwsStreamPorts, CloudWatchMetrics> {
+impl StreamWorker {
     /// The production worker over real AWS clients.
     pub fn from_clients(clients: &AwsClients, config: StreamConfig) -> Self {
-        let ports = AwsStreamPorts::new(clients, &config);
-        StreamWorker::new(
-            ports,
-            CloudWatchMetrics::new(clients.cloudwatch.clone()),
-            config,
-        )
+        StreamWorker::new(sessionwarden_aws::ports::stream(clients, &config), config)
     }
 }
 
-impl<P: StreamPorts, M: MetricsSink> StreamWorker<P, M> {
-    /// A worker over any ports.
-    pub fn new(ports: P, metrics: M, config: StreamConfig) -> Self {
-        StreamWorker {
-            ports,
-            metrics,
-            config,
-        }
+impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
+    /// A worker over the given adapters.
+    pub fn new(ports: AwsPorts<S, M>, config: StreamConfig) -> Self {
+        StreamWorker { ports, config }
     }
 
     /// Handles one invocation. It never fails as a whole: a transient problem becomes a batch
@@ -66,7 +60,7 @@ impl<P: StreamPorts, M: MetricsSink> StreamWorker<P, M> {
         records: &[serde_json::Value],
     ) -> (DynamoDbEventResponse, StreamReport) {
         let now = chrono::Utc::now().timestamp();
-        let outcome = process_batch(&self.ports, &self.metrics, &self.config, records, now).await;
+        let outcome = process_batch(&self.ports, &self.config, records, parse_record, now).await;
         let mut response = DynamoDbEventResponse::default();
         if let Some(seq) = outcome.failed_from {
             let mut failure = DynamoDbBatchItemFailure::default();

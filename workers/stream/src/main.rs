@@ -3,8 +3,8 @@
 //! once, then the runtime loop.
 
 use lambda_runtime::{run, service_fn, tracing};
-use sessionwarden::aws::{load_sdk_config, AwsClients};
-use sessionwarden::config::StreamConfig;
+use sessionwarden_aws::{load_sdk_config, AwsClients};
+use sessionwarden_core::config::StreamConfig;
 use sessionwarden_stream::StreamWorker;
 
 #[tokio::main]

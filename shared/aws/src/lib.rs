@@ -1,0 +1,135 @@
+//! sessionwarden's adapters: the only crate of the Lambda binaries that knows SDK types. Each
+//! adapter implements one of the core's ports, and every SDK failure becomes a core
+//! [`PortError`] that says what the caller should do with it: retry later (transient) or give up
+//! (permanent). [`ports`] wires them into the [`sessionwarden_core::ports::Ports`] of a worker.
+
+pub mod cascade_queue;
+pub mod cloudwatch;
+pub mod counter;
+pub mod dlq;
+pub mod items;
+pub mod ports;
+pub mod sessions;
+pub mod sns;
+pub mod sqs;
+pub mod state;
+pub mod stream_record;
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+pub use counter::RequestCounter;
+pub use sessionwarden_core::error::{error_chain, PortError};
+
+/// Service error codes that mean "try again later".
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "InternalServerError",
+    "InternalFailure",
+    "InternalError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "KMSThrottlingException",
+];
+
+/// Maps an SDK error into the core's [`PortError`], split by what the caller does about it. The
+/// SDK has already spent its own retries (see [`client_settings`]) by the time we see it.
+pub fn sdk_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let transient = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(se) => {
+            se.raw().status().is_server_error()
+                || se
+                    .err()
+                    .code()
+                    .is_some_and(|c| TRANSIENT_CODES.contains(&c))
+        }
+        _ => false,
+    };
+    if transient {
+        PortError::transient(operation, err)
+    } else {
+        PortError::permanent(operation, err)
+    }
+}
+
+/// The SDK's own retry and timeout settings for every client: standard retries (3 attempts with
+/// jittered backoff), each attempt bounded, and the whole operation bounded well inside a Lambda
+/// deadline, so a slow dependency fails the unit of work instead of the invocation.
+pub fn client_settings() -> (RetryConfig, TimeoutConfig) {
+    (
+        RetryConfig::standard().with_max_attempts(3),
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(10))
+            .operation_timeout(Duration::from_secs(25))
+            .build(),
+    )
+}
+
+/// Loads the standard SDK configuration: region, credentials, and `AWS_ENDPOINT_URL`.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+/// The SDK clients, built once per process and shared by reference.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// CloudWatch.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// SQS.
+    pub sqs: aws_sdk_sqs::Client,
+    /// SNS.
+    pub sns: aws_sdk_sns::Client,
+}
+
+impl AwsClients {
+    /// Builds every client from one SDK configuration.
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Self::build(sdk, None)
+    }
+
+    /// Builds every client with `counter` attached, so each request sent is counted.
+    pub fn counted(sdk: &SdkConfig, counter: &RequestCounter) -> Self {
+        Self::build(sdk, Some(counter))
+    }
+
+    fn build(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> Self {
+        macro_rules! client {
+            ($krate:ident) => {{
+                let (retry, timeout) = client_settings();
+                let mut b = $krate::config::Builder::from(sdk)
+                    .retry_config(retry)
+                    .timeout_config(timeout);
+                if let Some(c) = counter {
+                    b = b.interceptor(c.clone());
+                }
+                $krate::Client::from_conf(b.build())
+            }};
+        }
+        AwsClients {
+            dynamodb: client!(aws_sdk_dynamodb),
+            cloudwatch: client!(aws_sdk_cloudwatch),
+            sqs: client!(aws_sdk_sqs),
+            sns: client!(aws_sdk_sns),
+        }
+    }
+}

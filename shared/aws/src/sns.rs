@@ -1,0 +1,102 @@
+//! SNS adapter for alerts: PublishBatch (10 per request) with `MessageStructure=json`, so email
+//! subscribers get the readable text and every other protocol the JSON document, and the message
+//! attributes `severity`, `anomalyType` and `tenantId` that subscription filter policies match.
+
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use aws_sdk_sns::Client;
+
+use crate::PortError;
+use sessionwarden_core::alert::Alert;
+use sessionwarden_core::ports::AlertSink;
+
+/// PublishBatch takes at most 10 entries.
+const MAX_BATCH: usize = 10;
+
+/// The alerts topic.
+#[derive(Clone, Debug)]
+pub struct SnsAlerts {
+    client: Client,
+    topic_arn: String,
+}
+
+fn attr(v: &str) -> Result<MessageAttributeValue, PortError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(v)
+        .build()
+        .map_err(|e| PortError::Permanent {
+            operation: "SNS.PublishBatch",
+            source: Box::new(e),
+        })
+}
+
+impl SnsAlerts {
+    /// A publisher to `topic_arn`.
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        SnsAlerts {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+
+    /// The SNS message of an alert: per-protocol bodies.
+    pub fn message(a: &Alert) -> String {
+        let doc = a.document.to_string();
+        serde_json::json!({ "default": doc, "email": a.text, "sqs": doc, "lambda": doc, "https": doc, "http": doc, "email-json": doc }).to_string()
+    }
+}
+
+impl AlertSink for SnsAlerts {
+    /// Publishes alerts. Entries that SNS reports as failed (even with HTTP 200) are an error.
+    async fn publish(&self, alerts: &[Alert]) -> Result<(), PortError> {
+        for chunk in alerts.chunks(MAX_BATCH) {
+            let mut entries = Vec::new();
+            for (i, a) in chunk.iter().enumerate() {
+                entries.push(
+                    PublishBatchRequestEntry::builder()
+                        .id(format!("a{i}"))
+                        .subject(&a.subject)
+                        .message(Self::message(a))
+                        .message_structure("json")
+                        .message_attributes("severity", attr(a.severity.as_str())?)
+                        .message_attributes("anomalyType", attr(&a.kind)?)
+                        .message_attributes("tenantId", attr(&a.tenant)?)
+                        .build()
+                        .map_err(|e| PortError::Permanent {
+                            operation: "SNS.PublishBatch",
+                            source: Box::new(e),
+                        })?,
+                );
+            }
+            let out = self
+                .client
+                .publish_batch()
+                .topic_arn(&self.topic_arn)
+                .set_publish_batch_request_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| crate::sdk_error("SNS.PublishBatch", e))?;
+            if let Some(f) = out.failed.as_ref().and_then(|f| f.first()) {
+                let source = format!(
+                    "{} of {} entries failed, e.g. {}: {}",
+                    out.failed().len(),
+                    chunk.len(),
+                    f.code(),
+                    f.message().unwrap_or("")
+                );
+                return Err(if f.sender_fault() {
+                    PortError::Permanent {
+                        operation: "SNS.PublishBatch",
+                        source: source.into(),
+                    }
+                } else {
+                    PortError::Transient {
+                        operation: "SNS.PublishBatch",
+                        source: source.into(),
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,262 @@
+//! Parses one record of a DynamoDB stream event, exactly as Lambda delivers it, into a
+//! [`Change`]. Every way a record can be malformed (not a stream record, unknown event name,
+//! missing or non-string key, wrong attribute type, unknown status, MODIFY without its old image)
+//! becomes a [`Malformed`] that carries the sequence number when there is one, so the caller can
+//! dead-letter it and move on instead of blocking the shard.
+
+use aws_lambda_events::event::dynamodb::EventRecord;
+use serde_dynamo::AttributeValue as Av;
+
+use sessionwarden_core::change::{Change, ChangeKind, Image, Malformed, SeqNo};
+use sessionwarden_core::session::{attr, SessionId, Status};
+
+/// The principal of DynamoDB's TTL deletes.
+const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
+
+/// Parses one raw record of the `Records` array.
+pub fn parse_record(raw: &serde_json::Value) -> Result<Change, Malformed> {
+    let seq = raw
+        .pointer("/dynamodb/SequenceNumber")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(String::from);
+    let bad = |reason: String| Malformed {
+        seq: seq.clone(),
+        reason,
+    };
+    let rec: EventRecord = serde_json::from_value(raw.clone())
+        .map_err(|e| bad(format!("not a DynamoDB stream record: {e}")))?;
+    let Some(seq_no) = seq.clone() else {
+        return Err(bad("dynamodb.SequenceNumber is missing".into()));
+    };
+    let kind = match rec.event_name.as_str() {
+        "INSERT" => ChangeKind::Insert,
+        "MODIFY" => ChangeKind::Modify,
+        "REMOVE" => ChangeKind::Remove,
+        other => return Err(bad(format!("unknown eventName {other:?}"))),
+    };
+    let session_id = match rec.change.keys.get(attr::SESSION_ID) {
+        Some(Av::S(s)) if !s.is_empty() => SessionId::new(s.clone()),
+        Some(_) => return Err(bad("key sessionId is not a non-empty string (S)".into())),
+        None => return Err(bad("key sessionId is missing".into())),
+    };
+    let old = image(&rec.change.old_image).map_err(|e| bad(format!("OldImage: {e}")))?;
+    let new = image(&rec.change.new_image).map_err(|e| bad(format!("NewImage: {e}")))?;
+    match kind {
+        ChangeKind::Modify if rec.change.old_image.is_empty() => {
+            return Err(bad(
+                "MODIFY without OldImage: the stream view type must be NEW_AND_OLD_IMAGES".into(),
+            ))
+        }
+        ChangeKind::Modify | ChangeKind::Insert if rec.change.new_image.is_empty() => {
+            return Err(bad(format!(
+                "{} without NewImage: the stream view type must be NEW_AND_OLD_IMAGES",
+                rec.event_name
+            )))
+        }
+        _ => {}
+    }
+    let by_ttl = rec
+        .user_identity
+        .as_ref()
+        .is_some_and(|u| u.type_ == "Service" && u.principal_id == TTL_PRINCIPAL);
+    Ok(Change {
+        seq: SeqNo(seq_no),
+        kind,
+        session_id,
+        old,
+        new,
+        by_ttl,
+        at: rec.change.approximate_creation_date_time.timestamp(),
+    })
+}
+
+fn s(item: &serde_dynamo::Item, name: &str) -> Result<Option<String>, String> {
+    match item.get(name) {
+        None | Some(Av::Null(_)) => Ok(None),
+        Some(Av::S(v)) => Ok(Some(v.clone())),
+        Some(_) => Err(format!("attribute {name} is not a string (S)")),
+    }
+}
+
+fn n(item: &serde_dynamo::Item, name: &str) -> Result<Option<i64>, String> {
+    match item.get(name) {
+        None | Some(Av::Null(_)) => Ok(None),
+        Some(Av::N(v)) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .or_else(|| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f as i64)
+            })
+            .map(Some)
+            .ok_or_else(|| format!("attribute {name} = {v:?} is not a number")),
+        Some(_) => Err(format!("attribute {name} is not a number (N)")),
+    }
+}
+
+/// Parses an image; `None` for an absent or keys-only image.
+fn image(item: &serde_dynamo::Item) -> Result<Option<Image>, String> {
+    if item.keys().all(|k| k == attr::SESSION_ID) {
+        return Ok(None);
+    }
+    let status = match s(item, attr::STATUS)? {
+        None => return Err("attribute status is missing".into()),
+        Some(v) => v.parse::<Status>().map_err(|e| e.to_string())?,
+    };
+    let mut fingerprint: Vec<(String, String)> = item
+        .iter()
+        .filter(|(k, _)| k.as_str() != attr::SESSION_ID && k.as_str() != attr::EXPIRES_AT)
+        .map(|(k, v)| (k.clone(), format!("{v:?}")))
+        .collect();
+    fingerprint.sort();
+    Ok(Some(Image {
+        user_id: s(item, attr::USER_ID)?,
+        tenant_id: s(item, attr::TENANT_ID)?,
+        status: Some(status),
+        created_at: n(item, attr::CREATED_AT)?,
+        last_activity_at: n(item, attr::LAST_ACTIVITY_AT)?,
+        idle_timeout_seconds: n(item, attr::IDLE_TIMEOUT_SECONDS)?,
+        absolute_expires_at: n(item, attr::ABSOLUTE_EXPIRES_AT)?,
+        user_agent: s(item, attr::USER_AGENT)?,
+        ip_address: s(item, attr::IP_ADDRESS)?,
+        revoke_scope: s(item, attr::REVOKE_SCOPE)?,
+        termination_reason: s(item, attr::TERMINATION_REASON)?,
+        parent_session_id: s(item, attr::PARENT_SESSION_ID)?.map(SessionId::new),
+        fingerprint,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(
+        event: &str,
+        keys: serde_json::Value,
+        new: serde_json::Value,
+        old: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut d = json!({"ApproximateCreationDateTime": 1_800_000_000, "Keys": keys, "NewImage": new, "SequenceNumber": "111", "SizeBytes": 26, "StreamViewType": "NEW_AND_OLD_IMAGES"});
+        if let Some(o) = old {
+            d["OldImage"] = o;
+        }
+        json!({"eventID": "1", "eventName": event, "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": d, "eventSourceARN": "arn"})
+    }
+    fn good_image() -> serde_json::Value {
+        json!({"sessionId": {"S": "s1"}, "userId": {"S": "u"}, "status": {"S": "ACTIVE"}, "createdAt": {"N": "1"}, "lastActivityAt": {"N": "2"}})
+    }
+
+    #[test]
+    fn parses_an_insert() {
+        let c = parse_record(&record(
+            "INSERT",
+            json!({"sessionId": {"S": "s1"}}),
+            good_image(),
+            None,
+        ))
+        .unwrap();
+        assert_eq!(c.kind, ChangeKind::Insert);
+        assert_eq!(c.seq, SeqNo("111".into()));
+        assert_eq!(c.new.unwrap().user_id.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn keys_only_image_is_not_malformed() {
+        let c = parse_record(&record(
+            "INSERT",
+            json!({"sessionId": {"S": "s1"}}),
+            json!({"sessionId": {"S": "s1"}}),
+            None,
+        ))
+        .unwrap();
+        assert!(c.new.is_none());
+    }
+
+    #[test]
+    fn every_malformation_is_named_and_keeps_the_sequence_number() {
+        let cases = [
+            (
+                record("INSERT", json!({}), good_image(), None),
+                "key sessionId is missing",
+            ),
+            (
+                record(
+                    "INSERT",
+                    json!({"sessionId": {"N": "5"}}),
+                    good_image(),
+                    None,
+                ),
+                "key sessionId is not",
+            ),
+            (
+                record(
+                    "UPSERT",
+                    json!({"sessionId": {"S": "s1"}}),
+                    good_image(),
+                    None,
+                ),
+                "unknown eventName",
+            ),
+            (
+                record(
+                    "INSERT",
+                    json!({"sessionId": {"S": "s1"}}),
+                    json!({"sessionId": {"S": "s1"}, "status": {"S": "ZOMBIE"}}),
+                    None,
+                ),
+                "unknown session status",
+            ),
+            (
+                record(
+                    "INSERT",
+                    json!({"sessionId": {"S": "s1"}}),
+                    json!({"sessionId": {"S": "s1"}, "status": {"S": "ACTIVE"}, "lastActivityAt": {"S": "now"}}),
+                    None,
+                ),
+                "lastActivityAt is not a number",
+            ),
+            (
+                record(
+                    "MODIFY",
+                    json!({"sessionId": {"S": "s1"}}),
+                    good_image(),
+                    None,
+                ),
+                "MODIFY without OldImage",
+            ),
+        ];
+        for (raw, want) in cases {
+            let e = parse_record(&raw).unwrap_err();
+            assert_eq!(e.seq.as_deref(), Some("111"));
+            assert!(
+                e.reason.contains(want),
+                "{} does not contain {want}",
+                e.reason
+            );
+        }
+        let e = parse_record(&json!({"eventName": "INSERT"})).unwrap_err();
+        assert!(
+            e.seq.is_none() && e.reason.contains("not a DynamoDB stream record"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ttl_removes_are_recognised() {
+        let mut raw = record(
+            "REMOVE",
+            json!({"sessionId": {"S": "s1"}}),
+            json!(null),
+            Some(good_image()),
+        );
+        raw["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+        let c = parse_record(&raw).unwrap();
+        assert!(c.by_ttl && c.kind == ChangeKind::Remove);
+    }
+}

@@ -1,0 +1,302 @@
+//! The cascade service: one batch of queue messages in, sessions ended, continuations and
+//! family sub-cascades out, plus the message IDs Lambda must retry.
+//!
+//! - Each matching session is ended with a write conditional on `status = ACTIVE`, setting
+//!   `terminationReason = cascade:<scope>`, `terminatedAt`, `expiresAt` and `terminatedBy = <root
+//!   request ID>`. A session that already ended keeps its reason; a replayed message changes nothing.
+//! - A message takes at most `CASCADE_PAGES_PER_MESSAGE` pages and stops before the deadline
+//!   margin; what remains continues in a new message that carries the cursor.
+//! - A family cascade enqueues one sub-cascade per child, carrying its depth and the ancestors'
+//!   digests: a child already among its ancestors is a cycle and stops there, and nothing goes
+//!   below `CASCADE_MAX_DEPTH`.
+//! - Job records in the state table (`cascade#<root>`) count each job once and let an
+//!   investigator rebuild the whole cascade from its root.
+
+use std::time::Instant;
+
+use futures::stream::{self, StreamExt};
+
+use super::report::{CascadeReport, QueueMessage};
+use crate::alert::{self, RenderContext};
+use crate::cascade_message::{self as message, CascadeJob, Target};
+use crate::config::CascadeConfig;
+use crate::deadline::Deadline;
+use crate::error::{error_chain, PortError};
+use crate::ports::{
+    AlertSink, CascadeQueue, DeadLetter, DeadLetters, EndOutcome, JobRecord, JobStore, MetricsSink,
+    Ports, SessionStore, Termination,
+};
+use crate::session::{SessionId, Status};
+
+struct Ctx<'a, S, T, A, Q, D, M> {
+    ports: &'a Ports<S, T, A, Q, D, M>,
+    cfg: &'a CascadeConfig,
+    deadline: &'a dyn Deadline,
+    now: i64,
+}
+
+impl<S, T, A, Q, D, M> Ctx<'_, S, T, A, Q, D, M>
+where
+    S: SessionStore,
+    T: JobStore,
+    A: AlertSink,
+    Q: CascadeQueue,
+    D: DeadLetters,
+    M: MetricsSink,
+{
+    fn record(&self, job: &CascadeJob) -> JobRecord {
+        let key = &self.cfg.common.session_ref_key;
+        let (subject, digest) = match &job.target {
+            Target::User(u) => (u.clone(), u.clone()),
+            Target::Tenant(t) => (t.clone(), t.clone()),
+            Target::Family(s) | Target::Session(s) => (key.of(s).to_string(), key.state_key(s)),
+        };
+        JobRecord {
+            root_id: job.root_id.clone(),
+            job_key: format!("{}#{digest}", job.target.scope()),
+            scope: job.target.scope(),
+            subject,
+            reason: job.reason.clone(),
+            requested_by: job.requested_by.clone(),
+            depth: job.depth,
+            parent_ref: None,
+        }
+    }
+
+    /// Runs one job until it is done, its page budget is spent, or the deadline nears.
+    async fn run(&self, job: CascadeJob, r: &mut CascadeReport) -> Result<(), PortError> {
+        let key = &self.cfg.common.session_ref_key;
+        let record = self.record(&job);
+        let termination = Termination {
+            status: Status::Terminated,
+            reason: job.target.reason(),
+            at: self.now,
+            retain_until: self.cfg.common.expiry.retain_until(self.now),
+            by: Some(job.root_id.clone()),
+        };
+        let mut cursor = job.cursor.clone();
+        let mut started = job.cursor.is_some();
+        let mut pages_here = 0;
+        loop {
+            if pages_here >= self.cfg.pages_per_message
+                || self.deadline.remaining() <= self.cfg.deadline_margin
+            {
+                self.ports
+                    .cascades
+                    .send(&[job.message(&job.target, cursor, job.depth, job.path.clone())])
+                    .await?;
+                r.continuations += 1;
+                tracing::info!(root = %job.root_id, scope = job.target.scope(), pages = pages_here, "cascade continues in a new message");
+                return Ok(());
+            }
+            let page = self
+                .ports
+                .sessions
+                .members(&job.target, self.cfg.page_size, cursor.take())
+                .await?;
+            pages_here += 1;
+            r.pages += 1;
+            if !started && !page.items.is_empty() {
+                started = true;
+                let until = self.cfg.common.expiry.retain_until(self.now);
+                if self.ports.state.start(&record, self.now, until).await? {
+                    r.jobs_started += 1;
+                }
+            }
+            let active: Vec<&SessionId> = page
+                .items
+                .iter()
+                .filter(|(_, s)| *s == Status::Active)
+                .map(|(id, _)| id)
+                .collect();
+            r.already_ended += (page.items.len() - active.len()) as u64;
+            let outcomes: Vec<Result<EndOutcome, PortError>> = stream::iter(active)
+                .map(|id| self.ports.sessions.end(id, &termination, None))
+                .buffer_unordered(self.cfg.write_concurrency)
+                .collect()
+                .await;
+            let mut ended = 0;
+            for o in outcomes {
+                match o? {
+                    EndOutcome::Ended => ended += 1,
+                    _ => r.already_ended += 1,
+                }
+            }
+            *r.ended
+                .entry(termination.reason.as_str().to_string())
+                .or_default() += ended;
+            if started {
+                self.ports.state.progress(&record, ended, 1).await?;
+            }
+
+            // Families: one sub-cascade per child, with the cycle and depth guards.
+            let (parent, children): (Option<&SessionId>, Vec<&SessionId>) = match &job.target {
+                Target::Family(p) => (Some(p), page.items.iter().map(|(id, _)| id).collect()),
+                Target::Session(s) => (None, vec![s]),
+                _ => (None, vec![]),
+            };
+            let mut subs = Vec::new();
+            let mut path = job.path.clone();
+            if let Some(p) = parent {
+                path.push(key.state_key(p));
+            }
+            for child in children {
+                let digest = key.state_key(child);
+                let depth = job.depth + 1;
+                if path.contains(&digest) {
+                    r.cycles_stopped += 1;
+                    tracing::warn!(root = %job.root_id, session_ref = %key.of(child), "parentSessionId cycle; this branch stops");
+                } else if depth > self.cfg.max_depth {
+                    r.depth_limited += 1;
+                    tracing::warn!(root = %job.root_id, session_ref = %key.of(child), depth, "family deeper than CASCADE_MAX_DEPTH; this branch stops");
+                } else {
+                    subs.push(job.message(
+                        &Target::Family(child.clone()),
+                        None,
+                        depth,
+                        path.clone(),
+                    ));
+                }
+            }
+            if !subs.is_empty() {
+                self.ports.cascades.send(&subs).await?;
+                r.sub_cascades += subs.len() as u64;
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        if started {
+            if let Some(total) = self.ports.state.complete(&record, self.now).await? {
+                r.jobs_completed += 1;
+                tracing::info!(root = %job.root_id, scope = record.scope, ended = total, "cascade job completed");
+                if total >= self.cfg.alert_threshold
+                    && matches!(job.target, Target::User(_) | Target::Tenant(_))
+                {
+                    let ctx = RenderContext {
+                        key,
+                        runbook_base_url: &self.cfg.runbook_base_url,
+                        now: self.now,
+                    };
+                    let notice = alert::cascade_notice(
+                        record.scope,
+                        &record.subject,
+                        total,
+                        &job.root_id,
+                        &job.reason,
+                        &job.requested_by,
+                        &ctx,
+                    );
+                    if let Err(e) = self
+                        .ports
+                        .alerts
+                        .publish(std::slice::from_ref(&notice))
+                        .await
+                    {
+                        // The cascade itself is done; a lost notice is logged, not retried.
+                        tracing::error!(error = %error_chain(&e), "large-cascade notice not published");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Processes one batch of cascade messages.
+pub async fn process_batch<S, T, A, Q, D, M>(
+    ports: &Ports<S, T, A, Q, D, M>,
+    cfg: &CascadeConfig,
+    messages: &[QueueMessage],
+    deadline: &dyn Deadline,
+    now: i64,
+) -> CascadeReport
+where
+    S: SessionStore,
+    T: JobStore,
+    A: AlertSink,
+    Q: CascadeQueue,
+    D: DeadLetters,
+    M: MetricsSink,
+{
+    let started = Instant::now();
+    let ctx = Ctx {
+        ports,
+        cfg,
+        deadline,
+        now,
+    };
+    let mut report = CascadeReport {
+        messages: messages.len() as u64,
+        ..Default::default()
+    };
+    let mut letters = Vec::new();
+    let mut jobs = Vec::new();
+    for m in messages {
+        match message::parse(&m.body, &m.id) {
+            Ok(job) => jobs.push((m.id.clone(), job)),
+            Err(e) => {
+                tracing::error!(message_id = %m.id, reason = %e, "invalid cascade message sent to the dead-letter queue");
+                let raw = serde_json::from_str(&m.body)
+                    .unwrap_or_else(|_| serde_json::Value::String(m.body.clone()));
+                letters.push((
+                    m.id.clone(),
+                    DeadLetter {
+                        seq: Some(m.id.clone()),
+                        reason: e.to_string(),
+                        raw,
+                    },
+                ));
+            }
+        }
+    }
+    report.invalid = letters.len() as u64;
+    if !letters.is_empty() {
+        let only: Vec<DeadLetter> = letters.iter().map(|(_, l)| l.clone()).collect();
+        if let Err(e) = ports.dead_letters.send(&only).await {
+            tracing::warn!(error = %error_chain(&e), "dead-lettering failed; the invalid messages will be retried");
+            report
+                .failed
+                .extend(letters.iter().map(|(id, _)| id.clone()));
+        }
+    }
+    let parts: Vec<CascadeReport> = stream::iter(jobs)
+        .map(|(id, job)| {
+            let ctx = &ctx;
+            async move {
+                let mut r = CascadeReport::default();
+                if let Err(e) = ctx.run(job, &mut r).await {
+                    tracing::warn!(message_id = %id, transient = e.is_transient(), error = %error_chain(&e), "cascade message failed; Lambda will retry it");
+                    r.failed.push(id);
+                }
+                r
+            }
+        })
+        .buffer_unordered(cfg.concurrency)
+        .collect()
+        .await;
+    for p in parts {
+        report.merge(p);
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    if let Err(e) = ports
+        .metrics
+        .publish(&cfg.common.metrics_namespace, &report.metrics())
+        .await
+    {
+        tracing::error!(error = %error_chain(&e), "cascade metrics were not published");
+    }
+    tracing::info!(
+        messages = report.messages,
+        invalid = report.invalid,
+        ended = report.ended.values().sum::<u64>(),
+        already_ended = report.already_ended,
+        pages = report.pages,
+        continuations = report.continuations,
+        sub_cascades = report.sub_cascades,
+        failed = report.failed.len(),
+        "cascade batch summary"
+    );
+    report
+}

@@ -1,0 +1,344 @@
+//! The ports: the narrow traits through which the services reach the outside world, and the
+//! plain data that crosses them. Each port owns one thing and has at most five methods; a verb
+//! has one name everywhere ("end" a session, "send" to a queue, "publish" to a topic).
+//!
+//! | port | owns | methods |
+//! |---|---|---|
+//! | [`SessionStore`] | the sessions table | `due`, `members`, `end` |
+//! | [`BindingStore`] | identity bindings and burst counters | `claim`, `bind`, `counters` |
+//! | [`GateStore`] | alert dedup gates | `open`, `close` |
+//! | [`JobStore`] | cascade job records | `start`, `progress`, `complete` |
+//! | [`AlertSink`] | the alerts topic | `publish` |
+//! | [`CascadeQueue`] | the cascade queue | `send` |
+//! | [`DeadLetters`] | the dead-letter queue | `send` |
+//! | [`MetricsSink`] | custom metrics | `publish` |
+//!
+//! Every method returns a [`PortError`] on failure, which says whether to retry.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use crate::alert::Alert;
+use crate::anomaly::{AnomalyType, Binding};
+use crate::cascade_message::{CascadeMessage, Target};
+use crate::error::PortError;
+use crate::expiry::SessionClock;
+use crate::metrics::MetricBatch;
+use crate::session::{SessionId, Status, TerminationReason};
+
+/// Which part of the sessions table one cleanup sweep loop reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Query the sweep index for ACTIVE sessions with `sweepAt <= now`.
+    Index {
+        /// The GSI name.
+        index: String,
+    },
+    /// One segment of a parallel scan.
+    Segment {
+        /// This segment.
+        segment: u32,
+        /// Number of segments.
+        total: u32,
+    },
+}
+
+/// The raw `lastActivityAt` exactly as read; the expiring write is conditional on it being
+/// unchanged, so a session touched between read and write survives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence(pub Option<String>);
+
+/// A session that may be due, with just the attributes cleanup needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The session.
+    pub id: SessionId,
+    /// Its status as read.
+    pub status: Status,
+    /// Its timing attributes.
+    pub clock: SessionClock,
+    /// Its `lastActivityAt` as read.
+    pub fence: Fence,
+}
+
+/// An item that could not be read as a candidate; it is logged and counted, never written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreadable {
+    /// The session, if even its key was readable.
+    pub id: Option<SessionId>,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// One page of a read, with its cost and the opaque cursor of the next page.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// What was read, in read order.
+    pub items: Vec<T>,
+    /// Items the store read to produce this page (`ScannedCount`): what the read cost.
+    pub items_read: u64,
+    /// Where the next page starts, if there is one. Opaque, and safe to carry in a message.
+    pub next: Option<String>,
+}
+
+/// A page of cleanup candidates.
+pub type CandidatePage = Page<Result<Candidate, Unreadable>>;
+
+/// A page of the sessions a cascade targets, with their status as the index sees it.
+pub type MemberPage = Page<(SessionId, Status)>;
+
+/// What the ending write records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Termination {
+    /// New status (`EXPIRED` for cleanup, `TERMINATED` otherwise).
+    pub status: Status,
+    /// `terminationReason`.
+    pub reason: TerminationReason,
+    /// `terminatedAt`, epoch seconds.
+    pub at: i64,
+    /// `expiresAt` (TTL), epoch seconds.
+    pub retain_until: i64,
+    /// `terminatedBy`: the root request of a cascade, so an investigator can rebuild it.
+    pub by: Option<String>,
+}
+
+/// What a conditional end found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndOutcome {
+    /// The session was ACTIVE (and untouched, with a fence); it is now ended.
+    Ended,
+    /// `lastActivityAt` changed since the read: the session is in use and survives.
+    Touched,
+    /// Someone else ended it first; its reason is left as it was.
+    AlreadyEnded,
+    /// The item no longer exists.
+    Gone,
+}
+
+/// The sessions table.
+pub trait SessionStore: Send + Sync {
+    /// One page of the candidates of `scope` that may be due at `now`.
+    fn due(
+        &self,
+        scope: &Scope,
+        now: i64,
+        limit: u32,
+        cursor: Option<String>,
+    ) -> impl Future<Output = Result<CandidatePage, PortError>> + Send;
+
+    /// One page of the sessions `target` names (a user's, a tenant's, a family, one session).
+    fn members(
+        &self,
+        target: &Target,
+        limit: u32,
+        cursor: Option<String>,
+    ) -> impl Future<Output = Result<MemberPage, PortError>> + Send;
+
+    /// Ends a session with one conditional write: only if it is still ACTIVE and, with a fence,
+    /// its `lastActivityAt` still equals the fence. Never overwrites the reason of a session that
+    /// already ended.
+    fn end(
+        &self,
+        id: &SessionId,
+        termination: &Termination,
+        fence: Option<&Fence>,
+    ) -> impl Future<Output = Result<EndOutcome, PortError>> + Send;
+}
+
+/// Whose creations a burst counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BurstScope {
+    /// One user.
+    User,
+    /// One tenant.
+    Tenant,
+}
+
+/// A burst counter: new sessions of one user or tenant in one fixed window.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CounterKey {
+    /// User or tenant.
+    pub scope: BurstScope,
+    /// The user or tenant ID.
+    pub id: String,
+    /// Window index: `createdAt / BURST_WINDOW_SECONDS`.
+    pub bucket: i64,
+}
+
+/// The first INSERT of a session in a batch, asking to bind its identity.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The session.
+    pub session_id: SessionId,
+    /// The identity seen.
+    pub binding: Binding,
+    /// Counters to increment if (and only if) the binding is new.
+    pub counters: Vec<CounterKey>,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The binding is new: this INSERT is the first use of the session ID.
+    Claimed,
+    /// A binding already existed.
+    Existing(Binding),
+}
+
+/// Identity bindings (which user and tenant a session ID was first seen with) and the burst
+/// counters that ride with them.
+pub trait BindingStore: Send + Sync {
+    /// Claims bindings (conditionally, first writer wins) and, for new ones only, increments
+    /// their counters (kept until `counters_until`). Returns one outcome per claim, in order.
+    fn claim(
+        &self,
+        claims: &[Claim],
+        bindings_until: i64,
+        counters_until: i64,
+    ) -> impl Future<Output = Result<Vec<ClaimOutcome>, PortError>> + Send;
+
+    /// Records the user (and tenant) of a session that authenticated after its INSERT.
+    fn bind(
+        &self,
+        id: &SessionId,
+        user: &str,
+        tenant: Option<&str>,
+        until: i64,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Reads burst counters; absent ones are 0.
+    fn counters(
+        &self,
+        keys: &[CounterKey],
+    ) -> impl Future<Output = Result<HashMap<CounterKey, u64>, PortError>> + Send;
+}
+
+/// The dedup key of an alert: one per (type, subject) per window.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GateKey {
+    /// The type.
+    pub kind: AnomalyType,
+    /// The subject, hashed for sessions.
+    pub subject: String,
+}
+
+/// Alert dedup gates: at most one alert per (type, subject) per window.
+pub trait GateStore: Send + Sync {
+    /// Opens the gate if it is closed or expired; false if an alert was already sent.
+    fn open(
+        &self,
+        gate: &GateKey,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    /// Closes a gate again after a failed publish, so the retry can alert.
+    fn close(&self, gate: &GateKey) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// A cascade job's record: one per (root request, target).
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    /// The root request.
+    pub root_id: String,
+    /// `<scope>#<subject>` (sessions by digest).
+    pub job_key: String,
+    /// Scope.
+    pub scope: &'static str,
+    /// Readable subject: user, tenant, or session reference.
+    pub subject: String,
+    /// Requester's reason.
+    pub reason: String,
+    /// Requester.
+    pub requested_by: String,
+    /// Family depth.
+    pub depth: u32,
+    /// Parent session reference (family sub-cascades).
+    pub parent_ref: Option<String>,
+}
+
+/// Cascade job records: each job counted once, and a cascade rebuildable from its root.
+pub trait JobStore: Send + Sync {
+    /// Creates the job record if absent (kept until `until`); true if this call created it.
+    fn start(
+        &self,
+        job: &JobRecord,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    /// Adds a page's results to the job record.
+    fn progress(
+        &self,
+        job: &JobRecord,
+        ended: u64,
+        pages: u64,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Marks the job completed; `Some(total ended)` if this call completed it.
+    fn complete(
+        &self,
+        job: &JobRecord,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<u64>, PortError>> + Send;
+}
+
+/// The alerts topic.
+pub trait AlertSink: Send + Sync {
+    /// Publishes alerts, each as one message.
+    fn publish(&self, alerts: &[Alert]) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// The cascade queue.
+pub trait CascadeQueue: Send + Sync {
+    /// Sends cascade messages (requests, continuations, sub-cascades).
+    fn send(
+        &self,
+        messages: &[CascadeMessage],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Input that can never be processed, on its way to the dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Its sequence number or message ID, if readable.
+    pub seq: Option<String>,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The input, exactly as received.
+    pub raw: serde_json::Value,
+}
+
+/// The dead-letter queue.
+pub trait DeadLetters: Send + Sync {
+    /// Sends rejected input, with its reason.
+    fn send(&self, letters: &[DeadLetter]) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Custom metrics. One call per invocation.
+pub trait MetricsSink: Send + Sync {
+    /// Publishes every series of `batch` under `namespace`.
+    fn publish(
+        &self,
+        namespace: &str,
+        batch: &MetricBatch,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// The ports one worker runs on, built once per process. Cleanup uses `sessions` and
+/// `metrics`; the stream and cascade services use all of them.
+#[derive(Debug, Clone)]
+pub struct Ports<S, T, A, Q, D, M> {
+    /// The sessions table.
+    pub sessions: S,
+    /// The state table: bindings, counters, gates and job records.
+    pub state: T,
+    /// The alerts topic.
+    pub alerts: A,
+    /// The cascade queue.
+    pub cascades: Q,
+    /// The dead-letter queue.
+    pub dead_letters: D,
+    /// Custom metrics.
+    pub metrics: M,
+}

@@ -1,0 +1,160 @@
+//! The stream service's executor: carries out the plans of [`super::plan`] through the ports, in
+//! order, and finds the failure point. A transient error stops the session at its record; every
+//! effect is idempotent, so whatever ran after the failure point is safe to redo.
+
+use crate::alert::{self, Alert, RenderContext};
+use crate::anomaly::{AnomalyType, Severity};
+use crate::cascade_message::CascadeMessage;
+use crate::change::{Change, SeqNo};
+use crate::config::StreamConfig;
+use crate::error::{error_chain, PortError};
+use crate::ports::{BindingStore, ClaimOutcome, GateKey, GateStore, SessionStore};
+
+use super::plan::{self, Contain, Response, Step};
+
+/// An alert waiting for publication, with what it needs if publication fails.
+pub struct Pending {
+    /// The rendered alert.
+    pub alert: Alert,
+    /// Its gate, closed again if publication fails.
+    pub gate: GateKey,
+    /// Its record, the failure point if publication fails.
+    pub seq: SeqNo,
+}
+
+/// What carrying out one session's records (or the burst pass) produced.
+#[derive(Default)]
+pub struct Part {
+    /// The record this part stopped at, if it failed.
+    pub failed_at: Option<SeqNo>,
+    /// Records fully processed.
+    pub processed: u64,
+    /// Alerts to publish.
+    pub pending: Vec<Pending>,
+    /// New anomalies (past their gate): type, severity, tenant.
+    pub anomalies: Vec<(AnomalyType, Severity, Option<String>)>,
+    /// Anomalies whose gate was already open.
+    pub suppressed: u64,
+    /// Sessions ended by containment.
+    pub terminated: u64,
+    /// USER cascades requested by containment.
+    pub user_requests: u64,
+    /// Cascade requests with the record that asked for them.
+    pub cascades: Vec<(CascadeMessage, SeqNo)>,
+    /// TTL deletes seen.
+    pub ttl: u64,
+    /// IP changes seen.
+    pub ip: u64,
+}
+
+impl Part {
+    /// Records that the work of `seq` did not complete; Lambda retries from the lowest such record.
+    pub fn fail(&mut self, seq: &SeqNo, e: &PortError) {
+        tracing::warn!(seq = %seq, transient = e.is_transient(), error = %error_chain(e), "record not completed; Lambda will retry from it");
+        self.failed_at = min_seq(self.failed_at.take(), Some(seq.clone()));
+    }
+}
+
+/// The lower of two optional sequence numbers.
+pub fn min_seq(a: Option<SeqNo>, b: Option<SeqNo>) -> Option<SeqNo> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The ports and settings one batch runs with.
+pub struct Executor<'a, S, T> {
+    /// The sessions table (containment ends sessions).
+    pub sessions: &'a S,
+    /// The state table (bindings, gates).
+    pub state: &'a T,
+    /// Settings.
+    pub cfg: &'a StreamConfig,
+    /// The batch's clock, epoch seconds.
+    pub now: i64,
+}
+
+impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
+    /// Contains a finding (idempotent), then opens its dedup gate, then renders its alert.
+    pub async fn respond(
+        &self,
+        r: &Response,
+        seq: &SeqNo,
+        part: &mut Part,
+    ) -> Result<(), PortError> {
+        let ended = match &r.containment {
+            Contain::EndSession(id, t) => {
+                let outcome = self.sessions.end(id, t, None).await?;
+                if outcome == crate::ports::EndOutcome::Ended {
+                    part.terminated += 1;
+                }
+                Some(outcome)
+            }
+            Contain::EndUser { request, .. } => {
+                part.cascades.push((request.clone(), seq.clone()));
+                part.user_requests += 1;
+                None
+            }
+            Contain::None(_) => None,
+        };
+        let until = self.now + self.cfg.alert_dedup_window_seconds;
+        if !self.state.open(&r.gate, self.now, until).await? {
+            part.suppressed += 1;
+            return Ok(());
+        }
+        let f = &r.finding;
+        part.anomalies
+            .push((f.kind, f.severity(), f.tenant_id.clone()));
+        if r.alert {
+            let ctx = RenderContext {
+                key: &self.cfg.common.session_ref_key,
+                runbook_base_url: &self.cfg.runbook_base_url,
+                now: self.now,
+            };
+            part.pending.push(Pending {
+                alert: alert::render(f, &r.containment.action(ended), &seq.0, &ctx),
+                gate: r.gate.clone(),
+                seq: seq.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Carries out the records of one session in order; stops at the first failure.
+    pub async fn session(&self, changes: Vec<Change>, first_insert: Option<ClaimOutcome>) -> Part {
+        let mut part = Part::default();
+        let key = &self.cfg.common.session_ref_key;
+        let mut known = None;
+        let mut first_insert = first_insert;
+        for change in changes {
+            let prior = plan::prior(&change, &mut first_insert, &mut known);
+            let record = plan::decide(&change, prior.as_ref(), self.cfg, self.now);
+            part.ip += record.ip_changes;
+            part.ttl += record.ttl_deletes;
+            part.cascades
+                .extend(record.cascades.into_iter().map(|m| (m, change.seq.clone())));
+            for step in &record.steps {
+                let done = match step {
+                    Step::Bind { user, tenant } => {
+                        let until = plan::binding_expiry(self.cfg, self.now);
+                        self.state
+                            .bind(&change.session_id, user, tenant.as_deref(), until)
+                            .await
+                    }
+                    Step::Respond(r) => {
+                        let f = &r.finding;
+                        tracing::info!(session_ref = %key.of(&change.session_id), anomaly = f.kind.as_str(), severity = f.severity().as_str(), seq = %change.seq, "anomaly detected");
+                        self.respond(r, &change.seq, &mut part).await
+                    }
+                };
+                if let Err(e) = done {
+                    part.fail(&change.seq, &e);
+                    return part;
+                }
+            }
+            part.processed += 1;
+        }
+        part
+    }
+}

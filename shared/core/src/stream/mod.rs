@@ -1,0 +1,301 @@
+//! The stream service: one batch of stream records in, facts, anomalies, containment, alerts and
+//! metrics out, plus the sequence number Lambda must retry from.
+//!
+//! Decide, then do: [`plan`] decides purely what each record asks for, [`execute`] carries the
+//! plans out through the ports, and [`process_batch`] is the batch plumbing around them (parse,
+//! dead letters, grouping, claims, bursts, publication, metrics). [`report`] is what a batch did.
+//!
+//! Ordering and cost rest on one DynamoDB guarantee: all records of one item (one session ID) sit
+//! in one shard, in order. So:
+//! - records of one session are processed strictly in order; different sessions run concurrently
+//!   (`STREAM_CONCURRENCY`);
+//! - a MODIFY is judged from its own old and new images, with no request: the old image is the
+//!   true previous state of that item, so an identity change shows up in the record where it
+//!   happens. A plain touch costs nothing;
+//! - only an INSERT needs stored state (was this ID used before?). The first INSERT of each session
+//!   in a batch claims its identity binding; claims for many sessions share one
+//!   TransactWriteItems, and the burst counters ride in the same transactions, so a session is
+//!   counted exactly once however often its INSERT is redelivered.
+//!
+//! Failure semantics: a transient error stops that session at its record; the batch reports the
+//! lowest such sequence number, and every side effect is idempotent, so whatever ran after it is
+//! safe to redo. A malformed record is dead-lettered raw with its reason and never blocks.
+
+pub mod execute;
+pub mod plan;
+pub mod report;
+
+use std::collections::HashMap;
+
+use futures::stream::{self, StreamExt};
+
+use crate::alert::{self, Alert, RenderContext};
+use crate::cascade_message::CascadeMessage;
+use crate::change::{Change, Malformed, SeqNo};
+use crate::config::StreamConfig;
+use crate::error::error_chain;
+use crate::ports::{
+    AlertSink, BindingStore, CascadeQueue, ClaimOutcome, DeadLetter, DeadLetters, GateStore,
+    MetricsSink, Ports, SessionStore,
+};
+use crate::session::SessionId;
+use execute::{min_seq, Executor, Part};
+pub use report::{BatchOutcome, StreamReport};
+
+/// Processes one batch of raw stream records at `now` (epoch seconds). `parse` reads one record
+/// of the event format; a record it rejects is dead-lettered raw and never blocks the shard.
+pub async fn process_batch<S, T, A, Q, D, M, P>(
+    ports: &Ports<S, T, A, Q, D, M>,
+    cfg: &StreamConfig,
+    records: &[serde_json::Value],
+    parse: P,
+    now: i64,
+) -> BatchOutcome
+where
+    S: SessionStore,
+    T: BindingStore + GateStore,
+    A: AlertSink,
+    Q: CascadeQueue,
+    D: DeadLetters,
+    M: MetricsSink,
+    P: Fn(&serde_json::Value) -> Result<Change, Malformed>,
+{
+    let mut report = StreamReport {
+        records: records.len() as u64,
+        ..Default::default()
+    };
+
+    // 1. Parse. Malformed records go to the dead-letter queue, raw, and never block the shard.
+    let mut changes = Vec::new();
+    let mut letters = Vec::new();
+    let mut lowest: Option<SeqNo> = None;
+    for raw in records {
+        match parse(raw) {
+            Ok(c) => {
+                lowest = min_seq(lowest, Some(c.seq.clone()));
+                changes.push(c);
+            }
+            Err(Malformed { seq, reason }) => {
+                tracing::error!(seq = seq.as_deref().unwrap_or("unknown"), %reason, "malformed stream record sent to the dead-letter queue");
+                lowest = min_seq(lowest, seq.clone().map(SeqNo));
+                letters.push(DeadLetter {
+                    seq,
+                    reason,
+                    raw: raw.clone(),
+                });
+            }
+        }
+    }
+    let mut failed = dead_letter(ports, &letters, lowest).await;
+    report.malformed = letters.len() as u64;
+
+    // 2. Group by session, keeping each session's records in stream order.
+    let mut order: Vec<SessionId> = Vec::new();
+    let mut groups: HashMap<SessionId, Vec<Change>> = HashMap::new();
+    for c in changes {
+        groups
+            .entry(c.session_id.clone())
+            .or_insert_with(|| {
+                order.push(c.session_id.clone());
+                Vec::new()
+            })
+            .push(c);
+    }
+
+    // 3. Claim the identity bindings of first INSERTs, in as few requests as DynamoDB allows;
+    // then the bursts among the counters they touched.
+    let exec = Executor {
+        sessions: &ports.sessions,
+        state: &ports.state,
+        cfg,
+        now,
+    };
+    let (claims, claim_seqs) = plan::claims(&order, &groups, cfg);
+    let mut outcomes: HashMap<SessionId, ClaimOutcome> = HashMap::new();
+    let mut blocked: HashMap<SessionId, SeqNo> = HashMap::new();
+    let mut burst_part = Part::default();
+    if !claims.is_empty() {
+        let claimed = ports
+            .state
+            .claim(
+                &claims,
+                plan::binding_expiry(cfg, now),
+                plan::counter_expiry(cfg, now),
+            )
+            .await;
+        match claimed {
+            Ok(results) => {
+                for (claim, outcome) in claims.iter().zip(results) {
+                    outcomes.insert(claim.session_id.clone(), outcome);
+                }
+                let last_seq = claim_seqs
+                    .iter()
+                    .max()
+                    .cloned()
+                    .unwrap_or(SeqNo("0".into()));
+                bursts(&exec, &claims, &last_seq, &mut burst_part).await;
+            }
+            Err(e) => {
+                for (claim, seq) in claims.iter().zip(&claim_seqs) {
+                    blocked.insert(claim.session_id.clone(), seq.clone());
+                }
+                tracing::warn!(error = %error_chain(&e), "claiming bindings failed; those sessions are retried from their INSERT");
+            }
+        }
+    }
+
+    // 4. Each session in order; sessions concurrently.
+    let parts: Vec<Part> = stream::iter(order.into_iter().map(|id| {
+        let mut changes = groups.remove(&id).unwrap_or_default();
+        let stop = blocked.get(&id).cloned();
+        let outcome = outcomes.remove(&id);
+        let exec = &exec;
+        async move {
+            if let Some(stop) = &stop {
+                changes.retain(|c| c.seq < *stop);
+            }
+            let mut part = exec.session(changes, outcome).await;
+            part.failed_at = min_seq(part.failed_at, stop);
+            part
+        }
+    }))
+    .buffer_unordered(cfg.concurrency)
+    .collect()
+    .await;
+
+    // 5. Merge, then publish: one message per alert, or one digest in a storm.
+    let mut pending = Vec::new();
+    let mut anomalies = Vec::new();
+    let mut cascades: Vec<(CascadeMessage, SeqNo)> = Vec::new();
+    for mut p in parts.into_iter().chain(std::iter::once(burst_part)) {
+        cascades.append(&mut p.cascades);
+        failed = min_seq(failed, p.failed_at.take());
+        report.processed += p.processed;
+        report.alerts_suppressed += p.suppressed;
+        report.sessions_terminated += p.terminated;
+        report.user_terminations_requested += p.user_requests;
+        report.deleted_by_ttl += p.ttl;
+        report.ip_changes += p.ip;
+        anomalies.extend(p.anomalies);
+        pending.extend(p.pending);
+    }
+    failed = min_seq(
+        failed,
+        publish(ports, cfg, now, &pending, &mut report).await,
+    );
+    if !cascades.is_empty() {
+        let messages: Vec<CascadeMessage> = cascades.iter().map(|(m, _)| m.clone()).collect();
+        match ports.cascades.send(&messages).await {
+            Ok(()) => report.cascades_requested = messages.len() as u64,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "requesting cascades failed; their records will be retried");
+                failed = min_seq(failed, cascades.iter().map(|(_, s)| s.clone()).min());
+            }
+        }
+    }
+    for (kind, _, _) in &anomalies {
+        *report
+            .anomalies
+            .entry(kind.as_str().to_string())
+            .or_default() += 1;
+    }
+    report.failed_from = failed.as_ref().map(|s| s.0.clone());
+
+    // 6. Metrics: one flush.
+    let batch = report::metrics_of(&report, &anomalies, cfg);
+    if let Err(e) = ports
+        .metrics
+        .publish(&cfg.common.metrics_namespace, &batch)
+        .await
+    {
+        tracing::error!(error = %error_chain(&e), "stream metrics were not published");
+    }
+    report.log();
+    BatchOutcome {
+        failed_from: failed,
+        report,
+    }
+}
+
+/// Sends the malformed records to the dead-letter queue. If that fails they are not lost: the
+/// batch fails from the earliest of them (or from its start), so Lambda retries.
+async fn dead_letter<S, T, A, Q, D: DeadLetters, M>(
+    ports: &Ports<S, T, A, Q, D, M>,
+    letters: &[DeadLetter],
+    lowest: Option<SeqNo>,
+) -> Option<SeqNo> {
+    if letters.is_empty() {
+        return None;
+    }
+    let e = ports.dead_letters.send(letters).await.err()?;
+    tracing::warn!(error = %error_chain(&e), "dead-lettering failed; the records will be retried");
+    letters
+        .iter()
+        .filter_map(|l| l.seq.clone().map(SeqNo))
+        .min()
+        .or(lowest)
+}
+
+/// Re-reads every counter the batch's claims touched (new or redelivered, so a retried batch
+/// still evaluates them; the dedup gate prevents a second alert) and responds to the bursts.
+async fn bursts<S: SessionStore, T: BindingStore + GateStore>(
+    exec: &Executor<'_, S, T>,
+    claims: &[crate::ports::Claim],
+    last_seq: &SeqNo,
+    part: &mut Part,
+) {
+    let keys = plan::counter_keys(claims);
+    let counts = match exec.state.counters(&keys).await {
+        Ok(c) => c,
+        Err(e) => return part.fail(last_seq, &e),
+    };
+    for f in plan::burst_findings(&keys, &counts, exec.cfg, claims) {
+        tracing::info!(anomaly = f.kind.as_str(), headline = %f.headline, "anomaly detected");
+        let response = plan::respond(f, last_seq, exec.cfg, exec.now);
+        if let Err(e) = exec.respond(&response, last_seq, part).await {
+            part.fail(last_seq, &e);
+        }
+    }
+}
+
+/// Publishes the pending alerts: one message each, or one digest past `ALERT_STORM_THRESHOLD`.
+/// On failure every gate is closed again and the failure point is returned, so the retry alerts.
+async fn publish<S, T: GateStore, A: AlertSink, Q, D, M>(
+    ports: &Ports<S, T, A, Q, D, M>,
+    cfg: &StreamConfig,
+    now: i64,
+    pending: &[execute::Pending],
+    report: &mut StreamReport,
+) -> Option<SeqNo> {
+    if pending.is_empty() {
+        return None;
+    }
+    let alerts: Vec<Alert> = pending.iter().map(|p| p.alert.clone()).collect();
+    let to_send = if pending.len() > cfg.alert_storm_threshold {
+        report.alerts_in_digest = pending.len() as u64;
+        let ctx = RenderContext {
+            key: &cfg.common.session_ref_key,
+            runbook_base_url: &cfg.runbook_base_url,
+            now,
+        };
+        vec![alert::digest(&alerts, &ctx)]
+    } else {
+        alerts
+    };
+    let e = match ports.alerts.publish(&to_send).await {
+        Ok(()) => {
+            report.alerts_published = to_send.len() as u64;
+            return None;
+        }
+        Err(e) => e,
+    };
+    tracing::warn!(error = %error_chain(&e), "publishing alerts failed; their records will be retried");
+    let mut failed = None;
+    for p in pending {
+        if let Err(e) = ports.state.close(&p.gate).await {
+            tracing::error!(error = %error_chain(&e), "closing a dedup gate failed; the retry may find it open");
+        }
+        failed = min_seq(failed, Some(p.seq.clone()));
+    }
+    failed
+}

@@ -1,0 +1,127 @@
+//! What one stream batch did: the report logged as one summary line, the failure point, and the
+//! batch's metrics. Pure data.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::anomaly::{AnomalyType, Severity};
+use crate::change::SeqNo;
+use crate::config::StreamConfig;
+use crate::metrics::MetricBatch;
+
+/// What one batch did; logged as one summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamReport {
+    /// Records in the batch.
+    pub records: u64,
+    /// Records fully processed.
+    pub processed: u64,
+    /// Malformed records dead-lettered.
+    pub malformed: u64,
+    /// New anomalies (first in their dedup window), by type.
+    pub anomalies: BTreeMap<String, u64>,
+    /// Alert messages published (a digest counts once).
+    pub alerts_published: u64,
+    /// Anomalies whose alert was suppressed because one was already sent in the window.
+    pub alerts_suppressed: u64,
+    /// Alerts folded into a digest.
+    pub alerts_in_digest: u64,
+    /// Sessions ended by containment.
+    pub sessions_terminated: u64,
+    /// `terminate_user` containments (each a USER cascade request).
+    pub user_terminations_requested: u64,
+    /// Cascade requests sent (revokeScope user/tenant, families, `terminate_user`).
+    pub cascades_requested: u64,
+    /// TTL deletes seen.
+    pub deleted_by_ttl: u64,
+    /// IP changes seen.
+    pub ip_changes: u64,
+    /// The sequence number Lambda must retry from, if any.
+    pub failed_from: Option<String>,
+}
+
+impl StreamReport {
+    /// Logs the report as the batch's one summary line.
+    pub fn log(&self) {
+        tracing::info!(
+            records = self.records,
+            processed = self.processed,
+            malformed = self.malformed,
+            anomalies = self.anomalies.values().sum::<u64>(),
+            alerts_published = self.alerts_published,
+            alerts_suppressed = self.alerts_suppressed,
+            alerts_in_digest = self.alerts_in_digest,
+            sessions_terminated = self.sessions_terminated,
+            deleted_by_ttl = self.deleted_by_ttl,
+            failed_from = self.failed_from.as_deref().unwrap_or("-"),
+            "stream batch summary"
+        );
+    }
+}
+
+/// The outcome of one batch.
+#[derive(Debug, Clone)]
+pub struct BatchOutcome {
+    /// The lowest sequence number whose work did not complete.
+    pub failed_from: Option<SeqNo>,
+    /// What was done.
+    pub report: StreamReport,
+}
+
+/// The batch's metrics: counts from the report, and one `AnomaliesDetected` per new anomaly
+/// (with a capped `Tenant` dimension when `METRICS_TENANT_DIMENSION` is on).
+pub fn metrics_of(
+    r: &StreamReport,
+    anomalies: &[(AnomalyType, Severity, Option<String>)],
+    cfg: &StreamConfig,
+) -> MetricBatch {
+    let mut b = MetricBatch::new();
+    b.count("StreamRecordsProcessed", &[], r.processed);
+    b.count("StreamRecordsMalformed", &[], r.malformed);
+    b.count("AlertsPublished", &[], r.alerts_published);
+    b.count("AlertsSuppressed", &[], r.alerts_suppressed);
+    b.count("SessionsDeletedByTtl", &[], r.deleted_by_ttl);
+    b.count(
+        "SessionsTerminated",
+        &[("Cause", "containment")],
+        r.sessions_terminated,
+    );
+    b.count("SessionIpChanged", &[], r.ip_changes);
+    b.count("CascadesRequested", &[], r.cascades_requested);
+    if r.user_terminations_requested > 0 {
+        b.count(
+            "ContainmentRequested",
+            &[("Action", "terminate_user")],
+            r.user_terminations_requested,
+        );
+    }
+    let mut tenants: Vec<String> = Vec::new();
+    for (kind, sev, tenant) in anomalies {
+        b.count(
+            "AnomaliesDetected",
+            &[("Type", kind.as_str()), ("Severity", sev.as_str())],
+            1,
+        );
+        if cfg.metrics_tenant_dimension {
+            let t = tenant.clone().unwrap_or_else(|| "none".into());
+            // Cardinality cap: past the limit, tenants share one series.
+            let label = if tenants.contains(&t) || tenants.len() < cfg.metrics_tenant_dimension_max
+            {
+                if !tenants.contains(&t) {
+                    tenants.push(t.clone());
+                }
+                t
+            } else {
+                "other".to_string()
+            };
+            b.count(
+                "AnomaliesDetected",
+                &[("Type", kind.as_str()), ("Tenant", &label)],
+                1,
+            );
+        }
+    }
+    b
+}
