@@ -145,7 +145,11 @@ impl TestEnv {
     pub async fn new(name: &str) -> Self {
         let prefix = unique(name);
         let counter = RequestCounter::new();
-        let clients = AwsClients::counted(&sdk_config().await, &counter);
+        let clients = AwsClients::build(
+            &sdk_config().await,
+            Some(&counter),
+            &sessionwarden_aws::ClientSettings::local(),
+        );
         let resources = sessionwarden_local::provision::init(&clients, &prefix)
             .await
             .unwrap_or_else(|e| {

@@ -1,6 +1,6 @@
 //! Counts AWS requests per operation. AWS requests are our cost and, unlike wall time, they are
 //! deterministic, so tests and benchmarks assert on them. Attach with
-//! [`super::AwsClients::counted`]; every transmitted attempt (retries included) is counted.
+//! [`super::AwsClients::build`]; every transmitted attempt (retries included) is counted.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

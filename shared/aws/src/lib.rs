@@ -44,7 +44,7 @@ const TRANSIENT_CODES: &[&str] = &[
 ];
 
 /// Maps an SDK error into the core's [`PortError`], split by what the caller does about it. The
-/// SDK has already spent its own retries (see [`client_settings`]) by the time we see it.
+/// SDK has already spent its own retries (see [`ClientSettings`]) by the time we see it.
 pub fn sdk_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -69,18 +69,42 @@ where
     }
 }
 
-/// The SDK's own retry and timeout settings for every client: standard retries (3 attempts with
-/// jittered backoff), each attempt bounded, and the whole operation bounded well inside a Lambda
-/// deadline, so a slow dependency fails the unit of work instead of the invocation.
-pub fn client_settings() -> (RetryConfig, TimeoutConfig) {
-    (
-        RetryConfig::standard().with_max_attempts(3),
-        TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .operation_attempt_timeout(Duration::from_secs(10))
-            .operation_timeout(Duration::from_secs(25))
-            .build(),
-    )
+/// The SDK's own retry and timeout settings, given to every client.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Retries of one operation.
+    pub retry: RetryConfig,
+    /// Bounds on one attempt and on the whole operation.
+    pub timeout: TimeoutConfig,
+}
+
+impl ClientSettings {
+    /// For the Lambda workers: standard retries (3 attempts with jittered backoff), each attempt
+    /// bounded, and the whole operation bounded well inside the shortest function timeout (60 s),
+    /// so a slow dependency fails the unit of work instead of the invocation.
+    pub fn lambda() -> Self {
+        ClientSettings {
+            retry: RetryConfig::standard().with_max_attempts(3),
+            timeout: TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .operation_timeout(Duration::from_secs(25))
+                .build(),
+        }
+    }
+
+    /// For local tooling and tests against emulators, which can be far slower than AWS (moto
+    /// copies a whole table per transaction action): the same retries, generous bounds.
+    pub fn local() -> Self {
+        ClientSettings {
+            retry: RetryConfig::standard().with_max_attempts(3),
+            timeout: TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(300))
+                .operation_timeout(Duration::from_secs(600))
+                .build(),
+        }
+    }
 }
 
 /// Loads the standard SDK configuration: region, credentials, and `AWS_ENDPOINT_URL`.
@@ -102,23 +126,23 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
-    /// Builds every client from one SDK configuration.
+    /// Builds every client from one SDK configuration, with the Lambda settings.
     pub fn new(sdk: &SdkConfig) -> Self {
-        Self::build(sdk, None)
+        Self::build(sdk, None, &ClientSettings::lambda())
     }
 
-    /// Builds every client with `counter` attached, so each request sent is counted.
-    pub fn counted(sdk: &SdkConfig, counter: &RequestCounter) -> Self {
-        Self::build(sdk, Some(counter))
-    }
-
-    fn build(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> Self {
+    /// Builds every client with `settings` and, if given, `counter` attached, so each request
+    /// sent is counted.
+    pub fn build(
+        sdk: &SdkConfig,
+        counter: Option<&RequestCounter>,
+        settings: &ClientSettings,
+    ) -> Self {
         macro_rules! client {
             ($krate:ident) => {{
-                let (retry, timeout) = client_settings();
                 let mut b = $krate::config::Builder::from(sdk)
-                    .retry_config(retry)
-                    .timeout_config(timeout);
+                    .retry_config(settings.retry.clone())
+                    .timeout_config(settings.timeout.clone());
                 if let Some(c) = counter {
                     b = b.interceptor(c.clone());
                 }

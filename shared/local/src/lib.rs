@@ -13,15 +13,15 @@ use aws_config::SdkConfig;
 use sessionwarden_aws::RequestCounter;
 
 /// A DynamoDB Streams client (local runs and tests read the stream themselves; Lambda does it
-/// in AWS), with the same retry and timeout settings as the workers' clients.
+/// in AWS), with the local retry and timeout settings.
 pub fn streams_client(
     sdk: &SdkConfig,
     counter: Option<&RequestCounter>,
 ) -> aws_sdk_dynamodbstreams::Client {
-    let (retry, timeout) = sessionwarden_aws::client_settings();
+    let settings = sessionwarden_aws::ClientSettings::local();
     let mut b = aws_sdk_dynamodbstreams::config::Builder::from(sdk)
-        .retry_config(retry)
-        .timeout_config(timeout);
+        .retry_config(settings.retry)
+        .timeout_config(settings.timeout);
     if let Some(c) = counter {
         b = b.interceptor(c.clone());
     }

@@ -47,7 +47,7 @@ pub enum Command {
     Cleanup {
         /// Override CLEANUP_STRATEGY.
         #[arg(long)]
-        strategy: Option<String>,
+        strategy: Option<CleanupStrategy>,
         /// Invocation time budget, in seconds (a Lambda's timeout).
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -111,7 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             prefix,
             metrics_namespace,
         } => {
-            let clients = AwsClients::new(&load_sdk_config().await);
+            let clients = local_clients().await;
             for (k, v) in init_env(&clients, &prefix, &metrics_namespace).await? {
                 println!("{k}={v}");
             }
@@ -120,11 +120,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cleanup { strategy, timeout } => {
             let mut config = CleanupConfig::from_env()?;
             if let Some(s) = strategy {
-                config.strategy = s.parse::<CleanupStrategy>().map_err(|_| {
-                    anyhow::anyhow!("--strategy {s:?} is invalid: expected `index` or `scan`")
-                })?;
+                config.strategy = s;
             }
-            let clients = AwsClients::new(&load_sdk_config().await);
+            let clients = local_clients().await;
             let report = invoke_cleanup(&clients, config, Duration::from_secs(timeout)).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
@@ -138,7 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Cascade => {
-            let clients = AwsClients::new(&load_sdk_config().await);
+            let clients = local_clients().await;
             let (report, rounds) =
                 drain_cascades(&clients, &CascadeConfig::from_env()?, None).await?;
             eprintln!("{rounds} invocations");
@@ -147,7 +145,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Stream => {
             let config = StreamConfig::from_env()?;
-            let clients = AwsClients::new(&load_sdk_config().await);
+            let clients = local_clients().await;
             let (response, report) = run_stream_once(&clients, config, None).await?;
             println!(
                 "{}",
@@ -159,7 +157,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Resolve { session_ref } => {
             let common = CommonConfig::from_source(&ProcessEnv)?;
-            let clients = AwsClients::new(&load_sdk_config().await);
+            let clients = local_clients().await;
             let table = sessionwarden_local::seed::SeedTable::new(
                 clients.dynamodb.clone(),
                 common.sessions_table.clone(),
@@ -204,7 +202,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let queue =
                 std::env::var("CASCADE_QUEUE_URL").context("CASCADE_QUEUE_URL is required")?;
             let message = request(&target, &reason, &requested_by, request_id);
-            let clients = AwsClients::new(&load_sdk_config().await);
+            let clients = local_clients().await;
             sessionwarden_aws::cascade_queue::SqsCascadeQueue::new(clients.sqs.clone(), queue)
                 .send(std::slice::from_ref(&message))
                 .await?;
@@ -343,4 +341,14 @@ pub async fn drain_cascades(
         total.merge(report);
     }
     Ok((total, rounds))
+}
+
+/// Clients for local runs: the standard SDK configuration with the local (generous) timeouts,
+/// since emulators can be far slower than AWS.
+pub async fn local_clients() -> AwsClients {
+    AwsClients::build(
+        &load_sdk_config().await,
+        None,
+        &sessionwarden_aws::ClientSettings::local(),
+    )
 }

@@ -1,0 +1,225 @@
+//! Anomaly detection: pure rules over one stream change (and, for an INSERT, the identity the
+//! session ID was bound to before it). The catalogue, with severities and triggers, is in the
+//! README. The benign cases (cleanup expiry, our own terminations, logout, TTL deletes, multi-tab
+//! touches, a new session ID at login, a tenant switch through a new session) raise nothing.
+
+use std::fmt;
+
+use crate::session::{SessionId, Status};
+
+/// How urgent an anomaly is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Information, not an anomaly (e.g. a large cascade completed).
+    Info,
+    /// Worth a look.
+    Low,
+    /// A policy gap in the app.
+    Medium,
+    /// A session is being used when it must not be.
+    High,
+    /// A credential is shared between identities.
+    Critical,
+}
+
+impl Severity {
+    /// The spelling in alerts, metrics and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "INFO",
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+
+    /// Parses `LOW|MEDIUM|HIGH|CRITICAL` (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The anomaly catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AnomalyType {
+    /// One session ID seen with two different users.
+    SessionUserChanged,
+    /// One session ID seen with two different tenants.
+    SessionTenantChanged,
+    /// An ended session that is still being written to (a zombie).
+    ActivityAfterTermination,
+    /// An ended session that became ACTIVE again, or whose ID was inserted again.
+    SessionResurrected,
+    /// An anonymous session authenticated under the same ID.
+    SessionFixation,
+    /// Activity recorded after the session's idle or absolute deadline had passed.
+    IdleTimeoutNotEnforced,
+    /// Too many new sessions for one user or tenant within a window.
+    SessionCreationBurst,
+    /// The user agent changed within a session.
+    SessionContextChanged,
+}
+
+impl AnomalyType {
+    /// Every type, in catalogue order.
+    pub const ALL: [AnomalyType; 8] = [
+        AnomalyType::SessionUserChanged,
+        AnomalyType::SessionTenantChanged,
+        AnomalyType::ActivityAfterTermination,
+        AnomalyType::SessionResurrected,
+        AnomalyType::SessionFixation,
+        AnomalyType::IdleTimeoutNotEnforced,
+        AnomalyType::SessionCreationBurst,
+        AnomalyType::SessionContextChanged,
+    ];
+
+    /// The spelling in alerts, metrics and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyType::SessionUserChanged => "SESSION_USER_CHANGED",
+            AnomalyType::SessionTenantChanged => "SESSION_TENANT_CHANGED",
+            AnomalyType::ActivityAfterTermination => "ACTIVITY_AFTER_TERMINATION",
+            AnomalyType::SessionResurrected => "SESSION_RESURRECTED",
+            AnomalyType::SessionFixation => "SESSION_FIXATION",
+            AnomalyType::IdleTimeoutNotEnforced => "IDLE_TIMEOUT_NOT_ENFORCED",
+            AnomalyType::SessionCreationBurst => "SESSION_CREATION_BURST",
+            AnomalyType::SessionContextChanged => "SESSION_CONTEXT_CHANGED",
+        }
+    }
+
+    /// The fixed severity of the type.
+    pub fn severity(self) -> Severity {
+        match self {
+            AnomalyType::SessionUserChanged | AnomalyType::SessionTenantChanged => {
+                Severity::Critical
+            }
+            AnomalyType::ActivityAfterTermination | AnomalyType::SessionResurrected => {
+                Severity::High
+            }
+            AnomalyType::SessionFixation
+            | AnomalyType::IdleTimeoutNotEnforced
+            | AnomalyType::SessionCreationBurst => Severity::Medium,
+            AnomalyType::SessionContextChanged => Severity::Low,
+        }
+    }
+}
+
+impl fmt::Display for AnomalyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One before/after value that shows what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// The attribute.
+    pub field: &'static str,
+    /// Its value before (`None`: absent).
+    pub before: Option<String>,
+    /// Its value after.
+    pub after: Option<String>,
+}
+
+/// What a finding is about: one session, or a user or tenant (bursts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A session.
+    Session(SessionId),
+    /// A user, for creation bursts.
+    User(String),
+    /// A tenant, for creation bursts.
+    Tenant(String),
+}
+
+/// One detected anomaly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Its type (and so its severity).
+    pub kind: AnomalyType,
+    /// What it is about.
+    pub subject: Subject,
+    /// The tenant involved, if known.
+    pub tenant_id: Option<String>,
+    /// The users involved, in the order they were seen.
+    pub users: Vec<String>,
+    /// Before/after values.
+    pub evidence: Vec<Evidence>,
+    /// A short human headline (no session ID), used in the alert subject.
+    pub headline: String,
+}
+
+impl Finding {
+    /// The severity of its type.
+    pub fn severity(&self) -> Severity {
+        self.kind.severity()
+    }
+
+    /// The session, if the finding is about one.
+    pub fn session_id(&self) -> Option<&SessionId> {
+        match &self.subject {
+            Subject::Session(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// The identity a session ID was first bound to, as kept in the state table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Binding {
+    /// First user seen.
+    pub user_id: Option<String>,
+    /// First tenant seen.
+    pub tenant_id: Option<String>,
+    /// Sequence number of the INSERT that created the binding; equal on a redelivery.
+    pub insert_seq: Option<String>,
+}
+
+/// A non-anomalous fact worth counting or acting on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    /// The session ended in this change.
+    Ended {
+        /// New status.
+        status: Status,
+        /// `terminationReason`, as stored.
+        reason: Option<String>,
+        /// `revokeScope`, as stored.
+        revoke_scope: Option<String>,
+    },
+    /// The client IP changed (a metric only: mobile networks do this all day).
+    IpChanged,
+    /// DynamoDB's TTL deleted the item.
+    DeletedByTtl,
+    /// Something other than TTL deleted the item.
+    Deleted,
+    /// A keys-only image with nothing to judge (moto emits one before an UpdateItem-created INSERT).
+    KeysOnly,
+}
+
+/// Everything one change yields.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Detection {
+    /// Anomalies.
+    pub findings: Vec<Finding>,
+    /// Facts.
+    pub facts: Vec<Fact>,
+}
+
+mod rules;
+
+pub use rules::detect;

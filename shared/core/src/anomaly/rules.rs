@@ -1,0 +1,241 @@
+//! The detection rules: one change (and, for an INSERT, the identity bound before it) in, the
+//! findings and facts it yields out. Pure.
+
+use super::{AnomalyType, Binding, Detection, Evidence, Fact, Finding, Subject};
+use crate::change::{Change, ChangeKind, Image};
+use crate::expiry::ExpiryPolicy;
+use crate::session::Status;
+
+fn differs(a: &Option<String>, b: &Option<String>) -> bool {
+    matches!((a, b), (Some(x), Some(y)) if x != y)
+}
+
+fn users(a: &Option<String>, b: &Option<String>) -> Vec<String> {
+    let mut v: Vec<String> = a.iter().chain(b.iter()).cloned().collect();
+    v.dedup();
+    v
+}
+
+fn ev(field: &'static str, before: &Option<String>, after: &Option<String>) -> Evidence {
+    Evidence {
+        field,
+        before: before.clone(),
+        after: after.clone(),
+    }
+}
+
+fn num(v: Option<i64>) -> Option<String> {
+    v.map(|n| n.to_string())
+}
+
+/// Detects anomalies and facts in one change.
+///
+/// `prior` matters only for an INSERT: the binding that existed before it, or `None` when the
+/// session ID is new (or when the INSERT is a redelivery of the one that created the binding).
+pub fn detect(change: &Change, prior: Option<&Binding>, policy: &ExpiryPolicy) -> Detection {
+    let mut d = Detection::default();
+    let session = || Subject::Session(change.session_id.clone());
+    match change.kind {
+        ChangeKind::Remove => d.facts.push(if change.by_ttl {
+            Fact::DeletedByTtl
+        } else {
+            Fact::Deleted
+        }),
+        ChangeKind::Insert => {
+            let Some(new) = &change.new else {
+                d.facts.push(Fact::KeysOnly);
+                return d;
+            };
+            if let Some(b) = prior {
+                if differs(&b.user_id, &new.user_id) {
+                    d.findings.push(Finding {
+                        kind: AnomalyType::SessionUserChanged,
+                        subject: session(),
+                        tenant_id: new.tenant_id.clone().or_else(|| b.tenant_id.clone()),
+                        users: users(&b.user_id, &new.user_id),
+                        evidence: vec![ev("userId", &b.user_id, &new.user_id)],
+                        headline: "session ID re-inserted for a second user".into(),
+                    });
+                }
+                if differs(&b.tenant_id, &new.tenant_id) {
+                    d.findings.push(Finding {
+                        kind: AnomalyType::SessionTenantChanged,
+                        subject: session(),
+                        tenant_id: new.tenant_id.clone(),
+                        users: users(&b.user_id, &new.user_id),
+                        evidence: vec![ev("tenantId", &b.tenant_id, &new.tenant_id)],
+                        headline: "session ID re-inserted for a second tenant".into(),
+                    });
+                }
+                if d.findings.is_empty() {
+                    d.findings.push(Finding {
+                        kind: AnomalyType::SessionResurrected,
+                        subject: session(),
+                        tenant_id: new.tenant_id.clone(),
+                        users: users(&b.user_id, &new.user_id),
+                        evidence: vec![Evidence {
+                            field: "sessionId",
+                            before: Some("previously used (binding exists)".into()),
+                            after: Some(format!(
+                                "inserted again as {}",
+                                new.status.map_or("?", |s| s.as_str())
+                            )),
+                        }],
+                        headline: "ended session ID inserted again".into(),
+                    });
+                }
+            }
+        }
+        ChangeKind::Modify => {
+            let (Some(old), Some(new)) = (&change.old, &change.new) else {
+                d.facts.push(Fact::KeysOnly);
+                return d;
+            };
+            modify_rules(change, old, new, policy, &mut d);
+        }
+    }
+    d
+}
+
+fn modify_rules(
+    change: &Change,
+    old: &Image,
+    new: &Image,
+    policy: &ExpiryPolicy,
+    d: &mut Detection,
+) {
+    let session = || Subject::Session(change.session_id.clone());
+    let tenant = new.tenant_id.clone().or_else(|| old.tenant_id.clone());
+    let both_users = users(&old.user_id, &new.user_id);
+
+    if differs(&old.user_id, &new.user_id) {
+        d.findings.push(Finding {
+            kind: AnomalyType::SessionUserChanged,
+            subject: session(),
+            tenant_id: tenant.clone(),
+            users: both_users.clone(),
+            evidence: vec![ev("userId", &old.user_id, &new.user_id)],
+            headline: "session bound to 2 users".into(),
+        });
+    } else if old.user_id.is_none() && new.user_id.is_some() {
+        d.findings.push(Finding {
+            kind: AnomalyType::SessionFixation,
+            subject: session(),
+            tenant_id: tenant.clone(),
+            users: both_users.clone(),
+            evidence: vec![ev("userId", &old.user_id, &new.user_id)],
+            headline: "login kept the anonymous session ID (fixation)".into(),
+        });
+    }
+    if differs(&old.tenant_id, &new.tenant_id) {
+        d.findings.push(Finding {
+            kind: AnomalyType::SessionTenantChanged,
+            subject: session(),
+            tenant_id: new.tenant_id.clone(),
+            users: both_users.clone(),
+            evidence: vec![ev("tenantId", &old.tenant_id, &new.tenant_id)],
+            headline: "session moved between 2 tenants".into(),
+        });
+    }
+
+    let status_ev = || {
+        ev(
+            "status",
+            &old.status.map(|s| s.as_str().to_string()),
+            &new.status.map(|s| s.as_str().to_string()),
+        )
+    };
+    match (old.is_ended(), new.is_ended()) {
+        (true, false) if new.status == Some(Status::Active) => d.findings.push(Finding {
+            kind: AnomalyType::SessionResurrected,
+            subject: session(),
+            tenant_id: tenant.clone(),
+            users: both_users.clone(),
+            evidence: vec![
+                status_ev(),
+                ev(
+                    "terminationReason",
+                    &old.termination_reason,
+                    &new.termination_reason,
+                ),
+            ],
+            headline: "ended session came back to ACTIVE".into(),
+        }),
+        (true, true) => {
+            let advanced = matches!((old.last_activity_at, new.last_activity_at), (Some(a), Some(b)) if b > a)
+                || (old.last_activity_at.is_none() && new.last_activity_at.is_some());
+            if advanced || old.fingerprint != new.fingerprint {
+                let mut evidence = vec![ev(
+                    "lastActivityAt",
+                    &num(old.last_activity_at),
+                    &num(new.last_activity_at),
+                )];
+                evidence.push(ev(
+                    "status",
+                    &old.status.map(|s| s.as_str().into()),
+                    &new.status.map(|s| s.as_str().into()),
+                ));
+                d.findings.push(Finding {
+                    kind: AnomalyType::ActivityAfterTermination,
+                    subject: session(),
+                    tenant_id: tenant.clone(),
+                    users: both_users.clone(),
+                    evidence,
+                    headline: "activity on an ended session (zombie)".into(),
+                });
+            }
+        }
+        (false, true) => d.facts.push(Fact::Ended {
+            status: new.status.unwrap_or(Status::Terminated),
+            reason: new.termination_reason.clone(),
+            revoke_scope: new.revoke_scope.clone(),
+        }),
+        _ => {}
+    }
+
+    // Activity on a session that should already have been expired. Touches that do not move
+    // lastActivityAt forward (multi-tab races, replays) are not activity.
+    if old.status == Some(Status::Active) && new.status == Some(Status::Active) {
+        if let (Some(before), Some(after)) = (old.last_activity_at, new.last_activity_at) {
+            if after > before {
+                if let Some(deadlines) = policy.deadlines(&old.clock()) {
+                    let deadline = deadlines.earliest();
+                    if after >= deadline {
+                        d.findings.push(Finding {
+                            kind: AnomalyType::IdleTimeoutNotEnforced,
+                            subject: session(),
+                            tenant_id: tenant.clone(),
+                            users: both_users.clone(),
+                            evidence: vec![
+                                ev("deadline", &None, &Some(deadline.to_string())),
+                                ev(
+                                    "lastActivityAt",
+                                    &Some(before.to_string()),
+                                    &Some(after.to_string()),
+                                ),
+                            ],
+                            headline: format!(
+                                "activity {} s after the session's deadline",
+                                after - deadline
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    if differs(&old.user_agent, &new.user_agent) {
+        d.findings.push(Finding {
+            kind: AnomalyType::SessionContextChanged,
+            subject: session(),
+            tenant_id: tenant,
+            users: both_users,
+            evidence: vec![ev("userAgent", &old.user_agent, &new.user_agent)],
+            headline: "user agent changed within a session".into(),
+        });
+    }
+    if differs(&old.ip_address, &new.ip_address) {
+        d.facts.push(Fact::IpChanged);
+    }
+}

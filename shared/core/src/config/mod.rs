@@ -1,0 +1,161 @@
+//! Typed configuration, read once from the environment at startup. Every variable is parsed here,
+//! and a wrong value is an error that names the variable, so a misconfigured Lambda fails its
+//! first invocation with a clear message instead of misbehaving later.
+
+use std::str::FromStr;
+
+use crate::expiry::ExpiryPolicy;
+use crate::session_ref::SessionRefKey;
+
+/// Where variables come from: the process environment in production, a map in tests
+/// (tests never mutate the shared process environment).
+pub trait EnvSource {
+    /// The value of `name`, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> EnvSource for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+/// A configuration error. Both variants name the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("configuration error: {var} is required but not set")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+    },
+    /// A variable is set to a value that does not parse or is out of range.
+    #[error("configuration error: {var}={value} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// The offending value, quoted, or `<redacted>` for secrets.
+        value: String,
+        /// What was expected.
+        reason: String,
+    },
+}
+
+/// Typed reads over an [`EnvSource`]. Empty values count as unset.
+pub(crate) struct Reader<'a, E: EnvSource + ?Sized>(&'a E);
+
+impl<E: EnvSource + ?Sized> Reader<'_, E> {
+    pub(crate) fn raw(&self, var: &'static str) -> Option<String> {
+        self.0.var(var).filter(|v| !v.trim().is_empty())
+    }
+
+    pub(crate) fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.raw(var).ok_or(ConfigError::Missing { var })
+    }
+
+    pub(crate) fn optional(&self, var: &'static str) -> Option<String> {
+        self.raw(var)
+    }
+
+    fn parsed<T>(&self, var: &'static str, default: T, reason: &str) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+    {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+                var,
+                value: format!("{v:?}"),
+                reason: reason.to_string(),
+            }),
+        }
+    }
+
+    /// An integer in `[min, max]`.
+    pub(crate) fn int(
+        &self,
+        var: &'static str,
+        default: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, ConfigError> {
+        let reason = format!("expected an integer from {min} to {max}");
+        let v: i64 = self.parsed(var, default, &reason)?;
+        if v < min || v > max {
+            return Err(ConfigError::Invalid {
+                var,
+                value: format!("{v:?}"),
+                reason,
+            });
+        }
+        Ok(v)
+    }
+}
+
+/// Settings every worker shares.
+#[derive(Debug, Clone)]
+pub struct CommonConfig {
+    /// `SESSIONS_TABLE`: the app's sessions table.
+    pub sessions_table: String,
+    /// `METRICS_NAMESPACE` (default `SessionWarden`): CloudWatch namespace of every metric.
+    pub metrics_namespace: String,
+    /// `SESSION_REF_KEY`: key of the session reference hash (at least 16 bytes).
+    pub session_ref_key: SessionRefKey,
+    /// `DEFAULT_IDLE_TIMEOUT_SECONDS`, `DEFAULT_MAX_LIFETIME_SECONDS`, `AUDIT_RETENTION_SECONDS`.
+    pub expiry: ExpiryPolicy,
+}
+
+impl CommonConfig {
+    /// Reads the shared settings.
+    pub fn from_source(env: &(impl EnvSource + ?Sized)) -> Result<Self, ConfigError> {
+        let r = Reader(env);
+        let key_raw = r.required("SESSION_REF_KEY")?;
+        let session_ref_key =
+            SessionRefKey::new(key_raw.into_bytes()).map_err(|e| ConfigError::Invalid {
+                var: "SESSION_REF_KEY",
+                value: "<redacted>".into(),
+                reason: e.to_string(),
+            })?;
+        const YEAR: i64 = 366 * 86_400;
+        Ok(CommonConfig {
+            sessions_table: r.required("SESSIONS_TABLE")?,
+            metrics_namespace: r
+                .optional("METRICS_NAMESPACE")
+                .unwrap_or_else(|| "SessionWarden".to_string()),
+            session_ref_key,
+            expiry: ExpiryPolicy {
+                default_idle_timeout_seconds: r.int(
+                    "DEFAULT_IDLE_TIMEOUT_SECONDS",
+                    28_800,
+                    1,
+                    YEAR,
+                )?,
+                default_max_lifetime_seconds: r.int(
+                    "DEFAULT_MAX_LIFETIME_SECONDS",
+                    86_400,
+                    1,
+                    10 * YEAR,
+                )?,
+                audit_retention_seconds: r.int("AUDIT_RETENTION_SECONDS", 604_800, 0, 10 * YEAR)?,
+            },
+        })
+    }
+}
+
+mod cascade;
+mod cleanup;
+mod stream;
+
+pub use cascade::CascadeConfig;
+pub use cleanup::{CleanupConfig, CleanupStrategy};
+pub use stream::{response_vars, Containment, ResponsePolicy, StreamConfig};

@@ -1,0 +1,209 @@
+//! Settings of the stream worker: state, alerts, containment and bursts, and the per-type
+//! response policies.
+
+use std::str::FromStr;
+
+use super::{CommonConfig, ConfigError, EnvSource, ProcessEnv, Reader};
+
+/// What the stream worker does to contain an anomaly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Containment {
+    /// Alert only.
+    None,
+    /// End the session (reason `containment`).
+    TerminateSession,
+    /// End every session of the user (recorded as a request until cascades exist).
+    TerminateUser,
+}
+
+impl Containment {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Containment::None => "none",
+            Containment::TerminateSession => "terminate_session",
+            Containment::TerminateUser => "terminate_user",
+        }
+    }
+}
+
+impl FromStr for Containment {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "none" => Ok(Containment::None),
+            "terminate_session" => Ok(Containment::TerminateSession),
+            "terminate_user" => Ok(Containment::TerminateUser),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The response to one anomaly type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponsePolicy {
+    /// Alert only when the type's severity is at least this (`ALERT_MIN_SEVERITY[_<TYPE>]`).
+    pub min_alert_severity: crate::anomaly::Severity,
+    /// Containment (`CONTAINMENT_<TYPE>`).
+    pub containment: Containment,
+}
+
+/// Settings of the stream worker.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Shared settings.
+    pub common: CommonConfig,
+    /// `STATE_TABLE`: bindings, alert dedup and counters.
+    pub state_table: String,
+    /// `ALERTS_TOPIC_ARN`.
+    pub alerts_topic_arn: String,
+    /// `DEAD_LETTER_QUEUE_URL`: malformed records go here, raw.
+    pub dead_letter_queue_url: String,
+    /// `CASCADE_QUEUE_URL`: cascade requests (revokeScope, families, `terminate_user`) go here.
+    pub cascade_queue_url: String,
+    /// `RUNBOOK_BASE_URL`: alert runbook links are this plus `#<type in lower case>`.
+    pub runbook_base_url: String,
+    /// `ALERT_DEDUP_WINDOW_SECONDS` (default 3600): one alert per (type, subject) per window.
+    pub alert_dedup_window_seconds: i64,
+    /// `ALERT_STORM_THRESHOLD` (default 10): beyond this many alerts in one invocation, send one digest.
+    pub alert_storm_threshold: usize,
+    /// `BURST_WINDOW_SECONDS` (default 300).
+    pub burst_window_seconds: i64,
+    /// `BURST_USER_THRESHOLD` (default 10): more new sessions than this for one user in a window is a burst.
+    pub burst_user_threshold: u64,
+    /// `BURST_TENANT_THRESHOLD` (default 500): the same for one tenant.
+    pub burst_tenant_threshold: u64,
+    /// `STREAM_CONCURRENCY` (default 16): sessions processed at once (records of one session stay in order).
+    pub concurrency: usize,
+    /// `METRICS_TENANT_DIMENSION` (default false): also emit `AnomaliesDetected` per tenant.
+    pub metrics_tenant_dimension: bool,
+    /// `METRICS_TENANT_DIMENSION_MAX` (default 20): distinct tenants per invocation before `other`.
+    pub metrics_tenant_dimension_max: usize,
+    /// Per-type response, indexed like [`crate::anomaly::AnomalyType::ALL`].
+    pub responses: Vec<(crate::anomaly::AnomalyType, ResponsePolicy)>,
+}
+
+impl StreamConfig {
+    /// Reads the stream settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv)
+    }
+
+    /// Reads the stream settings from `env`.
+    pub fn from_source(env: &(impl EnvSource + ?Sized)) -> Result<Self, ConfigError> {
+        use crate::anomaly::{AnomalyType, Severity};
+        let r = Reader(env);
+        let severity = |var: &'static str, default: Severity| -> Result<Severity, ConfigError> {
+            match r.raw(var) {
+                None => Ok(default),
+                Some(v) => Severity::parse(&v).ok_or_else(|| ConfigError::Invalid {
+                    var,
+                    value: format!("{v:?}"),
+                    reason: "expected INFO, LOW, MEDIUM, HIGH or CRITICAL".into(),
+                }),
+            }
+        };
+        let global_min = severity("ALERT_MIN_SEVERITY", Severity::Low)?;
+        let mut responses = Vec::new();
+        for t in AnomalyType::ALL {
+            let (sev_var, contain_var) = response_vars(t);
+            let default_containment = match t {
+                AnomalyType::SessionUserChanged | AnomalyType::SessionTenantChanged => {
+                    Containment::TerminateSession
+                }
+                _ => Containment::None,
+            };
+            responses.push((
+                t,
+                ResponsePolicy {
+                    min_alert_severity: severity(sev_var, global_min)?,
+                    containment: r.parsed(
+                        contain_var,
+                        default_containment,
+                        "expected none, terminate_session or terminate_user",
+                    )?,
+                },
+            ));
+        }
+        Ok(StreamConfig {
+            common: CommonConfig::from_source(env)?,
+            state_table: r.required("STATE_TABLE")?,
+            alerts_topic_arn: r.required("ALERTS_TOPIC_ARN")?,
+            dead_letter_queue_url: r.required("DEAD_LETTER_QUEUE_URL")?,
+            cascade_queue_url: r.required("CASCADE_QUEUE_URL")?,
+            runbook_base_url: r.optional("RUNBOOK_BASE_URL").unwrap_or_else(|| {
+                "https://github.com/sessionwarden/sessionwarden/blob/main/README.md".into()
+            }),
+            alert_dedup_window_seconds: r.int(
+                "ALERT_DEDUP_WINDOW_SECONDS",
+                3_600,
+                1,
+                30 * 86_400,
+            )?,
+            alert_storm_threshold: r.int("ALERT_STORM_THRESHOLD", 10, 1, 10_000)? as usize,
+            burst_window_seconds: r.int("BURST_WINDOW_SECONDS", 300, 1, 86_400)?,
+            burst_user_threshold: r.int("BURST_USER_THRESHOLD", 10, 1, 1_000_000)? as u64,
+            burst_tenant_threshold: r.int("BURST_TENANT_THRESHOLD", 500, 1, 100_000_000)? as u64,
+            concurrency: r.int("STREAM_CONCURRENCY", 16, 1, 256)? as usize,
+            metrics_tenant_dimension: r.parsed(
+                "METRICS_TENANT_DIMENSION",
+                false,
+                "expected true or false",
+            )?,
+            metrics_tenant_dimension_max: r.int("METRICS_TENANT_DIMENSION_MAX", 20, 1, 1_000)?
+                as usize,
+            responses,
+        })
+    }
+
+    /// The response policy of one type.
+    pub fn response(&self, t: crate::anomaly::AnomalyType) -> ResponsePolicy {
+        self.responses
+            .iter()
+            .find(|(k, _)| *k == t)
+            .map(|(_, p)| *p)
+            .unwrap_or(ResponsePolicy {
+                min_alert_severity: crate::anomaly::Severity::Low,
+                containment: Containment::None,
+            })
+    }
+}
+
+/// The two per-type variable names: `ALERT_MIN_SEVERITY_<TYPE>` and `CONTAINMENT_<TYPE>`.
+pub fn response_vars(t: crate::anomaly::AnomalyType) -> (&'static str, &'static str) {
+    use crate::anomaly::AnomalyType::*;
+    match t {
+        SessionUserChanged => (
+            "ALERT_MIN_SEVERITY_SESSION_USER_CHANGED",
+            "CONTAINMENT_SESSION_USER_CHANGED",
+        ),
+        SessionTenantChanged => (
+            "ALERT_MIN_SEVERITY_SESSION_TENANT_CHANGED",
+            "CONTAINMENT_SESSION_TENANT_CHANGED",
+        ),
+        ActivityAfterTermination => (
+            "ALERT_MIN_SEVERITY_ACTIVITY_AFTER_TERMINATION",
+            "CONTAINMENT_ACTIVITY_AFTER_TERMINATION",
+        ),
+        SessionResurrected => (
+            "ALERT_MIN_SEVERITY_SESSION_RESURRECTED",
+            "CONTAINMENT_SESSION_RESURRECTED",
+        ),
+        SessionFixation => (
+            "ALERT_MIN_SEVERITY_SESSION_FIXATION",
+            "CONTAINMENT_SESSION_FIXATION",
+        ),
+        IdleTimeoutNotEnforced => (
+            "ALERT_MIN_SEVERITY_IDLE_TIMEOUT_NOT_ENFORCED",
+            "CONTAINMENT_IDLE_TIMEOUT_NOT_ENFORCED",
+        ),
+        SessionCreationBurst => (
+            "ALERT_MIN_SEVERITY_SESSION_CREATION_BURST",
+            "CONTAINMENT_SESSION_CREATION_BURST",
+        ),
+        SessionContextChanged => (
+            "ALERT_MIN_SEVERITY_SESSION_CONTEXT_CHANGED",
+            "CONTAINMENT_SESSION_CONTEXT_CHANGED",
+        ),
+    }
+}

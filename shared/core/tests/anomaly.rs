@@ -1,0 +1,229 @@
+//! The anomaly rules, one change at a time: every type fires on its trigger, and the benign
+//! cases raise nothing.
+
+use sessionwarden_core::anomaly::*;
+use sessionwarden_core::change::{Change, ChangeKind, Image, SeqNo};
+use sessionwarden_core::expiry::ExpiryPolicy;
+use sessionwarden_core::session::{SessionId, Status};
+
+const NOW: i64 = 1_800_000_000;
+fn image(user: Option<&str>, tenant: &str, status: Status, last: i64) -> Image {
+    Image {
+        user_id: user.map(String::from),
+        tenant_id: Some(tenant.into()),
+        status: Some(status),
+        created_at: Some(NOW - 3600),
+        last_activity_at: Some(last),
+        user_agent: Some("UA-1".into()),
+        ip_address: Some("198.51.100.1".into()),
+        ..Default::default()
+    }
+}
+fn modify(old: Image, new: Image) -> Change {
+    Change {
+        seq: SeqNo("100".into()),
+        kind: ChangeKind::Modify,
+        session_id: SessionId::new("s"),
+        old: Some(old),
+        new: Some(new),
+        by_ttl: false,
+        at: NOW,
+    }
+}
+fn kinds(d: &Detection) -> Vec<AnomalyType> {
+    d.findings.iter().map(|f| f.kind).collect()
+}
+fn p() -> ExpiryPolicy {
+    ExpiryPolicy::default()
+}
+
+#[test]
+fn user_change_in_a_modify_is_critical() {
+    let d = detect(
+        &modify(
+            image(Some("u1"), "t", Status::Active, NOW - 60),
+            image(Some("u2"), "t", Status::Active, NOW),
+        ),
+        None,
+        &p(),
+    );
+    assert_eq!(kinds(&d), [AnomalyType::SessionUserChanged]);
+    assert_eq!(d.findings[0].users, ["u1", "u2"]);
+    assert_eq!(d.findings[0].severity(), Severity::Critical);
+}
+
+#[test]
+fn tenant_change_in_a_modify_is_critical() {
+    let d = detect(
+        &modify(
+            image(Some("u1"), "a", Status::Active, NOW),
+            image(Some("u1"), "b", Status::Active, NOW),
+        ),
+        None,
+        &p(),
+    );
+    assert_eq!(kinds(&d), [AnomalyType::SessionTenantChanged]);
+}
+
+#[test]
+fn anonymous_to_authenticated_is_fixation() {
+    let d = detect(
+        &modify(
+            image(None, "t", Status::Active, NOW - 5),
+            image(Some("u1"), "t", Status::Active, NOW),
+        ),
+        None,
+        &p(),
+    );
+    assert_eq!(kinds(&d), [AnomalyType::SessionFixation]);
+}
+
+#[test]
+fn writes_to_an_ended_session_are_zombie_activity_and_reactivation_is_resurrection() {
+    let d = detect(
+        &modify(
+            image(Some("u"), "t", Status::Terminated, NOW - 600),
+            image(Some("u"), "t", Status::Terminated, NOW),
+        ),
+        None,
+        &p(),
+    );
+    assert_eq!(kinds(&d), [AnomalyType::ActivityAfterTermination]);
+    let d = detect(
+        &modify(
+            image(Some("u"), "t", Status::Expired, NOW - 600),
+            image(Some("u"), "t", Status::Active, NOW),
+        ),
+        None,
+        &p(),
+    );
+    assert_eq!(kinds(&d), [AnomalyType::SessionResurrected]);
+}
+
+#[test]
+fn activity_after_the_idle_deadline_is_not_enforced() {
+    // last activity 9 h ago, default idle 8 h: a touch now came after the deadline.
+    let d = detect(
+        &modify(
+            image(Some("u"), "t", Status::Active, NOW - 9 * 3600),
+            image(Some("u"), "t", Status::Active, NOW),
+        ),
+        None,
+        &p(),
+    );
+    assert_eq!(kinds(&d), [AnomalyType::IdleTimeoutNotEnforced]);
+}
+
+#[test]
+fn user_agent_change_is_low_and_ip_change_is_only_a_fact() {
+    let mut new = image(Some("u"), "t", Status::Active, NOW);
+    new.user_agent = Some("UA-2".into());
+    new.ip_address = Some("203.0.113.9".into());
+    let d = detect(
+        &modify(image(Some("u"), "t", Status::Active, NOW - 5), new),
+        None,
+        &p(),
+    );
+    assert_eq!(kinds(&d), [AnomalyType::SessionContextChanged]);
+    assert_eq!(d.findings[0].severity(), Severity::Low);
+    assert_eq!(d.facts, [Fact::IpChanged]);
+}
+
+#[test]
+fn benign_changes_raise_nothing() {
+    // Cleanup expiry, logout, our own containment: ACTIVE -> ended.
+    for (status, reason) in [
+        (Status::Expired, "idle"),
+        (Status::Terminated, "logout"),
+        (Status::Terminated, "containment"),
+    ] {
+        let mut new = image(Some("u"), "t", status, NOW - 60);
+        new.termination_reason = Some(reason.into());
+        let d = detect(
+            &modify(image(Some("u"), "t", Status::Active, NOW - 60), new),
+            None,
+            &p(),
+        );
+        assert!(d.findings.is_empty(), "{reason}");
+        assert!(matches!(d.facts[..], [Fact::Ended { .. }]));
+    }
+    // Multi-tab: touches that race, including one that goes backwards.
+    for (a, b) in [(NOW - 10, NOW - 9), (NOW - 9, NOW - 10), (NOW, NOW)] {
+        let d = detect(
+            &modify(
+                image(Some("u"), "t", Status::Active, a),
+                image(Some("u"), "t", Status::Active, b),
+            ),
+            None,
+            &p(),
+        );
+        assert!(d.findings.is_empty());
+    }
+    // A fresh INSERT (new session ID at login, or a new session in another tenant).
+    let insert = Change {
+        kind: ChangeKind::Insert,
+        old: None,
+        ..modify(
+            image(None, "t", Status::Active, NOW),
+            image(Some("u"), "t2", Status::Active, NOW),
+        )
+    };
+    assert!(detect(&insert, None, &p()).findings.is_empty());
+    // TTL delete.
+    let ttl = Change {
+        kind: ChangeKind::Remove,
+        new: None,
+        by_ttl: true,
+        ..insert.clone()
+    };
+    assert_eq!(detect(&ttl, None, &p()).facts, [Fact::DeletedByTtl]);
+}
+
+#[test]
+fn reinsert_for_another_user_or_tenant_or_the_same_identity() {
+    let insert = Change {
+        kind: ChangeKind::Insert,
+        old: None,
+        ..modify(
+            image(None, "t", Status::Active, NOW),
+            image(Some("u2"), "t", Status::Active, NOW),
+        )
+    };
+    let bound = |u: &str, t: &str| Binding {
+        user_id: Some(u.into()),
+        tenant_id: Some(t.into()),
+        insert_seq: Some("1".into()),
+    };
+    assert_eq!(
+        kinds(&detect(&insert, Some(&bound("u1", "t")), &p())),
+        [AnomalyType::SessionUserChanged]
+    );
+    assert_eq!(
+        kinds(&detect(&insert, Some(&bound("u2", "x")), &p())),
+        [AnomalyType::SessionTenantChanged]
+    );
+    assert_eq!(
+        kinds(&detect(&insert, Some(&bound("u2", "t")), &p())),
+        [AnomalyType::SessionResurrected]
+    );
+}
+
+#[test]
+fn keys_only_images_are_facts_not_anomalies() {
+    let insert = Change {
+        kind: ChangeKind::Insert,
+        old: None,
+        new: None,
+        ..modify(Image::default(), Image::default())
+    };
+    assert_eq!(detect(&insert, None, &p()).facts, [Fact::KeysOnly]);
+}
+
+#[test]
+fn sequence_numbers_compare_numerically() {
+    assert!(SeqNo("900".into()) < SeqNo("1000".into()));
+    assert!(
+        SeqNo("49590338271490256608559692538361571095921575989136588898".into())
+            > SeqNo("4959".into())
+    );
+}

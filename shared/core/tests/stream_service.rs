@@ -1,0 +1,145 @@
+//! The stream service's pure parts (plans, metrics) and its batch plumbing with in-memory ports.
+//! The AWS adapters and the whole worker are tested on the emulators in the workspace's
+//! `tests/stream.rs`.
+
+mod support;
+
+use sessionwarden_core::anomaly::{AnomalyType, Severity};
+use sessionwarden_core::change::{Change, ChangeKind, Image, Malformed, SeqNo};
+use sessionwarden_core::config::StreamConfig;
+use sessionwarden_core::ports::EndOutcome;
+use sessionwarden_core::session::{SessionId, Status};
+use sessionwarden_core::stream::plan::{self, Contain, Step};
+use sessionwarden_core::stream::process_batch;
+use sessionwarden_core::stream::report::{metrics_of, StreamReport};
+use support::{vars, Mem};
+
+const NOW: i64 = 1_800_000_000;
+
+fn image(user: Option<&str>) -> Image {
+    Image {
+        user_id: user.map(String::from),
+        tenant_id: Some("acme".into()),
+        status: Some(Status::Active),
+        created_at: Some(NOW - 60),
+        last_activity_at: Some(NOW - 10),
+        ..Default::default()
+    }
+}
+
+fn modify(seq: &str, id: &str, old: Image, new: Image) -> Change {
+    Change {
+        seq: SeqNo(seq.into()),
+        kind: ChangeKind::Modify,
+        session_id: SessionId::new(id),
+        old: Some(old),
+        new: Some(new),
+        by_ttl: false,
+        at: NOW,
+    }
+}
+
+#[test]
+fn the_tenant_dimension_is_opt_in_and_capped() {
+    let anomalies: Vec<_> = (0..5)
+        .map(|i| {
+            (
+                AnomalyType::SessionFixation,
+                Severity::Medium,
+                Some(format!("tenant-{i}")),
+            )
+        })
+        .collect();
+    let off = StreamConfig::from_source(&vars(&[])).unwrap();
+    let b = metrics_of(&StreamReport::default(), &anomalies, &off);
+    assert!(b
+        .iter()
+        .all(|(k, _, _)| k.dimensions.iter().all(|(d, _)| *d != "Tenant")));
+    let on = StreamConfig::from_source(&vars(&[
+        ("METRICS_TENANT_DIMENSION", "true"),
+        ("METRICS_TENANT_DIMENSION_MAX", "2"),
+    ]))
+    .unwrap();
+    let b = metrics_of(&StreamReport::default(), &anomalies, &on);
+    let tenant = |t: &str| {
+        b.get(
+            "AnomaliesDetected",
+            &[("Type", "SESSION_FIXATION"), ("Tenant", t)],
+        )
+    };
+    assert_eq!(
+        (tenant("tenant-0"), tenant("tenant-1"), tenant("other")),
+        (Some(1.0), Some(1.0), Some(3.0))
+    );
+    assert_eq!(tenant("tenant-2"), None);
+}
+
+#[test]
+fn a_touch_plans_nothing_and_a_user_change_plans_one_contained_response() {
+    let cfg = StreamConfig::from_source(&vars(&[])).unwrap();
+    let mut touched = image(Some("u-1"));
+    touched.last_activity_at = Some(NOW);
+    let touch = modify("1", "s-1", image(Some("u-1")), touched);
+    let p = plan::decide(&touch, None, &cfg, NOW);
+    assert!(p.steps.is_empty() && p.cascades.is_empty());
+
+    let bleed = modify("2", "s-1", image(Some("u-1")), image(Some("u-2")));
+    let p = plan::decide(&bleed, None, &cfg, NOW);
+    let [Step::Respond(r)] = p.steps.as_slice() else {
+        panic!("one response expected, got {:?}", p.steps);
+    };
+    assert_eq!(r.finding.kind, AnomalyType::SessionUserChanged);
+    assert!(r.alert, "CRITICAL passes the default threshold");
+    assert!(matches!(r.containment, Contain::EndSession(..)));
+    assert!(
+        !r.gate.subject.contains("s-1"),
+        "the gate holds a digest, never the raw session ID"
+    );
+    assert_eq!(
+        r.containment.action(Some(EndOutcome::Ended)),
+        "session terminated (terminationReason containment)"
+    );
+}
+
+#[test]
+fn fixation_binds_the_user_before_it_responds() {
+    let cfg = StreamConfig::from_source(&vars(&[])).unwrap();
+    let fixation = modify("3", "s-2", image(None), image(Some("u-9")));
+    let p = plan::decide(&fixation, None, &cfg, NOW);
+    assert!(
+        matches!(p.steps.as_slice(), [Step::Bind { user, .. }, Step::Respond(r)]
+            if user == "u-9" && r.finding.kind == AnomalyType::SessionFixation),
+        "{:?}",
+        p.steps
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_record_is_dead_lettered_and_the_rest_completes() {
+    let mem = Mem::default();
+    let cfg = StreamConfig::from_source(&vars(&[])).unwrap();
+    let records = vec![
+        serde_json::json!({"seq": "10", "user": "u-2"}),
+        serde_json::json!({"seq": "11", "broken": true}),
+    ];
+    let parse = |r: &serde_json::Value| {
+        let seq = r["seq"].as_str().unwrap_or_default().to_string();
+        if r.get("broken").is_some() {
+            return Err(Malformed {
+                seq: Some(seq),
+                reason: "broken".into(),
+            });
+        }
+        Ok(modify(&seq, "s-3", image(Some("u-1")), image(Some("u-2"))))
+    };
+    let out = process_batch(&mem.ports(), &cfg, &records, parse, NOW).await;
+    assert_eq!(out.failed_from, None);
+    assert_eq!((out.report.processed, out.report.malformed), (1, 1));
+    let st = mem.state();
+    assert_eq!(st.letters.len(), 1);
+    assert_eq!(st.letters[0].seq.as_deref(), Some("11"));
+    assert_eq!(st.letters[0].raw, records[1], "dead-lettered raw");
+    assert_eq!(st.alerts.len(), 1);
+    assert_eq!(st.ended, ["s-3"], "containment ended the session");
+    assert_eq!(st.metrics.len(), 1, "one metrics flush per batch");
+}

@@ -1,0 +1,234 @@
+//! An in-memory implementation of every port, for service tests that need no emulator. The AWS
+//! adapters themselves are tested against the emulators in the workspace's `tests/`.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use sessionwarden_core::alert::Alert;
+use sessionwarden_core::cascade_message::{CascadeMessage, Target};
+use sessionwarden_core::error::PortError;
+use sessionwarden_core::expiry::SessionClock;
+use sessionwarden_core::metrics::MetricBatch;
+use sessionwarden_core::ports::*;
+use sessionwarden_core::session::{SessionId, Status};
+
+/// What the fake holds and records. Cloned handles share it.
+#[derive(Default)]
+pub struct State {
+    /// Sessions: status and `lastActivityAt`.
+    pub sessions: BTreeMap<String, (Status, i64)>,
+    /// Items the candidate reads report as unreadable.
+    pub unreadable: usize,
+    /// Reads fail transiently.
+    pub fail_reads: bool,
+    /// Ends of these IDs (or of IDs starting with `flaky`) fail transiently.
+    pub failing_ends: Vec<String>,
+    /// Sessions ended, in order.
+    pub ended: Vec<String>,
+    /// Messages sent to the cascade queue.
+    pub queued: Vec<CascadeMessage>,
+    /// Dead letters sent.
+    pub letters: Vec<DeadLetter>,
+    /// Alerts published.
+    pub alerts: Vec<Alert>,
+    /// Metric batches published.
+    pub metrics: Vec<MetricBatch>,
+}
+
+/// The fake, implementing every port over one shared [`State`].
+#[derive(Clone, Default)]
+pub struct Mem(pub Arc<Mutex<State>>);
+
+impl Mem {
+    /// ACTIVE sessions `ids`, idle since `last`.
+    pub fn with(ids: &[&str], last: i64) -> Self {
+        let m = Mem::default();
+        m.state().sessions = ids
+            .iter()
+            .map(|i| (i.to_string(), (Status::Active, last)))
+            .collect();
+        m
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap()
+    }
+
+    /// The same fake in every port.
+    pub fn ports(&self) -> Ports<Mem, Mem, Mem, Mem, Mem, Mem> {
+        Ports {
+            sessions: self.clone(),
+            state: self.clone(),
+            alerts: self.clone(),
+            cascades: self.clone(),
+            dead_letters: self.clone(),
+            metrics: self.clone(),
+        }
+    }
+}
+
+fn page<T>(items: Vec<T>) -> Page<T> {
+    Page {
+        items_read: items.len() as u64,
+        items,
+        next: None,
+    }
+}
+
+impl SessionStore for Mem {
+    async fn due(
+        &self,
+        _: &Scope,
+        _: i64,
+        _: u32,
+        _: Option<String>,
+    ) -> Result<CandidatePage, PortError> {
+        let st = self.state();
+        if st.fail_reads {
+            return Err(PortError::transient("DynamoDB.Query", "throttled"));
+        }
+        let mut items: Vec<_> = st
+            .sessions
+            .iter()
+            .map(|(id, (status, last))| {
+                Ok(Candidate {
+                    id: SessionId::new(id.clone()),
+                    status: *status,
+                    clock: SessionClock {
+                        created_at: Some(*last),
+                        last_activity_at: Some(*last),
+                        ..Default::default()
+                    },
+                    fence: Fence(Some(last.to_string())),
+                })
+            })
+            .collect();
+        for _ in 0..st.unreadable {
+            items.push(Err(Unreadable {
+                id: Some(SessionId::new("broken")),
+                reason: "attribute status is missing".into(),
+            }));
+        }
+        Ok(page(items))
+    }
+
+    async fn members(
+        &self,
+        target: &Target,
+        _: u32,
+        _: Option<String>,
+    ) -> Result<MemberPage, PortError> {
+        let items = match target {
+            Target::User(u) => vec![
+                (SessionId::new(format!("{u}-s1")), Status::Active),
+                (SessionId::new(format!("{u}-s2")), Status::Active),
+            ],
+            _ => vec![],
+        };
+        Ok(page(items))
+    }
+
+    async fn end(
+        &self,
+        id: &SessionId,
+        t: &Termination,
+        _: Option<&Fence>,
+    ) -> Result<EndOutcome, PortError> {
+        let mut st = self.state();
+        let raw = id.expose();
+        if raw.starts_with("flaky") || st.failing_ends.iter().any(|f| f == raw) {
+            return Err(PortError::transient(
+                "DynamoDB.UpdateItem",
+                "ServiceUnavailable",
+            ));
+        }
+        if let Some(s) = st.sessions.get_mut(raw) {
+            s.0 = t.status;
+        }
+        st.ended.push(raw.to_string());
+        Ok(EndOutcome::Ended)
+    }
+}
+
+impl BindingStore for Mem {
+    async fn claim(&self, c: &[Claim], _: i64, _: i64) -> Result<Vec<ClaimOutcome>, PortError> {
+        Ok(vec![ClaimOutcome::Claimed; c.len()])
+    }
+    async fn bind(&self, _: &SessionId, _: &str, _: Option<&str>, _: i64) -> Result<(), PortError> {
+        Ok(())
+    }
+    async fn counters(&self, _: &[CounterKey]) -> Result<HashMap<CounterKey, u64>, PortError> {
+        Ok(HashMap::new())
+    }
+}
+
+impl GateStore for Mem {
+    async fn open(&self, _: &GateKey, _: i64, _: i64) -> Result<bool, PortError> {
+        Ok(true)
+    }
+    async fn close(&self, _: &GateKey) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+impl JobStore for Mem {
+    async fn start(&self, _: &JobRecord, _: i64, _: i64) -> Result<bool, PortError> {
+        Ok(true)
+    }
+    async fn progress(&self, _: &JobRecord, _: u64, _: u64) -> Result<(), PortError> {
+        Ok(())
+    }
+    async fn complete(&self, _: &JobRecord, _: i64) -> Result<Option<u64>, PortError> {
+        Ok(Some(2))
+    }
+}
+
+impl AlertSink for Mem {
+    async fn publish(&self, a: &[Alert]) -> Result<(), PortError> {
+        self.state().alerts.extend_from_slice(a);
+        Ok(())
+    }
+}
+
+impl CascadeQueue for Mem {
+    async fn send(&self, m: &[CascadeMessage]) -> Result<(), PortError> {
+        self.state().queued.extend_from_slice(m);
+        Ok(())
+    }
+}
+
+impl DeadLetters for Mem {
+    async fn send(&self, l: &[DeadLetter]) -> Result<(), PortError> {
+        self.state().letters.extend_from_slice(l);
+        Ok(())
+    }
+}
+
+impl MetricsSink for Mem {
+    async fn publish(&self, _: &str, b: &MetricBatch) -> Result<(), PortError> {
+        self.state().metrics.push(b.clone());
+        Ok(())
+    }
+}
+
+/// A configuration source over fixed pairs plus the worker's required variables.
+pub fn vars(extra: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    let mut all: Vec<(&'static str, &'static str)> = vec![
+        ("SESSIONS_TABLE", "s"),
+        ("SESSION_REF_KEY", "0123456789abcdef"),
+        ("STATE_TABLE", "st"),
+        ("ALERTS_TOPIC_ARN", "arn"),
+        ("DEAD_LETTER_QUEUE_URL", "d"),
+        ("CASCADE_QUEUE_URL", "q"),
+    ];
+    all.extend_from_slice(extra);
+    move |k: &str| {
+        all.iter()
+            .rev()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    }
+}
