@@ -1,11 +1,13 @@
-//! Conversions between DynamoDB items and [`sessionwarden_core::session::Session`], with errors that say which
-//! attribute was wrong. Kept in one place so every adapter reads the native layout the same way.
+//! Conversions between DynamoDB items and the core's types, with `serde_dynamo`: one serde
+//! struct per item shape the adapters read or write, and errors that name the attribute that was
+//! wrong. Kept in one place so every adapter reads the native layout the same way.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-
-use sessionwarden_core::session::{attr, Session, SessionId, Status, TerminationReason};
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use sessionwarden_core::session::{Session, SessionId, Status, TerminationReason};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -15,154 +17,244 @@ pub type Item = HashMap<String, AttributeValue>;
 pub enum ItemError {
     /// A required attribute is absent.
     #[error("attribute {0} is missing")]
-    Missing(&'static str),
+    Missing(String),
     /// An attribute has the wrong DynamoDB type or an unparsable value.
     #[error("attribute {attribute} is invalid: {reason}")]
     Invalid {
         /// The attribute.
-        attribute: &'static str,
+        attribute: String,
         /// What is wrong with it.
         reason: String,
     },
 }
 
-/// Reads an optional string attribute.
-pub fn opt_s(item: &Item, name: &'static str) -> Result<Option<String>, ItemError> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::S(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ItemError::Invalid {
-            attribute: name,
-            reason: "expected type S".into(),
-        }),
-    }
-}
-
-/// Reads a required string attribute.
-pub fn req_s(item: &Item, name: &'static str) -> Result<String, ItemError> {
-    opt_s(item, name)?.ok_or(ItemError::Missing(name))
-}
-
-/// Reads an optional number attribute as whole epoch seconds (fractions are truncated).
-pub fn opt_n(item: &Item, name: &'static str) -> Result<Option<i64>, ItemError> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::N(n)) => parse_n(n).map(Some).ok_or_else(|| ItemError::Invalid {
-            attribute: name,
-            reason: format!("{n:?} is not a number"),
-        }),
-        Some(_) => Err(ItemError::Invalid {
-            attribute: name,
-            reason: "expected type N".into(),
-        }),
-    }
-}
-
-/// Reads a required number attribute.
-pub fn req_n(item: &Item, name: &'static str) -> Result<i64, ItemError> {
-    opt_n(item, name)?.ok_or(ItemError::Missing(name))
-}
-
-fn parse_n(n: &str) -> Option<i64> {
-    n.trim().parse::<i64>().ok().or_else(|| {
-        n.trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite())
-            .map(|f| f as i64)
+/// Reads an item into `T`; an error names the attribute.
+pub fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, ItemError> {
+    let value: serde_dynamo::AttributeValue = AttributeValue::M(item.clone()).into();
+    let de = serde_dynamo::Deserializer::from_attribute_value(value);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let attribute = e.path().to_string();
+        let reason = e.into_inner().to_string();
+        match reason.strip_prefix("missing field `") {
+            Some(rest) if attribute == "." => Missing(rest.trim_end_matches('`').to_string()),
+            _ => ItemError::Invalid { attribute, reason },
+        }
     })
 }
+use ItemError::Missing;
 
-/// Reads the `status` attribute.
-pub fn status(item: &Item) -> Result<Status, ItemError> {
-    req_s(item, attr::STATUS)?
-        .parse()
-        .map_err(
-            |e: sessionwarden_core::session::UnknownStatus| ItemError::Invalid {
-                attribute: attr::STATUS,
-                reason: e.to_string(),
-            },
-        )
+/// Renders `value` as an item; `None` fields are left out.
+pub fn to_item<T: Serialize>(value: &T) -> Item {
+    // Every item type here is a flat struct of strings and numbers, which always serializes.
+    serde_dynamo::to_item(value).unwrap_or_default()
 }
 
-/// Reads the partition key.
-pub fn session_id(item: &Item) -> Result<SessionId, ItemError> {
-    req_s(item, attr::SESSION_ID).map(SessionId::new)
+/// Epoch seconds, accepting fractions (truncated), as other writers store them.
+fn epoch<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        I(i64),
+        F(f64),
+    }
+    match Num::deserialize(d)? {
+        Num::I(i) => Ok(i),
+        Num::F(f) if f.is_finite() => Ok(f as i64),
+        Num::F(f) => Err(serde::de::Error::custom(format!("{f} is not a time"))),
+    }
+}
+
+fn opt_epoch<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "epoch")] i64);
+    Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+}
+
+fn status<'de, D: Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
+}
+
+fn reason<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TerminationReason>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => TerminationReason::parse(&s)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown reason {s:?}"))),
+    }
+}
+
+/// A whole session item of the native layout.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionItem {
+    session_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<String>,
+    #[serde(deserialize_with = "status", serialize_with = "ser_status")]
+    status: Status,
+    #[serde(deserialize_with = "epoch")]
+    created_at: i64,
+    #[serde(default, deserialize_with = "opt_epoch")]
+    last_activity_at: Option<i64>,
+    #[serde(
+        default,
+        deserialize_with = "opt_epoch",
+        skip_serializing_if = "Option::is_none"
+    )]
+    idle_timeout_seconds: Option<i64>,
+    #[serde(
+        default,
+        deserialize_with = "opt_epoch",
+        skip_serializing_if = "Option::is_none"
+    )]
+    absolute_expires_at: Option<i64>,
+    #[serde(
+        default,
+        deserialize_with = "opt_epoch",
+        skip_serializing_if = "Option::is_none"
+    )]
+    sweep_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parent_session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ip_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoke_scope: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "opt_epoch",
+        skip_serializing_if = "Option::is_none"
+    )]
+    terminated_at: Option<i64>,
+    #[serde(
+        default,
+        deserialize_with = "reason",
+        serialize_with = "ser_reason",
+        skip_serializing_if = "Option::is_none"
+    )]
+    termination_reason: Option<TerminationReason>,
+    #[serde(
+        default,
+        deserialize_with = "opt_epoch",
+        skip_serializing_if = "Option::is_none"
+    )]
+    expires_at: Option<i64>,
+}
+
+fn ser_status<S: serde::Serializer>(s: &Status, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
+}
+
+fn ser_reason<S: serde::Serializer>(
+    r: &Option<TerminationReason>,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    match r {
+        Some(r) => ser.serialize_str(r.as_str()),
+        None => ser.serialize_none(),
+    }
 }
 
 /// Parses a whole session item.
 pub fn session_from_item(item: &Item) -> Result<Session, ItemError> {
-    let termination_reason = match opt_s(item, attr::TERMINATION_REASON)? {
-        None => None,
-        Some(s) => Some(
-            TerminationReason::parse(&s).ok_or_else(|| ItemError::Invalid {
-                attribute: attr::TERMINATION_REASON,
-                reason: format!("unknown reason {s:?}"),
-            })?,
-        ),
-    };
-    let created_at = req_n(item, attr::CREATED_AT)?;
+    let i: SessionItem = from_item(item)?;
     Ok(Session {
-        session_id: session_id(item)?,
-        user_id: opt_s(item, attr::USER_ID)?,
-        tenant_id: opt_s(item, attr::TENANT_ID)?,
-        status: status(item)?,
-        created_at,
-        last_activity_at: opt_n(item, attr::LAST_ACTIVITY_AT)?.unwrap_or(created_at),
-        idle_timeout_seconds: opt_n(item, attr::IDLE_TIMEOUT_SECONDS)?,
-        absolute_expires_at: opt_n(item, attr::ABSOLUTE_EXPIRES_AT)?,
-        sweep_at: opt_n(item, attr::SWEEP_AT)?,
-        parent_session_id: opt_s(item, attr::PARENT_SESSION_ID)?.map(SessionId::new),
-        ip_address: opt_s(item, attr::IP_ADDRESS)?,
-        user_agent: opt_s(item, attr::USER_AGENT)?,
-        revoke_scope: opt_s(item, attr::REVOKE_SCOPE)?,
-        terminated_at: opt_n(item, attr::TERMINATED_AT)?,
-        termination_reason,
-        expires_at: opt_n(item, attr::EXPIRES_AT)?,
+        session_id: SessionId::new(i.session_id),
+        user_id: i.user_id,
+        tenant_id: i.tenant_id,
+        status: i.status,
+        created_at: i.created_at,
+        last_activity_at: i.last_activity_at.unwrap_or(i.created_at),
+        idle_timeout_seconds: i.idle_timeout_seconds,
+        absolute_expires_at: i.absolute_expires_at,
+        sweep_at: i.sweep_at,
+        parent_session_id: i.parent_session_id.map(SessionId::new),
+        ip_address: i.ip_address,
+        user_agent: i.user_agent,
+        revoke_scope: i.revoke_scope,
+        terminated_at: i.terminated_at,
+        termination_reason: i.termination_reason,
+        expires_at: i.expires_at,
     })
 }
 
 /// Renders a session as an item; `None` fields are left out.
 pub fn session_to_item(s: &Session) -> Item {
-    let mut item = Item::new();
-    let mut put_s = |k: &str, v: Option<&str>| {
-        if let Some(v) = v {
-            item.insert(k.to_string(), AttributeValue::S(v.to_string()));
-        }
-    };
-    put_s(attr::SESSION_ID, Some(s.session_id.expose()));
-    put_s(attr::USER_ID, s.user_id.as_deref());
-    put_s(attr::TENANT_ID, s.tenant_id.as_deref());
-    put_s(attr::STATUS, Some(s.status.as_str()));
-    put_s(
-        attr::PARENT_SESSION_ID,
-        s.parent_session_id.as_ref().map(|p| p.expose()),
-    );
-    put_s(attr::IP_ADDRESS, s.ip_address.as_deref());
-    put_s(attr::USER_AGENT, s.user_agent.as_deref());
-    put_s(attr::REVOKE_SCOPE, s.revoke_scope.as_deref());
-    put_s(
-        attr::TERMINATION_REASON,
-        s.termination_reason.map(|r| r.as_str()),
-    );
-    let mut put_n = |k: &str, v: Option<i64>| {
-        if let Some(v) = v {
-            item.insert(k.to_string(), AttributeValue::N(v.to_string()));
-        }
-    };
-    put_n(attr::CREATED_AT, Some(s.created_at));
-    put_n(attr::LAST_ACTIVITY_AT, Some(s.last_activity_at));
-    put_n(attr::IDLE_TIMEOUT_SECONDS, s.idle_timeout_seconds);
-    put_n(attr::ABSOLUTE_EXPIRES_AT, s.absolute_expires_at);
-    put_n(attr::SWEEP_AT, s.sweep_at);
-    put_n(attr::TERMINATED_AT, s.terminated_at);
-    put_n(attr::EXPIRES_AT, s.expires_at);
-    item
+    to_item(&SessionItem {
+        session_id: s.session_id.expose().to_string(),
+        user_id: s.user_id.clone(),
+        tenant_id: s.tenant_id.clone(),
+        status: s.status,
+        created_at: s.created_at,
+        last_activity_at: Some(s.last_activity_at),
+        idle_timeout_seconds: s.idle_timeout_seconds,
+        absolute_expires_at: s.absolute_expires_at,
+        sweep_at: s.sweep_at,
+        parent_session_id: s.parent_session_id.as_ref().map(|p| p.expose().to_string()),
+        ip_address: s.ip_address.clone(),
+        user_agent: s.user_agent.clone(),
+        revoke_scope: s.revoke_scope.clone(),
+        terminated_at: s.terminated_at,
+        termination_reason: s.termination_reason,
+        expires_at: s.expires_at,
+    })
+}
+
+/// The projection cleanup reads: the key, the status and the timing attributes.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateItem {
+    /// The partition key.
+    pub session_id: String,
+    /// The status.
+    #[serde(deserialize_with = "status")]
+    pub status: Status,
+    /// `createdAt`.
+    #[serde(default, deserialize_with = "opt_epoch")]
+    pub created_at: Option<i64>,
+    /// `lastActivityAt`.
+    #[serde(default, deserialize_with = "opt_epoch")]
+    pub last_activity_at: Option<i64>,
+    /// `idleTimeoutSeconds`.
+    #[serde(default, deserialize_with = "opt_epoch")]
+    pub idle_timeout_seconds: Option<i64>,
+    /// `absoluteExpiresAt`.
+    #[serde(default, deserialize_with = "opt_epoch")]
+    pub absolute_expires_at: Option<i64>,
+}
+
+/// The projection cascades and failed conditional writes read: the key and the status.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusItem {
+    /// The partition key, absent from an `ALL_OLD` image of a deleted item.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// The status.
+    #[serde(deserialize_with = "status")]
+    pub status: Status,
+}
+
+/// A number attribute read on its own (a counter, a job's total).
+pub fn number(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+/// A string attribute read on its own.
+pub fn string(item: &Item, name: &str) -> Option<String> {
+    item.get(name)?.as_s().ok().cloned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sessionwarden_core::session::attr;
 
     #[test]
     fn session_round_trips_through_an_item() {
@@ -185,13 +277,10 @@ mod tests {
             attr::LAST_ACTIVITY_AT.into(),
             AttributeValue::S("yesterday".into()),
         );
-        assert_eq!(
-            session_from_item(&item).unwrap_err(),
-            ItemError::Invalid {
-                attribute: "lastActivityAt",
-                reason: "expected type N".into()
-            }
-        );
+        assert!(matches!(
+            session_from_item(&item),
+            Err(ItemError::Invalid { attribute, .. }) if attribute == "lastActivityAt"
+        ));
         item.insert(
             attr::LAST_ACTIVITY_AT.into(),
             AttributeValue::N("1.7e3".into()),
@@ -200,10 +289,14 @@ mod tests {
         item.insert(attr::STATUS.into(), AttributeValue::S("ZOMBIE".into()));
         assert!(matches!(
             session_from_item(&item),
-            Err(ItemError::Invalid {
-                attribute: "status",
-                ..
-            })
+            Err(ItemError::Invalid { attribute, reason })
+                if attribute == "status" && reason.contains("ZOMBIE")
         ));
+        item.remove(attr::CREATED_AT);
+        item.insert(attr::STATUS.into(), AttributeValue::S("ACTIVE".into()));
+        assert_eq!(
+            session_from_item(&item),
+            Err(ItemError::Missing("createdAt".into()))
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Wiring: the production adapters of each worker, assembled once per process into the core's
 //! [`Ports`]. Tests swap one field for a wrapper (a flaky session store, a recording sink).
 
-use sessionwarden_core::config::{CascadeConfig, StreamConfig};
+use sessionwarden_core::config::{CascadeConfig, CommonConfig, StreamConfig, Wiring};
 use sessionwarden_core::ports::Ports;
 
 use crate::cascade_queue::SqsCascadeQueue;
@@ -19,52 +19,34 @@ pub type AwsPorts<S = DynamoSessions, M = CloudWatchMetrics> =
 
 /// The stream worker's adapters.
 pub fn stream(clients: &AwsClients, cfg: &StreamConfig) -> AwsPorts {
-    build(
-        clients,
-        &Targets {
-            sessions_table: &cfg.common.sessions_table,
-            state_table: &cfg.state_table,
-            topic: &cfg.alerts_topic_arn,
-            cascade_queue: &cfg.cascade_queue_url,
-            dead_letters: &cfg.dead_letter_queue_url,
-            key: &cfg.common.session_ref_key,
-        },
-        "sessionwarden-stream",
-    )
+    build(clients, &cfg.common, &cfg.wiring, "sessionwarden-stream")
 }
 
 /// The cascade worker's adapters.
 pub fn cascade(clients: &AwsClients, cfg: &CascadeConfig) -> AwsPorts {
-    build(
-        clients,
-        &Targets {
-            sessions_table: &cfg.common.sessions_table,
-            state_table: &cfg.state_table,
-            topic: &cfg.alerts_topic_arn,
-            cascade_queue: &cfg.cascade_queue_url,
-            dead_letters: &cfg.dead_letter_queue_url,
-            key: &cfg.common.session_ref_key,
-        },
-        "sessionwarden-cascade",
-    )
+    build(clients, &cfg.common, &cfg.wiring, "sessionwarden-cascade")
 }
 
-struct Targets<'a> {
-    sessions_table: &'a str,
-    state_table: &'a str,
-    topic: &'a str,
-    cascade_queue: &'a str,
-    dead_letters: &'a str,
-    key: &'a sessionwarden_core::session_ref::SessionRefKey,
-}
-
-fn build(clients: &AwsClients, t: &Targets<'_>, source: &'static str) -> AwsPorts {
+fn build(
+    clients: &AwsClients,
+    common: &CommonConfig,
+    wiring: &Wiring,
+    source: &'static str,
+) -> AwsPorts {
     Ports {
-        sessions: DynamoSessions::new(clients.dynamodb.clone(), t.sessions_table),
-        state: StateTable::new(clients.dynamodb.clone(), t.state_table, t.key.clone()),
-        alerts: SnsAlerts::new(clients.sns.clone(), t.topic),
-        cascades: SqsCascadeQueue::new(clients.sqs.clone(), t.cascade_queue),
-        dead_letters: SqsDeadLetters::new(clients.sqs.clone(), t.dead_letters, source),
+        sessions: DynamoSessions::new(clients.dynamodb.clone(), &common.sessions_table),
+        state: StateTable::new(
+            clients.dynamodb.clone(),
+            &wiring.state_table,
+            common.session_ref_key.clone(),
+        ),
+        alerts: SnsAlerts::new(clients.sns.clone(), &wiring.alerts_topic_arn),
+        cascades: SqsCascadeQueue::new(clients.sqs.clone(), &wiring.cascade_queue_url),
+        dead_letters: SqsDeadLetters::new(
+            clients.sqs.clone(),
+            &wiring.dead_letter_queue_url,
+            source,
+        ),
         metrics: CloudWatchMetrics::new(clients.cloudwatch.clone()),
     }
 }

@@ -61,32 +61,26 @@ impl DynamoSessions {
     }
 }
 
-/// Reads an item as a cleanup candidate.
+/// Reads an item as a cleanup candidate. The fence is `lastActivityAt` exactly as stored.
 fn candidate(item: &Item) -> Result<Candidate, Unreadable> {
-    let id = items::session_id(item).map_err(|e| Unreadable {
-        id: None,
+    let c: items::CandidateItem = items::from_item(item).map_err(|e| Unreadable {
+        id: items::string(item, attr::SESSION_ID).map(SessionId::new),
         reason: e.to_string(),
     })?;
-    let fail = |e: items::ItemError| Unreadable {
-        id: Some(id.clone()),
-        reason: e.to_string(),
-    };
-    let status = items::status(item).map_err(fail)?;
-    let clock = SessionClock {
-        created_at: items::opt_n(item, attr::CREATED_AT).map_err(fail)?,
-        last_activity_at: items::opt_n(item, attr::LAST_ACTIVITY_AT).map_err(fail)?,
-        idle_timeout_seconds: items::opt_n(item, attr::IDLE_TIMEOUT_SECONDS).map_err(fail)?,
-        absolute_expires_at: items::opt_n(item, attr::ABSOLUTE_EXPIRES_AT).map_err(fail)?,
-    };
     let fence = Fence(
         item.get(attr::LAST_ACTIVITY_AT)
             .and_then(|v| v.as_n().ok())
             .cloned(),
     );
     Ok(Candidate {
-        id,
-        status,
-        clock,
+        id: SessionId::new(c.session_id),
+        status: c.status,
+        clock: SessionClock {
+            created_at: c.created_at,
+            last_activity_at: c.last_activity_at,
+            idle_timeout_seconds: c.idle_timeout_seconds,
+            absolute_expires_at: c.absolute_expires_at,
+        },
         fence,
     })
 }
@@ -205,8 +199,8 @@ impl SessionStore for DynamoSessions {
                     // ALL_OLD on failure tells us why without another read.
                     return Ok(match ccf.item() {
                         None => EndOutcome::Gone,
-                        Some(old) => match items::status(old) {
-                            Ok(Status::Active) => EndOutcome::Touched,
+                        Some(old) => match items::from_item::<items::StatusItem>(old) {
+                            Ok(i) if i.status == Status::Active => EndOutcome::Touched,
                             _ => EndOutcome::AlreadyEnded,
                         },
                     });
@@ -301,7 +295,10 @@ impl DynamoSessions {
         let sessions = out
             .items()
             .iter()
-            .filter_map(|i| Some((items::session_id(i).ok()?, items::status(i).ok()?)))
+            .filter_map(|i| {
+                let s: items::StatusItem = items::from_item(i).ok()?;
+                Some((SessionId::new(s.session_id?), s.status))
+            })
             .collect();
         Ok(Page {
             items: sessions,

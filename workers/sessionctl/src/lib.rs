@@ -316,7 +316,7 @@ pub async fn drain_cascades(
     for _ in 0..500 {
         let event = sessionwarden_local::queues::receive_as_lambda_event(
             &clients.sqs,
-            &config.cascade_queue_url,
+            &config.wiring.cascade_queue_url,
         )
         .await?;
         let Some(event) = event else {

@@ -158,11 +158,7 @@ impl BindingStore for StateTable {
                     if let Some(k) = found {
                         out.insert(
                             (*k).clone(),
-                            items::opt_n(&item, "count")
-                                .ok()
-                                .flatten()
-                                .unwrap_or(0)
-                                .max(0) as u64,
+                            items::number(&item, "count").unwrap_or(0).max(0) as u64,
                         );
                     }
                 }

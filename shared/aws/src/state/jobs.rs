@@ -77,7 +77,7 @@ impl JobStore for StateTable {
             Ok(out) => Ok(Some(
                 out.attributes
                     .as_ref()
-                    .and_then(|a| items::opt_n(a, "ended").ok().flatten())
+                    .and_then(|a| items::number(a, "ended"))
                     .unwrap_or(0)
                     .max(0) as u64,
             )),

@@ -89,9 +89,9 @@ impl StateTable {
 
     pub(crate) fn binding_of(item: &Item) -> Binding {
         Binding {
-            user_id: items::opt_s(item, "userId").ok().flatten(),
-            tenant_id: items::opt_s(item, "tenantId").ok().flatten(),
-            insert_seq: items::opt_s(item, "insertSeq").ok().flatten(),
+            user_id: items::string(item, "userId"),
+            tenant_id: items::string(item, "tenantId"),
+            insert_seq: items::string(item, "insertSeq"),
         }
     }
 

@@ -176,7 +176,7 @@ where
                 {
                     let ctx = RenderContext {
                         key,
-                        runbook_base_url: &self.cfg.runbook_base_url,
+                        runbook_base_url: &self.cfg.wiring.runbook_base_url,
                         now: self.now,
                     };
                     let notice = alert::cascade_notice(

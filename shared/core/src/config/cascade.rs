@@ -2,23 +2,15 @@
 
 use std::time::Duration;
 
-use super::{CommonConfig, ConfigError, EnvSource, ProcessEnv, Reader};
+use super::{CommonConfig, ConfigError, EnvSource, ProcessEnv, Reader, Wiring};
 
 /// Settings of the cascade worker.
 #[derive(Debug, Clone)]
 pub struct CascadeConfig {
     /// Shared settings.
     pub common: CommonConfig,
-    /// `STATE_TABLE`: cascade job records.
-    pub state_table: String,
-    /// `CASCADE_QUEUE_URL`: continuations and family sub-cascades are sent here.
-    pub cascade_queue_url: String,
-    /// `DEAD_LETTER_QUEUE_URL`: invalid messages go here with their reason.
-    pub dead_letter_queue_url: String,
-    /// `ALERTS_TOPIC_ARN`: large cascades are announced here.
-    pub alerts_topic_arn: String,
-    /// `RUNBOOK_BASE_URL`.
-    pub runbook_base_url: String,
+    /// Where the worker sends things: state table, topic, queues, runbook links.
+    pub wiring: Wiring,
     /// `CASCADE_PAGE_SIZE` (default 100): sessions per index page.
     pub page_size: u32,
     /// `CASCADE_PAGES_PER_MESSAGE` (default 10): pages one message may take before it continues
@@ -49,13 +41,7 @@ impl CascadeConfig {
         let r = Reader(env);
         Ok(CascadeConfig {
             common: CommonConfig::from_source(env)?,
-            state_table: r.required("STATE_TABLE")?,
-            cascade_queue_url: r.required("CASCADE_QUEUE_URL")?,
-            dead_letter_queue_url: r.required("DEAD_LETTER_QUEUE_URL")?,
-            alerts_topic_arn: r.required("ALERTS_TOPIC_ARN")?,
-            runbook_base_url: r.optional("RUNBOOK_BASE_URL").unwrap_or_else(|| {
-                "https://github.com/sessionwarden/sessionwarden/blob/main/README.md".into()
-            }),
+            wiring: Wiring::from_source(env)?,
             page_size: r.int("CASCADE_PAGE_SIZE", 100, 1, 1_000)? as u32,
             pages_per_message: r.int("CASCADE_PAGES_PER_MESSAGE", 10, 1, 10_000)? as u32,
             write_concurrency: r.int("CASCADE_WRITE_CONCURRENCY", 16, 1, 256)? as usize,

@@ -152,6 +152,37 @@ impl CommonConfig {
     }
 }
 
+/// Where the stream and cascade workers send things. Both read the same variables, once.
+#[derive(Debug, Clone)]
+pub struct Wiring {
+    /// `STATE_TABLE`: bindings, counters, alert gates and cascade job records.
+    pub state_table: String,
+    /// `ALERTS_TOPIC_ARN`: alerts and large-cascade notices.
+    pub alerts_topic_arn: String,
+    /// `DEAD_LETTER_QUEUE_URL`: malformed records and invalid messages, raw, with their reason.
+    pub dead_letter_queue_url: String,
+    /// `CASCADE_QUEUE_URL`: cascade requests, continuations and family sub-cascades.
+    pub cascade_queue_url: String,
+    /// `RUNBOOK_BASE_URL`: alert runbook links are this plus `#<type in lower case>`.
+    pub runbook_base_url: String,
+}
+
+impl Wiring {
+    /// Reads the wiring from `env`.
+    pub fn from_source(env: &(impl EnvSource + ?Sized)) -> Result<Self, ConfigError> {
+        let r = Reader(env);
+        Ok(Wiring {
+            state_table: r.required("STATE_TABLE")?,
+            alerts_topic_arn: r.required("ALERTS_TOPIC_ARN")?,
+            dead_letter_queue_url: r.required("DEAD_LETTER_QUEUE_URL")?,
+            cascade_queue_url: r.required("CASCADE_QUEUE_URL")?,
+            runbook_base_url: r.optional("RUNBOOK_BASE_URL").unwrap_or_else(|| {
+                "https://github.com/sessionwarden/sessionwarden/blob/main/README.md".into()
+            }),
+        })
+    }
+}
+
 mod cascade;
 mod cleanup;
 mod stream;

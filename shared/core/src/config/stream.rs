@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use super::{CommonConfig, ConfigError, EnvSource, ProcessEnv, Reader};
+use super::{CommonConfig, ConfigError, EnvSource, ProcessEnv, Reader, Wiring};
 
 /// What the stream worker does to contain an anomaly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,16 +53,8 @@ pub struct ResponsePolicy {
 pub struct StreamConfig {
     /// Shared settings.
     pub common: CommonConfig,
-    /// `STATE_TABLE`: bindings, alert dedup and counters.
-    pub state_table: String,
-    /// `ALERTS_TOPIC_ARN`.
-    pub alerts_topic_arn: String,
-    /// `DEAD_LETTER_QUEUE_URL`: malformed records go here, raw.
-    pub dead_letter_queue_url: String,
-    /// `CASCADE_QUEUE_URL`: cascade requests (revokeScope, families, `terminate_user`) go here.
-    pub cascade_queue_url: String,
-    /// `RUNBOOK_BASE_URL`: alert runbook links are this plus `#<type in lower case>`.
-    pub runbook_base_url: String,
+    /// Where the worker sends things: state table, topic, queues, runbook links.
+    pub wiring: Wiring,
     /// `ALERT_DEDUP_WINDOW_SECONDS` (default 3600): one alert per (type, subject) per window.
     pub alert_dedup_window_seconds: i64,
     /// `ALERT_STORM_THRESHOLD` (default 10): beyond this many alerts in one invocation, send one digest.
@@ -127,13 +119,7 @@ impl StreamConfig {
         }
         Ok(StreamConfig {
             common: CommonConfig::from_source(env)?,
-            state_table: r.required("STATE_TABLE")?,
-            alerts_topic_arn: r.required("ALERTS_TOPIC_ARN")?,
-            dead_letter_queue_url: r.required("DEAD_LETTER_QUEUE_URL")?,
-            cascade_queue_url: r.required("CASCADE_QUEUE_URL")?,
-            runbook_base_url: r.optional("RUNBOOK_BASE_URL").unwrap_or_else(|| {
-                "https://github.com/sessionwarden/sessionwarden/blob/main/README.md".into()
-            }),
+            wiring: Wiring::from_source(env)?,
             alert_dedup_window_seconds: r.int(
                 "ALERT_DEDUP_WINDOW_SECONDS",
                 3_600,

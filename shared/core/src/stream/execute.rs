@@ -92,7 +92,7 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
                 Some(outcome)
             }
             Contain::EndUser { request, .. } => {
-                part.cascades.push((request.clone(), seq.clone()));
+                part.cascades.push(((**request).clone(), seq.clone()));
                 part.user_requests += 1;
                 None
             }
@@ -109,7 +109,7 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
         if r.alert {
             let ctx = RenderContext {
                 key: &self.cfg.common.session_ref_key,
-                runbook_base_url: &self.cfg.runbook_base_url,
+                runbook_base_url: &self.cfg.wiring.runbook_base_url,
                 now: self.now,
             };
             part.pending.push(Pending {

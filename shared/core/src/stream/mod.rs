@@ -275,7 +275,7 @@ async fn publish<S, T: GateStore, A: AlertSink, Q, D, M>(
         report.alerts_in_digest = pending.len() as u64;
         let ctx = RenderContext {
             key: &cfg.common.session_ref_key,
-            runbook_base_url: &cfg.runbook_base_url,
+            runbook_base_url: &cfg.wiring.runbook_base_url,
             now,
         };
         vec![alert::digest(&alerts, &ctx)]

@@ -27,7 +27,7 @@ pub enum Step {
         tenant: Option<String>,
     },
     /// Contain a finding, then alert on it through the dedup gate.
-    Respond(Response),
+    Respond(Box<Response>),
 }
 
 /// What to do about one finding.
@@ -53,7 +53,7 @@ pub enum Contain {
         /// The user.
         user: String,
         /// The USER cascade request.
-        request: CascadeMessage,
+        request: Box<CascadeMessage>,
     },
     /// Alert only.
     None(AnomalyType),
@@ -187,7 +187,7 @@ pub fn decide(
             }
         }
         plan.steps
-            .push(Step::Respond(respond(f, &change.seq, cfg, now)));
+            .push(Step::Respond(Box::new(respond(f, &change.seq, cfg, now))));
     }
     plan
 }
@@ -213,7 +213,10 @@ pub fn respond(finding: Finding, seq: &SeqNo, cfg: &StreamConfig, now: i64) -> R
                 &format!("containment of {}", finding.kind),
                 &format!("stream:{}:containment:{user}", seq.0),
             );
-            Contain::EndUser { user, request }
+            Contain::EndUser {
+                user,
+                request: Box::new(request),
+            }
         }
         _ => Contain::None(finding.kind),
     };

@@ -27,7 +27,7 @@ pub(super) async fn cascade_part(
         clients.dynamodb.clone(),
         config.common.sessions_table.clone(),
     );
-    let queue = SqsCascadeQueue::new(clients.sqs.clone(), config.cascade_queue_url.clone());
+    let queue = SqsCascadeQueue::new(clients.sqs.clone(), config.wiring.cascade_queue_url.clone());
     println!("\n== sessionwarden demo: cascades ==");
     let (pending, rounds) =
         crate::drain_cascades(clients, &config, Some((stream, &mut *tail))).await?;
@@ -144,7 +144,7 @@ pub(super) async fn cascade_part(
     };
     let inbox = sessionwarden_local::provision::subscribe_inbox(
         clients,
-        &small.alerts_topic_arn,
+        &small.wiring.alerts_topic_arn,
         &format!("demo-cascade-inbox-{}", rand::random::<u32>()),
     )
     .await?;

@@ -24,7 +24,7 @@ pub(super) async fn stream_part(
     );
     let inbox = sessionwarden_local::provision::subscribe_inbox(
         clients,
-        &config.alerts_topic_arn,
+        &config.wiring.alerts_topic_arn,
         &format!("demo-inbox-{}", rand::random::<u32>()),
     )
     .await?;
