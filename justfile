@@ -43,9 +43,19 @@ test: venv
     "{{venv}}/bin/cfn-lint" infra/template.yaml
     cargo nextest run --workspace --no-fail-fast
 
-# Request counts and timings of both cleanup strategies at 10k and 100k sessions (see README)
-bench *sizes: venv
-    cargo run --quiet -p sessionwarden-tests --bin cleanup-bench -- {{sizes}}
+# `just bench [LIVE_SESSIONS ...]`: both cleanup strategies at 10k and 100k sessions on the emulator
+# (see README). `just bench stream [--sizes 1000,10000 ...]`: the stream worker's CPU time per
+# record, in process with in-memory ports, release build (see tests/bench/stream.rs).
+bench *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    set -- {{args}}
+    if [ "${1:-}" = stream ]; then
+        shift
+        exec cargo run --quiet --release -p sessionwarden-tests --bin stream-bench -- "$@"
+    fi
+    "{{just_executable()}}" --justfile "{{justfile()}}" venv
+    exec cargo run --quiet -p sessionwarden-tests --bin cleanup-bench -- "$@"
 
 # Formatting, clippy and the CloudFormation lint
 lint: venv

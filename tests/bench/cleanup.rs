@@ -14,17 +14,17 @@ use sessionwarden_tests::{context_with, scheduled_event_fixture, SessionFactory,
 
 const DUE: usize = 100;
 
+/// What one cleanup run costs, by strategy and table size, on the emulator.
+#[derive(Debug, clap::Parser)]
+struct Args {
+    /// Live (not due) sessions per table; 100 due sessions are added to each.
+    #[arg(default_values_t = [10_000, 100_000])]
+    live_sessions: Vec<usize>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse())
-        .collect::<Result<_, _>>()?;
-    let sizes = if sizes.is_empty() {
-        vec![10_000, 100_000]
-    } else {
-        sizes
-    };
+    let sizes = <Args as clap::Parser>::parse().live_sessions;
     println!("| live sessions | due | strategy | items read | read requests | UpdateItem | PutMetricData | expired | wall time (moto) |");
     println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     for live in sizes {

@@ -23,6 +23,8 @@ pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod expiry;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod metrics;
 pub mod ports;
 pub mod session;

@@ -1,12 +1,10 @@
 //! Batch semantics of the cascade service with in-memory ports; the AWS adapters are tested on
 //! the emulators in the workspace's `tests/cascade.rs`.
 
-mod support;
-
 use sessionwarden_core::cascade::{process_batch, QueueMessage};
 use sessionwarden_core::config::CascadeConfig;
 use sessionwarden_core::deadline::EpochDeadline;
-use support::{vars, Mem};
+use sessionwarden_core::fake::{vars, Mem};
 
 fn msg(id: &str, body: &str) -> QueueMessage {
     QueueMessage {

@@ -1,15 +1,13 @@
 //! Failure paths of the cleanup orchestration, with in-memory ports. The AWS adapter itself is
 //! tested against the emulator in the workspace's `tests/cleanup.rs`.
 
-mod support;
-
 use chrono::{DateTime, Utc};
 use sessionwarden_core::cleanup::run_cleanup;
 use sessionwarden_core::config::CleanupConfig;
 use sessionwarden_core::deadline::EpochDeadline;
 use sessionwarden_core::error::error_chain;
+use sessionwarden_core::fake::{vars, Mem};
 use sessionwarden_core::session::Status;
-use support::{vars, Mem};
 
 const NOW: i64 = 1_800_000_000;
 

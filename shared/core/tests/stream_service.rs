@@ -2,17 +2,15 @@
 //! The AWS adapters and the whole worker are tested on the emulators in the workspace's
 //! `tests/stream.rs`.
 
-mod support;
-
 use sessionwarden_core::anomaly::{AnomalyType, Severity};
 use sessionwarden_core::change::{Change, ChangeKind, Image, Malformed, SeqNo};
 use sessionwarden_core::config::StreamConfig;
+use sessionwarden_core::fake::{vars, Mem};
 use sessionwarden_core::ports::EndOutcome;
 use sessionwarden_core::session::{SessionId, Status};
 use sessionwarden_core::stream::plan::{self, Contain, Step};
 use sessionwarden_core::stream::process_batch;
 use sessionwarden_core::stream::report::{metrics_of, StreamReport};
-use support::{vars, Mem};
 
 const NOW: i64 = 1_800_000_000;
 

@@ -1,18 +1,17 @@
-//! An in-memory implementation of every port, for service tests that need no emulator. The AWS
-//! adapters themselves are tested against the emulators in the workspace's `tests/`.
-
-#![allow(dead_code)]
+//! An in-memory implementation of every port (feature `fake`), for service tests and the stream
+//! benchmark, which need no emulator. The AWS adapters themselves are tested against the
+//! emulators in the workspace's `tests/`. No Lambda binary enables this feature.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use sessionwarden_core::alert::Alert;
-use sessionwarden_core::cascade_message::{CascadeMessage, Target};
-use sessionwarden_core::error::PortError;
-use sessionwarden_core::expiry::SessionClock;
-use sessionwarden_core::metrics::MetricBatch;
-use sessionwarden_core::ports::*;
-use sessionwarden_core::session::{SessionId, Status};
+use crate::alert::Alert;
+use crate::cascade_message::{CascadeMessage, Target};
+use crate::error::PortError;
+use crate::expiry::SessionClock;
+use crate::metrics::MetricBatch;
+use crate::ports::*;
+use crate::session::{SessionId, Status};
 
 /// What the fake holds and records. Cloned handles share it.
 #[derive(Default)]
