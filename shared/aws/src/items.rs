@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
+use sessionwarden_core::expiry::SessionClock;
 use sessionwarden_core::session::{Session, SessionId, Status, TerminationReason};
 
 /// A DynamoDB item.
@@ -49,27 +50,6 @@ pub fn to_item<T: Serialize>(value: &T) -> Item {
     serde_dynamo::to_item(value).unwrap_or_default()
 }
 
-/// Epoch seconds, accepting fractions (truncated), as other writers store them.
-fn epoch<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        I(i64),
-        F(f64),
-    }
-    match Num::deserialize(d)? {
-        Num::I(i) => Ok(i),
-        Num::F(f) if f.is_finite() => Ok(f as i64),
-        Num::F(f) => Err(serde::de::Error::custom(format!("{f} is not a time"))),
-    }
-}
-
-fn opt_epoch<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    struct Wrap(#[serde(deserialize_with = "epoch")] i64);
-    Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
-}
-
 fn status<'de, D: Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
     String::deserialize(d)?
         .parse()
@@ -85,39 +65,30 @@ fn reason<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TerminationReason>, 
     }
 }
 
-/// A whole session item of the native layout.
+/// A session item of the native layout, whole or projected: everything but the key and the status
+/// is optional here, and [`session_from_item`] says what a whole session needs.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SessionItem {
-    session_id: String,
+pub struct SessionItem {
+    /// The partition key.
+    pub session_id: String,
+    /// The status.
+    #[serde(deserialize_with = "status", serialize_with = "ser_status")]
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_at: Option<Epoch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_activity_at: Option<Epoch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    idle_timeout_seconds: Option<Epoch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    absolute_expires_at: Option<Epoch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tenant_id: Option<String>,
-    #[serde(deserialize_with = "status", serialize_with = "ser_status")]
-    status: Status,
-    #[serde(deserialize_with = "epoch")]
-    created_at: i64,
-    #[serde(default, deserialize_with = "opt_epoch")]
-    last_activity_at: Option<i64>,
-    #[serde(
-        default,
-        deserialize_with = "opt_epoch",
-        skip_serializing_if = "Option::is_none"
-    )]
-    idle_timeout_seconds: Option<i64>,
-    #[serde(
-        default,
-        deserialize_with = "opt_epoch",
-        skip_serializing_if = "Option::is_none"
-    )]
-    absolute_expires_at: Option<i64>,
-    #[serde(
-        default,
-        deserialize_with = "opt_epoch",
-        skip_serializing_if = "Option::is_none"
-    )]
-    sweep_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sweep_at: Option<Epoch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     parent_session_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,12 +97,8 @@ struct SessionItem {
     user_agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoke_scope: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "opt_epoch",
-        skip_serializing_if = "Option::is_none"
-    )]
-    terminated_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    terminated_at: Option<Epoch>,
     #[serde(
         default,
         deserialize_with = "reason",
@@ -139,12 +106,42 @@ struct SessionItem {
         skip_serializing_if = "Option::is_none"
     )]
     termination_reason: Option<TerminationReason>,
-    #[serde(
-        default,
-        deserialize_with = "opt_epoch",
-        skip_serializing_if = "Option::is_none"
-    )]
-    expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Epoch>,
+}
+
+impl SessionItem {
+    /// The timing attributes, for the expiry policy.
+    pub fn clock(&self) -> SessionClock {
+        SessionClock {
+            created_at: self.created_at.map(|e| e.0),
+            last_activity_at: self.last_activity_at.map(|e| e.0),
+            idle_timeout_seconds: self.idle_timeout_seconds.map(|e| e.0),
+            absolute_expires_at: self.absolute_expires_at.map(|e| e.0),
+        }
+    }
+}
+
+/// Whole epoch seconds (or seconds of a duration). Reading accepts fractions, as other writers
+/// store them, and truncates them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Epoch(pub i64);
+
+impl<'de> Deserialize<'de> for Epoch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Num {
+            I(i64),
+            F(f64),
+        }
+        match Num::deserialize(d)? {
+            Num::I(i) => Ok(Epoch(i)),
+            Num::F(f) if f.is_finite() => Ok(Epoch(f as i64)),
+            Num::F(f) => Err(serde::de::Error::custom(format!("{f} is not a time"))),
+        }
+    }
 }
 
 fn ser_status<S: serde::Serializer>(s: &Status, ser: S) -> Result<S::Ok, S::Error> {
@@ -164,23 +161,26 @@ fn ser_reason<S: serde::Serializer>(
 /// Parses a whole session item.
 pub fn session_from_item(item: &Item) -> Result<Session, ItemError> {
     let i: SessionItem = from_item(item)?;
+    let clock = i.clock();
+    let created_at = clock.created_at.ok_or(Missing("createdAt".into()))?;
+    let num = |e: Option<Epoch>| e.map(|e| e.0);
     Ok(Session {
         session_id: SessionId::new(i.session_id),
         user_id: i.user_id,
         tenant_id: i.tenant_id,
         status: i.status,
-        created_at: i.created_at,
-        last_activity_at: i.last_activity_at.unwrap_or(i.created_at),
-        idle_timeout_seconds: i.idle_timeout_seconds,
-        absolute_expires_at: i.absolute_expires_at,
-        sweep_at: i.sweep_at,
+        created_at,
+        last_activity_at: clock.last_activity_at.unwrap_or(created_at),
+        idle_timeout_seconds: clock.idle_timeout_seconds,
+        absolute_expires_at: clock.absolute_expires_at,
+        sweep_at: num(i.sweep_at),
         parent_session_id: i.parent_session_id.map(SessionId::new),
         ip_address: i.ip_address,
         user_agent: i.user_agent,
         revoke_scope: i.revoke_scope,
-        terminated_at: i.terminated_at,
+        terminated_at: num(i.terminated_at),
         termination_reason: i.termination_reason,
-        expires_at: i.expires_at,
+        expires_at: num(i.expires_at),
     })
 }
 
@@ -191,54 +191,19 @@ pub fn session_to_item(s: &Session) -> Item {
         user_id: s.user_id.clone(),
         tenant_id: s.tenant_id.clone(),
         status: s.status,
-        created_at: s.created_at,
-        last_activity_at: Some(s.last_activity_at),
-        idle_timeout_seconds: s.idle_timeout_seconds,
-        absolute_expires_at: s.absolute_expires_at,
-        sweep_at: s.sweep_at,
+        created_at: Some(Epoch(s.created_at)),
+        last_activity_at: Some(Epoch(s.last_activity_at)),
+        idle_timeout_seconds: s.idle_timeout_seconds.map(Epoch),
+        absolute_expires_at: s.absolute_expires_at.map(Epoch),
+        sweep_at: s.sweep_at.map(Epoch),
         parent_session_id: s.parent_session_id.as_ref().map(|p| p.expose().to_string()),
         ip_address: s.ip_address.clone(),
         user_agent: s.user_agent.clone(),
         revoke_scope: s.revoke_scope.clone(),
-        terminated_at: s.terminated_at,
+        terminated_at: s.terminated_at.map(Epoch),
         termination_reason: s.termination_reason,
-        expires_at: s.expires_at,
+        expires_at: s.expires_at.map(Epoch),
     })
-}
-
-/// The projection cleanup reads: the key, the status and the timing attributes.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CandidateItem {
-    /// The partition key.
-    pub session_id: String,
-    /// The status.
-    #[serde(deserialize_with = "status")]
-    pub status: Status,
-    /// `createdAt`.
-    #[serde(default, deserialize_with = "opt_epoch")]
-    pub created_at: Option<i64>,
-    /// `lastActivityAt`.
-    #[serde(default, deserialize_with = "opt_epoch")]
-    pub last_activity_at: Option<i64>,
-    /// `idleTimeoutSeconds`.
-    #[serde(default, deserialize_with = "opt_epoch")]
-    pub idle_timeout_seconds: Option<i64>,
-    /// `absoluteExpiresAt`.
-    #[serde(default, deserialize_with = "opt_epoch")]
-    pub absolute_expires_at: Option<i64>,
-}
-
-/// The projection cascades and failed conditional writes read: the key and the status.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusItem {
-    /// The partition key, absent from an `ALL_OLD` image of a deleted item.
-    #[serde(default)]
-    pub session_id: Option<String>,
-    /// The status.
-    #[serde(deserialize_with = "status")]
-    pub status: Status,
 }
 
 /// A number attribute read on its own (a counter, a job's total).

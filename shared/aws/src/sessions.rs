@@ -9,7 +9,6 @@ use aws_sdk_dynamodb::Client;
 use crate::items::{self, Item};
 use crate::PortError;
 use sessionwarden_core::cascade_message::Target;
-use sessionwarden_core::expiry::SessionClock;
 use sessionwarden_core::ports::{
     Candidate, CandidatePage, EndOutcome, Fence, MemberPage, Page, Scope, SessionStore,
     Termination, Unreadable,
@@ -63,7 +62,7 @@ impl DynamoSessions {
 
 /// Reads an item as a cleanup candidate. The fence is `lastActivityAt` exactly as stored.
 fn candidate(item: &Item) -> Result<Candidate, Unreadable> {
-    let c: items::CandidateItem = items::from_item(item).map_err(|e| Unreadable {
+    let c: items::SessionItem = items::from_item(item).map_err(|e| Unreadable {
         id: items::string(item, attr::SESSION_ID).map(SessionId::new),
         reason: e.to_string(),
     })?;
@@ -73,14 +72,9 @@ fn candidate(item: &Item) -> Result<Candidate, Unreadable> {
             .cloned(),
     );
     Ok(Candidate {
+        clock: c.clock(),
         id: SessionId::new(c.session_id),
         status: c.status,
-        clock: SessionClock {
-            created_at: c.created_at,
-            last_activity_at: c.last_activity_at,
-            idle_timeout_seconds: c.idle_timeout_seconds,
-            absolute_expires_at: c.absolute_expires_at,
-        },
         fence,
     })
 }
@@ -199,7 +193,7 @@ impl SessionStore for DynamoSessions {
                     // ALL_OLD on failure tells us why without another read.
                     return Ok(match ccf.item() {
                         None => EndOutcome::Gone,
-                        Some(old) => match items::from_item::<items::StatusItem>(old) {
+                        Some(old) => match items::from_item::<items::SessionItem>(old) {
                             Ok(i) if i.status == Status::Active => EndOutcome::Touched,
                             _ => EndOutcome::AlreadyEnded,
                         },
@@ -296,8 +290,8 @@ impl DynamoSessions {
             .items()
             .iter()
             .filter_map(|i| {
-                let s: items::StatusItem = items::from_item(i).ok()?;
-                Some((SessionId::new(s.session_id?), s.status))
+                let s: items::SessionItem = items::from_item(i).ok()?;
+                Some((SessionId::new(s.session_id), s.status))
             })
             .collect();
         Ok(Page {
