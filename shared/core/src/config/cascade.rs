@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{CommonConfig, ConfigError, EnvSource, ProcessEnv, Reader, Wiring};
+use super::{CommonConfig, ConfigError, EnvSource, Reader, Wiring};
 
 /// Settings of the cascade worker.
 #[derive(Debug, Clone)]
@@ -31,11 +31,6 @@ pub struct CascadeConfig {
 }
 
 impl CascadeConfig {
-    /// Reads the cascade settings from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&ProcessEnv)
-    }
-
     /// Reads the cascade settings from `env`.
     pub fn from_source(env: &(impl EnvSource + ?Sized)) -> Result<Self, ConfigError> {
         let r = Reader(env);

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{CommonConfig, ConfigError, EnvSource, ProcessEnv, Reader};
+use super::{CommonConfig, ConfigError, EnvSource, Reader};
 use crate::session::SWEEP_INDEX;
 
 /// How cleanup finds candidate sessions.
@@ -66,11 +66,6 @@ pub struct CleanupConfig {
 }
 
 impl CleanupConfig {
-    /// Reads the cleanup settings from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&ProcessEnv)
-    }
-
     /// Reads the cleanup settings from `env`.
     pub fn from_source(env: &(impl EnvSource + ?Sized)) -> Result<Self, ConfigError> {
         let r = Reader(env);

@@ -183,6 +183,19 @@ impl Wiring {
     }
 }
 
+/// `from_env()` for each settings type: its `from_source` over the process environment.
+macro_rules! from_process_env {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// Reads these settings from the process environment.
+            pub fn from_env() -> Result<Self, ConfigError> {
+                Self::from_source(&ProcessEnv)
+            }
+        }
+    )*};
+}
+from_process_env!(CommonConfig, CleanupConfig, StreamConfig, CascadeConfig);
+
 mod cascade;
 mod cleanup;
 mod stream;

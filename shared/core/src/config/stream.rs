@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use super::{CommonConfig, ConfigError, EnvSource, ProcessEnv, Reader, Wiring};
+use super::{CommonConfig, ConfigError, EnvSource, Reader, Wiring};
 
 /// What the stream worker does to contain an anomaly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,11 +76,6 @@ pub struct StreamConfig {
 }
 
 impl StreamConfig {
-    /// Reads the stream settings from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&ProcessEnv)
-    }
-
     /// Reads the stream settings from `env`.
     pub fn from_source(env: &(impl EnvSource + ?Sized)) -> Result<Self, ConfigError> {
         use crate::anomaly::{AnomalyType, Severity};
