@@ -192,25 +192,7 @@ where
     {
         tracing::error!(error = %error_chain(&e), "cleanup metrics were not published");
     }
-    tracing::info!(
-        strategy = %report.strategy,
-        examined = report.examined,
-        expired_idle = report.expired.idle,
-        expired_absolute = report.expired.absolute,
-        skipped_touched = report.skipped_touched,
-        skipped_already_ended = report.skipped_already_ended,
-        not_due = report.not_due,
-        unreadable = report.unreadable,
-        write_errors = report.write_errors,
-        deferred_by_deadline = report.deferred_by_deadline,
-        items_read = report.items_read,
-        read_requests = report.read_requests,
-        write_requests = report.write_requests,
-        finished = report.finished,
-        stopped_at_deadline = report.stopped_at_deadline,
-        duration_ms = report.duration_ms,
-        "cleanup run summary"
-    );
+    crate::metrics::log_summary("cleanup run summary", &report);
     match failure {
         None => Ok(report),
         Some(source) => {

@@ -1,8 +1,16 @@
 //! Metrics as plain data: a batch that a run fills and flushes once through the
-//! [`crate::ports::MetricsSink`] port (CloudWatch in production). Counters that share a
+//! [`crate::ports::MetricsSink`] port (CloudWatch in production), and the one summary log line
+//! each unit of work ends with ([`log_summary`]). Counters that share a
 //! name and dimensions are summed, so one invocation costs one PutMetricData per 1,000 series.
 
 use std::collections::BTreeMap;
+
+/// Logs a run's report as its one summary line: `summary` holds the report as JSON, so a log
+/// query reads every count by name. Reports carry session references only, never raw IDs.
+pub fn log_summary(message: &str, report: &impl serde::Serialize) {
+    let summary = serde_json::to_string(report).unwrap_or_else(|e| format!("unserializable: {e}"));
+    tracing::info!(%summary, "{message}");
+}
 
 /// The unit of a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

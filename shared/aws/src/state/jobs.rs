@@ -4,7 +4,7 @@
 
 use sessionwarden_core::ports::{JobRecord, JobStore};
 
-use super::{n, s, StateTable};
+use super::{n, put_if, s, StateTable};
 use crate::items;
 use crate::PortError;
 
@@ -22,24 +22,14 @@ impl JobStore for StateTable {
         item.insert("ended".into(), n(0));
         item.insert("pages".into(), n(0));
         item.insert("expiresAt".into(), n(expires_at));
-        match self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(crate::sdk_error("DynamoDB.PutItem", e)),
-        }
+        put_if(
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)"),
+        )
+        .await
     }
 
     /// Adds a page's counts to a job record.

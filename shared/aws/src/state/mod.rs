@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
@@ -113,6 +114,20 @@ impl StateTable {
     }
 }
 
+/// Sends a conditional Put: true if it was applied, false if its condition failed.
+pub(crate) async fn put_if(req: PutItemFluentBuilder) -> Result<bool, PortError> {
+    match req.send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(crate::sdk_error("DynamoDB.PutItem", e)),
+    }
+}
+
 impl GateStore for StateTable {
     /// Opens a dedup gate: a conditional Put that succeeds only if no gate exists or the existing
     /// one has expired (TTL deletion is lazy, so expiry is checked, not assumed).
@@ -120,25 +135,15 @@ impl GateStore for StateTable {
         let mut item = Self::gate_key(g);
         item.insert("expiresAt".into(), n(until));
         item.insert("openedAt".into(), n(now));
-        let r = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(crate::sdk_error("DynamoDB.PutItem", e)),
-        }
+        put_if(
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
+                .expression_attribute_values(":now", n(now)),
+        )
+        .await
     }
 
     /// Removes a gate (after a failed publish).

@@ -28,22 +28,18 @@ use crate::ports::{
 };
 use crate::session::{SessionId, Status};
 
-struct Ctx<'a, S, T, A, Q, D, M> {
-    ports: &'a Ports<S, T, A, Q, D, M>,
+/// What running one job needs: the sessions, the job records, the alerts topic and the queue.
+struct Ctx<'a, S, T, A, Q> {
+    sessions: &'a S,
+    jobs: &'a T,
+    alerts: &'a A,
+    queue: &'a Q,
     cfg: &'a CascadeConfig,
     deadline: &'a dyn Deadline,
     now: i64,
 }
 
-impl<S, T, A, Q, D, M> Ctx<'_, S, T, A, Q, D, M>
-where
-    S: SessionStore,
-    T: JobStore,
-    A: AlertSink,
-    Q: CascadeQueue,
-    D: DeadLetters,
-    M: MetricsSink,
-{
+impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, A, Q> {
     fn record(&self, job: &CascadeJob) -> JobRecord {
         let key = &self.cfg.common.session_ref_key;
         let (subject, digest) = match &job.target {
@@ -81,8 +77,7 @@ where
             if pages_here >= self.cfg.pages_per_message
                 || self.deadline.remaining() <= self.cfg.deadline_margin
             {
-                self.ports
-                    .cascades
+                self.queue
                     .send(&[job.message(&job.target, cursor, job.depth, job.path.clone())])
                     .await?;
                 r.continuations += 1;
@@ -90,7 +85,6 @@ where
                 return Ok(());
             }
             let page = self
-                .ports
                 .sessions
                 .members(&job.target, self.cfg.page_size, cursor.take())
                 .await?;
@@ -99,7 +93,7 @@ where
             if !started && !page.items.is_empty() {
                 started = true;
                 let until = self.cfg.common.expiry.retain_until(self.now);
-                if self.ports.state.start(&record, self.now, until).await? {
+                if self.jobs.start(&record, self.now, until).await? {
                     r.jobs_started += 1;
                 }
             }
@@ -111,7 +105,7 @@ where
                 .collect();
             r.already_ended += (page.items.len() - active.len()) as u64;
             let outcomes: Vec<Result<EndOutcome, PortError>> = stream::iter(active)
-                .map(|id| self.ports.sessions.end(id, &termination, None))
+                .map(|id| self.sessions.end(id, &termination, None))
                 .buffer_unordered(self.cfg.write_concurrency)
                 .collect()
                 .await;
@@ -126,7 +120,7 @@ where
                 .entry(termination.reason.as_str().to_string())
                 .or_default() += ended;
             if started {
-                self.ports.state.progress(&record, ended, 1).await?;
+                self.jobs.progress(&record, ended, 1).await?;
             }
 
             // Families: one sub-cascade per child, with the cycle and depth guards.
@@ -159,7 +153,7 @@ where
                 }
             }
             if !subs.is_empty() {
-                self.ports.cascades.send(&subs).await?;
+                self.queue.send(&subs).await?;
                 r.sub_cascades += subs.len() as u64;
             }
             match page.next {
@@ -168,7 +162,7 @@ where
             }
         }
         if started {
-            if let Some(total) = self.ports.state.complete(&record, self.now).await? {
+            if let Some(total) = self.jobs.complete(&record, self.now).await? {
                 r.jobs_completed += 1;
                 tracing::info!(root = %job.root_id, scope = record.scope, ended = total, "cascade job completed");
                 if total >= self.cfg.alert_threshold
@@ -188,12 +182,7 @@ where
                         &job.requested_by,
                         &ctx,
                     );
-                    if let Err(e) = self
-                        .ports
-                        .alerts
-                        .publish(std::slice::from_ref(&notice))
-                        .await
-                    {
+                    if let Err(e) = self.alerts.publish(std::slice::from_ref(&notice)).await {
                         // The cascade itself is done; a lost notice is logged, not retried.
                         tracing::error!(error = %error_chain(&e), "large-cascade notice not published");
                     }
@@ -222,7 +211,10 @@ where
 {
     let started = Instant::now();
     let ctx = Ctx {
-        ports,
+        sessions: &ports.sessions,
+        jobs: &ports.state,
+        alerts: &ports.alerts,
+        queue: &ports.cascades,
         cfg,
         deadline,
         now,
@@ -287,16 +279,6 @@ where
     {
         tracing::error!(error = %error_chain(&e), "cascade metrics were not published");
     }
-    tracing::info!(
-        messages = report.messages,
-        invalid = report.invalid,
-        ended = report.ended.values().sum::<u64>(),
-        already_ended = report.already_ended,
-        pages = report.pages,
-        continuations = report.continuations,
-        sub_cascades = report.sub_cascades,
-        failed = report.failed.len(),
-        "cascade batch summary"
-    );
+    crate::metrics::log_summary("cascade batch summary", &report);
     report
 }

@@ -210,7 +210,7 @@ where
     {
         tracing::error!(error = %error_chain(&e), "stream metrics were not published");
     }
-    report.log();
+    crate::metrics::log_summary("stream batch summary", &report);
     BatchOutcome {
         failed_from: failed,
         report,

@@ -42,25 +42,6 @@ pub struct StreamReport {
     pub failed_from: Option<String>,
 }
 
-impl StreamReport {
-    /// Logs the report as the batch's one summary line.
-    pub fn log(&self) {
-        tracing::info!(
-            records = self.records,
-            processed = self.processed,
-            malformed = self.malformed,
-            anomalies = self.anomalies.values().sum::<u64>(),
-            alerts_published = self.alerts_published,
-            alerts_suppressed = self.alerts_suppressed,
-            alerts_in_digest = self.alerts_in_digest,
-            sessions_terminated = self.sessions_terminated,
-            deleted_by_ttl = self.deleted_by_ttl,
-            failed_from = self.failed_from.as_deref().unwrap_or("-"),
-            "stream batch summary"
-        );
-    }
-}
-
 /// The outcome of one batch.
 #[derive(Debug, Clone)]
 pub struct BatchOutcome {
