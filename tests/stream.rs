@@ -432,7 +432,8 @@ async fn benign_ttl_deletes_are_counted() {
     sess.status = Status::Expired;
     w.put(&sess).await;
     let mut event = w.event().await;
-    // moto does not run TTL: build the REMOVE exactly as DynamoDB's TTL delivers it.
+    // Neither emulator delivers TTL deletes as AWS does (moto never deletes; DynamoDB Local's
+    // record has no userIdentity): build the REMOVE exactly as DynamoDB's TTL delivers it.
     let remove = sessionwarden_tests::ttl_remove(
         &event["Records"][0],
         &sess.session_id,

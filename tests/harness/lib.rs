@@ -469,7 +469,8 @@ impl TestEnv {
     }
 }
 
-/// A REMOVE record exactly as DynamoDB's TTL delivers it (moto does not run TTL), built from a
+/// A REMOVE record exactly as DynamoDB's TTL delivers it (moto does not run TTL, and DynamoDB
+/// Local's TTL records say `UNKNOWN_TO_SDK_VERSION` with no `userIdentity`), built from a
 /// real INSERT or MODIFY record: its NewImage becomes the OldImage, re-keyed to `session` and
 /// given `old_status`; `userIdentity` is the DynamoDB service principal.
 pub fn ttl_remove(
