@@ -65,17 +65,17 @@ test: venv dynamodb-local
 
 # Request counts and timings of both cleanup strategies at 10k and 100k sessions (see README)
 bench *sizes: venv dynamodb-local
-    cargo build --quiet -p sessionwarden-tests --bin cleanup-bench
-    tests/with-emulators cargo run --quiet -p sessionwarden-tests --bin cleanup-bench -- {{sizes}}
+    cargo build --quiet -p sessionwarden-tests --features bench --bin cleanup-bench
+    tests/with-emulators cargo run --quiet -p sessionwarden-tests --features bench --bin cleanup-bench -- {{sizes}}
 
 # Requests of one stream batch of 1,000 new sessions (or the given counts), checked against the
 # budget of 50; the suite checks 100 (see README)
 bench-stream *counts: venv dynamodb-local
-    cargo build --quiet -p sessionwarden-tests --bin stream-bench
-    tests/with-emulators cargo run --quiet -p sessionwarden-tests --bin stream-bench -- {{counts}}
+    cargo build --quiet -p sessionwarden-tests --features bench --bin stream-bench
+    tests/with-emulators cargo run --quiet -p sessionwarden-tests --features bench --bin stream-bench -- {{counts}}
 
 # Formatting, clippy and the CloudFormation lint
 lint: venv
     cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets --features sessionwarden-tests/bench -- -D warnings
     "{{venv}}/bin/cfn-lint" infra/template.yaml
