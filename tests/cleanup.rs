@@ -456,6 +456,10 @@ async fn the_deadline_stops_between_whole_writes_and_the_next_run_finishes() {
     env.teardown().await;
 }
 
+/// Small pages, so that a read cost growing with the table would show in request counts even at
+/// the small table sizes the suite uses (`just bench` measures 10k and 100k).
+const COST_PAGE_SIZE: &str = "50";
+
 /// Runs the index strategy over `live + 100 due` and returns (report, Query requests, UpdateItem requests, Scan requests).
 async fn index_cost(live: usize) -> (CleanupReport, u64, u64, u64) {
     let env = TestEnv::new(&format!("cost{live}")).await;
@@ -463,7 +467,10 @@ async fn index_cost(live: usize) -> (CleanupReport, u64, u64, u64) {
     env.seed(&f.population(live, 100)).await;
     let report = invoke(
         &env,
-        env.cleanup_config(CleanupStrategy::Index, &[]),
+        env.cleanup_config(
+            CleanupStrategy::Index,
+            &[("CLEANUP_PAGE_SIZE", COST_PAGE_SIZE)],
+        ),
         Duration::from_secs(300),
     )
     .await;
@@ -482,8 +489,10 @@ async fn index_cost(live: usize) -> (CleanupReport, u64, u64, u64) {
 
 #[tokio::test]
 async fn index_strategy_cost_follows_expired_sessions_not_table_size() {
-    let (small, small_reads, small_writes, small_scans) = index_cost(10_000).await;
-    let (large, large_reads, large_writes, large_scans) = index_cost(100_000).await;
+    // Tables of 200 and 1,000 sessions: at 50 items a page, reading the table would take 4 and
+    // 20 pages; the index reads the same 100 due sessions at both sizes.
+    let (small, small_reads, small_writes, small_scans) = index_cost(100).await;
+    let (large, large_reads, large_writes, large_scans) = index_cost(900).await;
 
     for (r, writes, scans) in [
         (&small, small_writes, small_scans),
@@ -508,29 +517,30 @@ async fn index_strategy_cost_follows_expired_sessions_not_table_size() {
 async fn scan_strategy_reads_the_whole_table_in_parallel_segments() {
     let env = TestEnv::new("scan-cost").await;
     let f = SessionFactory::new();
-    env.seed(&f.population(10_000, 100)).await;
+    env.seed(&f.population(900, 100)).await;
 
+    // A tenth of `just bench`'s 10k table, at a tenth of the default page size.
     let report = invoke(
         &env,
-        env.cleanup_config(CleanupStrategy::Scan, &[]),
+        env.cleanup_config(CleanupStrategy::Scan, &[("CLEANUP_PAGE_SIZE", "100")]),
         Duration::from_secs(300),
     )
     .await;
 
     assert_eq!(report.expired_total(), 100);
     assert_eq!(
-        report.items_read, 10_100,
+        report.items_read, 1_000,
         "a scan reads every item: cost follows table size"
     );
     assert_eq!(env.counter.get("UpdateItem"), 100);
     assert_eq!(env.counter.get("Query"), 0);
     let scans = env.counter.get("Scan");
     assert_eq!(scans, report.read_requests);
-    // 4 segments of ~2,525 items at 1,000 per page: 3 or 4 pages each.
+    // 4 segments of ~250 items at 100 per page: 3 or 4 pages each.
     assert!((12..=16).contains(&scans), "{scans} Scan requests");
-    assert_eq!(report.not_due, 10_000);
+    assert_eq!(report.not_due, 900);
     eprintln!(
-        "scan strategy, 10000 live + 100 due: itemsRead={} Scan={scans} UpdateItem=100",
+        "scan strategy, 900 live + 100 due: itemsRead={} Scan={scans} UpdateItem=100",
         report.items_read
     );
     env.teardown().await;

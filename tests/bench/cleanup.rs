@@ -1,7 +1,7 @@
 //! `just bench`: what one cleanup run costs, by strategy and table size, on the emulator.
 //!
 //! AWS requests and items read are the cost that matters (they are what AWS bills, and they are
-//! deterministic); wall time is printed too but is dominated by moto, not by our code.
+//! deterministic); wall time is printed too but is dominated by the emulator, not by our code.
 //! Usage: `cleanup-bench [LIVE_SESSIONS ...]` (default: 10000 100000), 100 due sessions each.
 
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let sizes = <Args as clap::Parser>::parse().live_sessions;
-    println!("| live sessions | due | strategy | items read | read requests | UpdateItem | PutMetricData | expired | wall time (moto) |");
+    println!("| live sessions | due | strategy | items read | read requests | UpdateItem | PutMetricData | expired | wall time |");
     println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     for live in sizes {
         let env = TestEnv::new(&format!("bench{live}")).await;

@@ -1,22 +1,19 @@
-//! Test harness: a real AWS emulator (moto's server) and per-test isolated resources.
+//! Test harness: real AWS emulators and per-test isolated resources.
 //!
-//! - [`endpoint`] uses `AWS_ENDPOINT_URL` when it is set; otherwise it starts a private
-//!   `moto_server` on a free 127.0.0.1 port, once per test process, and the server dies with the
-//!   process. The binary comes from `MOTO_SERVER`, the repo's `.venv` (`just test` creates it),
-//!   or `PATH`.
+//! - [`endpoints`] and [`sdk_config`] (in `emulators.rs`): DynamoDB and DynamoDB Streams on
+//!   DynamoDB Local, everything else on moto's server (`SESSIONWARDEN_EMULATOR=moto`: all on
+//!   moto), taken from the environment or started privately once per test process.
 //! - [`TestEnv`] provisions uniquely named tables, queues and topic with the same code as
 //!   `sessionctl init`, and a unique metrics namespace, so tests can run in parallel against one
 //!   emulator.
 
-use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+mod emulators;
+mod tail;
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::Duration;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use sessionwarden_aws::{AwsClients, RequestCounter};
 use sessionwarden_core::config::{CleanupConfig, CleanupStrategy};
@@ -27,96 +24,16 @@ use sessionwarden_local::metrics::{read_back, SeriesSum};
 use sessionwarden_local::provision::Resources;
 use sessionwarden_local::seed::SeedTable;
 
+pub use emulators::{dynamo_engine, endpoints, sdk_config, DynamoEngine, Endpoints};
+pub use tail::Tail;
+
 /// The session reference key every test uses.
 pub const TEST_REF_KEY: &str = "test-session-ref-key-0123456789";
 
-static ENDPOINT: OnceLock<String> = OnceLock::new();
-
-fn moto_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("MOTO_SERVER") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-    if venv.exists() {
-        return venv;
-    }
-    PathBuf::from("moto_server")
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
-
-fn start_moto() -> String {
-    let port = free_port();
-    let bin = moto_binary();
-    let (tx, rx) = std::sync::mpsc::channel();
-    // The child is spawned from a thread that lives as long as the process (it waits on the
-    // child), so PR_SET_PDEATHSIG kills moto when the test process exits, even on a panic.
-    std::thread::spawn(move || {
-        let mut cmd = Command::new(&bin);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        #[cfg(target_os = "linux")]
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        match cmd.spawn() {
-            Ok(mut child) => {
-                let _ = tx.send(Ok(()));
-                let _ = child.wait();
-            }
-            Err(e) => {
-                let _ = tx.send(Err(format!(
-                    "cannot start {} ({e}); run `just test`, which installs moto into .venv, or set MOTO_SERVER or AWS_ENDPOINT_URL",
-                    bin.display()
-                )));
-            }
-        }
-    });
-    if let Err(e) = rx.recv().expect("moto starter thread") {
-        panic!("{e}");
-    }
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "moto_server did not listen on port {port} within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    format!("http://127.0.0.1:{port}")
-}
-
-/// The emulator's endpoint: `AWS_ENDPOINT_URL`, or a private moto started on first use.
+/// moto's endpoint (every service but DynamoDB and DynamoDB Streams, unless
+/// `SESSIONWARDEN_EMULATOR=moto`); see [`endpoints`] for all of them.
 pub fn endpoint() -> &'static str {
-    ENDPOINT.get_or_init(|| match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => start_moto(),
-    })
-}
-
-/// SDK configuration for the emulator: fixed region and dummy credentials.
-pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "sessionwarden-tests",
-        ))
-        .endpoint_url(endpoint())
-        .load()
-        .await
+    &endpoints().aws
 }
 
 /// A unique name for this test's resources.
@@ -392,13 +309,13 @@ impl TestEnv {
     }
 
     /// A reader of the sessions table's stream, from its start.
-    pub async fn stream_tail(&self) -> sessionwarden_local::streams::StreamTail {
+    pub async fn stream_tail(&self) -> Tail {
         let arn = self
             .resources
             .sessions_stream_arn
             .clone()
             .expect("sessions table has a stream");
-        sessionwarden_local::streams::StreamTail::from_start(
+        Tail::from_start(
             sessionwarden_local::streams_client(&sdk_config().await, None),
             arn,
         )
@@ -565,7 +482,8 @@ impl TestEnv {
     }
 }
 
-/// A REMOVE record exactly as DynamoDB's TTL delivers it (moto does not run TTL), built from a
+/// A REMOVE record exactly as DynamoDB's TTL delivers it (moto does not run TTL, and DynamoDB
+/// Local's TTL records say `UNKNOWN_TO_SDK_VERSION` with no `userIdentity`), built from a
 /// real INSERT or MODIFY record: its NewImage becomes the OldImage, re-keyed to `session` and
 /// given `old_status`; `userIdentity` is the DynamoDB service principal.
 pub fn ttl_remove(

@@ -11,7 +11,7 @@ use sessionwarden_aws::AwsClients;
 fn init(prefix: &str) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sessionctl"))
         .args(["init", "--prefix", prefix])
-        .env("AWS_ENDPOINT_URL", sessionwarden_tests::endpoint())
+        .envs(sessionwarden_tests::endpoints().env())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -130,7 +130,7 @@ async fn resolve_finds_the_session_behind_a_reference() {
     let run = |r: &str| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionctl"));
         cmd.args(["resolve", r])
-            .env("AWS_ENDPOINT_URL", sessionwarden_tests::endpoint())
+            .envs(sessionwarden_tests::endpoints().env())
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test");
@@ -171,7 +171,7 @@ async fn revoke_sends_a_valid_cascade_request() {
             "--requested-by",
             "auth-service",
         ])
-        .env("AWS_ENDPOINT_URL", sessionwarden_tests::endpoint())
+        .envs(sessionwarden_tests::endpoints().env())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
