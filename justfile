@@ -2,12 +2,16 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 venv := justfile_directory() / ".venv"
-# Python-packaged tools, pinned: moto's server is the AWS emulator; cfn-lint validates infra/.
-py_tools := "moto[server]==5.2.5 cfn-lint==1.58.0"
+# Python-packaged tools, pinned: moto's server is the AWS emulator; cfn-lint validates infra/;
+# aws-sam-translator expands the SAM transform for `just deploy` (moto has no SAM transform).
+py_tools := "moto[server]==5.2.5 cfn-lint==1.58.0 aws-sam-translator==1.115.0"
 # Only `just package` needs these: cargo-lambda cross-compiles with zig as the aarch64 linker.
 lambda_tools := "cargo-lambda==1.9.2 ziglang==0.15.2"
 # The three Lambda binaries; `just package` writes target/lambda/<bin>/bootstrap.zip for each.
 lambda_bins := "sessionwarden-cleanup sessionwarden-stream sessionwarden-cascade"
+# moto 5.2.5's CloudFormation skips these types (no model), so `just deploy` on an emulator allows
+# them to be missing; against AWS every resource must be created.
+moto_unsupported := "AWS::CloudWatch::Alarm AWS::Lambda::EventInvokeConfig"
 
 # List the recipes
 default:
@@ -52,6 +56,17 @@ package: venv-lambda
         print(f"{z}: {size / 1e6:.1f} MB zipped, bootstrap {raw / 1e6:.1f} MB, {'under 10 MB' if ok else 'OVER 10 MB'}")
     sys.exit(f"over 10 MB: {' '.join(too_big)}" if too_big else 0)
     PY
+
+# `just deploy sessionwarden --parameter SessionRefKey=$(openssl rand -hex 24)` (see README, Deploy).
+# Deploy infra/template.yaml with the zips of `just package` as stack STACK
+deploy STACK *ARGS: venv
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tolerate=()
+    if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
+        for t in {{moto_unsupported}}; do tolerate+=(--tolerate-missing "$t"); done
+    fi
+    "{{venv}}/bin/python" infra/deploy.py "{{STACK}}" "${tolerate[@]}" {{ARGS}}
 
 # Demo: a private moto, `sessionctl init`, seeded sessions, the cleanup worker's handler, a report
 demo: venv
