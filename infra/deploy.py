@@ -94,8 +94,10 @@ def ensure_bucket(s3, bucket: str, region: str) -> None:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
 
 
-def deploy(cfn, s3, bucket: str, stack: str, body: str, params: dict[str, str]) -> str:
+def deploy(cfn, s3, bucket: str, stack: str, template: dict, params: dict[str, str]) -> str:
     """CreateStack or UpdateStack; returns the operation ("create", "update" or "none")."""
+    body = json.dumps(template, separators=(",", ":"), sort_keys=True)
+    declared = template.get("Parameters", {})
     source = {"TemplateBody": body}
     if len(body.encode()) > MAX_TEMPLATE_BODY:
         key = f"templates/{stack}-{hashlib.sha256(body.encode()).hexdigest()}.json"
@@ -116,9 +118,18 @@ def deploy(cfn, s3, bucket: str, stack: str, body: str, params: dict[str, str]) 
         cfn.create_stack(**args)
         cfn.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 2, "MaxAttempts": 600})
         return "create"
-    # Parameters not given keep their previous value (NoEcho SessionRefKey included).
-    declared = {p["ParameterKey"] for p in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Parameters", [])}
-    args["Parameters"] += [{"ParameterKey": k, "UsePreviousValue": True} for k in sorted(declared - params.keys())]
+    # A parameter not given keeps its previous value if it has no default (SessionRefKey) or was set
+    # to something else than the default; otherwise it follows the template's default.
+    previous = {
+        p["ParameterKey"]: p.get("ParameterValue")
+        for p in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Parameters", [])
+    }
+    keep = [
+        k
+        for k, decl in declared.items()
+        if k in previous and k not in params and ("Default" not in decl or previous[k] != str(decl["Default"]))
+    ]
+    args["Parameters"] += [{"ParameterKey": k, "UsePreviousValue": True} for k in sorted(keep)]
     try:
         cfn.update_stack(**args)
     except ClientError as e:
@@ -193,7 +204,6 @@ def main() -> int:
 
     package(template, zips, s3, bucket)
     expanded = expand(template, session)
-    body = json.dumps(expanded, separators=(",", ":"), sort_keys=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(expanded, indent=1, sort_keys=True) + "\n")
     print(f"packaged template: {args.output} ({len(expanded['Resources'])} resources)")
@@ -205,7 +215,7 @@ def main() -> int:
         except ClientError:
             sys.exit("a new stack needs --parameter SessionRefKey=... (e.g. $(openssl rand -hex 24))")
     try:
-        op = deploy(cfn, s3, bucket, args.stack, body, params)
+        op = deploy(cfn, s3, bucket, args.stack, expanded, params)
     except WaiterError as e:
         print(f"stack {args.stack} failed: {e}", file=sys.stderr)
         report(cfn, args.stack, expanded, set(args.tolerate_missing))
