@@ -123,27 +123,44 @@ async fn stack_resources(
     }
 }
 
+/// Runs `deploy.py` as `just deploy` does on an emulator (the types moto lacks may be missing),
+/// plus `extra`, and asserts it succeeded.
+fn deploy_on_moto(stack: &str, artifacts: &Path, extra: &[&str]) -> String {
+    let mut args: Vec<&str> = extra.to_vec();
+    for (kind, _) in UNSUPPORTED_BY_MOTO {
+        args.extend(["--tolerate-missing", kind]);
+    }
+    let out = deploy_py(stack, artifacts, &args);
+    assert!(out.status.success(), "deploy.py failed\n{}", show(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The packaged template `deploy.py` wrote.
+fn packaged(artifacts: &Path) -> Value {
+    let text = std::fs::read_to_string(artifacts.join("packaged.json")).expect("packaged template");
+    serde_json::from_str(&text).expect("packaged template is JSON")
+}
+
+async fn stack_status(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> Option<StackStatus> {
+    let described = cfn
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("DescribeStacks");
+    described.stacks()[0].stack_status().cloned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn packaged_template_deploys_and_every_resource_is_create_complete() {
     let started = Instant::now();
     let stack = unique("deploy");
     let artifacts = placeholder_artifacts("artifacts");
-    let mut extra = vec![
-        "--parameter".to_string(),
-        format!("SessionRefKey={TEST_REF_KEY}"),
-    ];
-    for (kind, _) in UNSUPPORTED_BY_MOTO {
-        extra.extend(["--tolerate-missing".to_string(), kind.to_string()]);
-    }
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let out = deploy_py(&stack, &artifacts, &extra);
-    assert!(out.status.success(), "deploy.py failed\n{}", show(&out));
+    let key_param = format!("SessionRefKey={TEST_REF_KEY}");
+    deploy_on_moto(&stack, &artifacts, &["--parameter", &key_param]);
 
     // The packaged template: plain CloudFormation, code from the uploaded zips.
-    let packaged: Value = serde_json::from_str(
-        &std::fs::read_to_string(artifacts.join("packaged.json")).expect("packaged template"),
-    )
-    .expect("packaged template is JSON");
+    let packaged = packaged(&artifacts);
     assert!(packaged.get("Transform").is_none(), "SAM transform left in");
     let template: BTreeMap<String, String> = packaged["Resources"]
         .as_object()
@@ -168,13 +185,7 @@ async fn packaged_template_deploys_and_every_resource_is_create_complete() {
 
     // Every resource through CloudFormation's own view of the stack.
     let cfn = aws_sdk_cloudformation::Client::new(&sdk_config().await);
-    let described = cfn
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .expect("DescribeStacks");
-    let status = described.stacks()[0].stack_status().cloned();
+    let status = stack_status(&cfn, &stack).await;
     assert_eq!(status, Some(StackStatus::CreateComplete));
     let resources = stack_resources(&cfn, &stack).await;
     let mut created = BTreeMap::new();
@@ -225,6 +236,56 @@ async fn packaged_template_deploys_and_every_resource_is_create_complete() {
         started.elapsed().as_secs_f64(),
         skipped.join("\n  ")
     );
+    let _ = std::fs::remove_dir_all(&artifacts);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_with_a_new_build_updates_the_stack_and_keeps_the_session_ref_key() {
+    let stack = unique("redeploy");
+    let artifacts = placeholder_artifacts("redeploy");
+    let key_param = format!("SessionRefKey={TEST_REF_KEY}");
+    deploy_on_moto(&stack, &artifacts, &["--parameter", &key_param]);
+    let code = |t: &Value, id: &str| t["Resources"][id]["Properties"]["Code"]["S3Key"].clone();
+    let before = packaged(&artifacts);
+
+    // A new build of the stream worker: other bytes (a zip comment), still a valid zip.
+    let zip_path = artifacts.join("sessionwarden-stream/bootstrap.zip");
+    let mut zip = std::fs::read(&zip_path).expect("read zip");
+    let n = zip.len();
+    zip[n - 2] = 7;
+    zip.extend_from_slice(b"rebuilt");
+    std::fs::write(&zip_path, zip).expect("write zip");
+    // No SessionRefKey this time: a parameter without a default keeps its previous value.
+    let stdout = deploy_on_moto(&stack, &artifacts, &[]);
+    assert!(stdout.contains(&format!("update: {stack}")), "{stdout}");
+
+    let after = packaged(&artifacts);
+    assert_ne!(
+        code(&before, "StreamFunction"),
+        code(&after, "StreamFunction")
+    );
+    assert_eq!(
+        code(&before, "CleanupFunction"),
+        code(&after, "CleanupFunction")
+    );
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk_config().await);
+    assert_eq!(
+        stack_status(&cfn, &stack).await,
+        Some(StackStatus::UpdateComplete)
+    );
+    let described = cfn
+        .describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await
+        .expect("DescribeStacks");
+    let kept = described.stacks()[0]
+        .parameters()
+        .iter()
+        .find(|p| p.parameter_key() == Some("SessionRefKey"))
+        .and_then(|p| p.parameter_value().map(str::to_string));
+    // moto echoes NoEcho values; AWS would show "****".
+    assert_eq!(kept.as_deref(), Some(TEST_REF_KEY));
     let _ = std::fs::remove_dir_all(&artifacts);
 }
 
