@@ -16,9 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use aws_sdk_cloudformation::types::{ResourceStatus, StackResourceSummary, StackStatus};
 use serde_json::Value;
-use sessionwarden_tests::{endpoint, sdk_config, unique, TEST_REF_KEY};
+use sessionwarden_tests::{endpoint, unique, TEST_REF_KEY};
 
 /// Resource types of the expanded template that moto 5.2.5's CloudFormation cannot create, and why.
 const UNSUPPORTED_BY_MOTO: &[(&str, &str)] = &[
@@ -65,9 +64,30 @@ fn placeholder_artifacts(name: &str) -> PathBuf {
     dir
 }
 
+/// Python with boto3 pointed at the emulator.
+fn python_on_emulator() -> Command {
+    let mut cmd = Command::new(python());
+    cmd.env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_DEFAULT_REGION");
+    cmd
+}
+
+fn output(mut cmd: Command) -> Output {
+    cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {} ({e}); run `just test`, which creates .venv, or set PYTHON",
+            python().display()
+        )
+    })
+}
+
 /// Runs `infra/deploy.py STACK ...` against the emulator.
 fn deploy_py(stack: &str, artifacts: &Path, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(python());
+    let mut cmd = python_on_emulator();
     cmd.arg(repo().join("infra/deploy.py"))
         .arg(stack)
         .arg("--artifacts")
@@ -76,19 +96,8 @@ fn deploy_py(stack: &str, artifacts: &Path, extra: &[&str]) -> Output {
         .arg(format!("{stack}-artifacts"))
         .arg("--output")
         .arg(artifacts.join("packaged.json"))
-        .args(extra)
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_DEFAULT_REGION");
-    cmd.output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run {} ({e}); run `just test`, which creates .venv, or set PYTHON",
-            python().display()
-        )
-    })
+        .args(extra);
+    output(cmd)
 }
 
 fn show(out: &Output) -> String {
@@ -100,27 +109,27 @@ fn show(out: &Output) -> String {
     )
 }
 
-/// Every stack resource, through ListStackResources (paged).
-async fn stack_resources(
-    cfn: &aws_sdk_cloudformation::Client,
-    stack: &str,
-) -> Vec<StackResourceSummary> {
-    let mut all = Vec::new();
-    let mut token = None;
-    loop {
-        let page = cfn
-            .list_stack_resources()
-            .stack_name(stack)
-            .set_next_token(token)
-            .send()
-            .await
-            .expect("ListStackResources");
-        all.extend(page.stack_resource_summaries.unwrap_or_default());
-        token = page.next_token;
-        if token.is_none() {
-            return all;
-        }
-    }
+/// CloudFormation's own view of a stack, read with boto3 apart from `deploy.py`: DescribeStacks
+/// (status, parameters) and every resource through ListStackResources (paged).
+const DESCRIBE: &str = r#"
+import boto3, json, sys
+cfn = boto3.client("cloudformation", region_name="us-east-1")
+stack = cfn.describe_stacks(StackName=sys.argv[1])["Stacks"][0]
+pages = cfn.get_paginator("list_stack_resources").paginate(StackName=sys.argv[1])
+print(json.dumps({
+    "status": stack["StackStatus"],
+    "parameters": {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])},
+    "resources": [r for page in pages for r in page["StackResourceSummaries"]],
+}, default=str))
+"#;
+
+/// The stack as CloudFormation describes it (see [`DESCRIBE`]).
+fn describe(stack: &str) -> Value {
+    let mut cmd = python_on_emulator();
+    cmd.args(["-c", DESCRIBE, stack]);
+    let out = output(cmd);
+    assert!(out.status.success(), "describing {stack}\n{}", show(&out));
+    serde_json::from_slice(&out.stdout).expect("the description is JSON")
 }
 
 /// Runs `deploy.py` as `just deploy` does on an emulator (the types moto lacks may be missing),
@@ -141,18 +150,8 @@ fn packaged(artifacts: &Path) -> Value {
     serde_json::from_str(&text).expect("packaged template is JSON")
 }
 
-async fn stack_status(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> Option<StackStatus> {
-    let described = cfn
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .expect("DescribeStacks");
-    described.stacks()[0].stack_status().cloned()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn packaged_template_deploys_and_every_resource_is_create_complete() {
+#[test]
+fn packaged_template_deploys_and_every_resource_is_create_complete() {
     let started = Instant::now();
     let stack = unique("deploy");
     let artifacts = placeholder_artifacts("artifacts");
@@ -184,23 +183,18 @@ async fn packaged_template_deploys_and_every_resource_is_create_complete() {
     }
 
     // Every resource through CloudFormation's own view of the stack.
-    let cfn = aws_sdk_cloudformation::Client::new(&sdk_config().await);
-    let status = stack_status(&cfn, &stack).await;
-    assert_eq!(status, Some(StackStatus::CreateComplete));
-    let resources = stack_resources(&cfn, &stack).await;
+    let described = describe(&stack);
+    assert_eq!(described["status"], "CREATE_COMPLETE");
     let mut created = BTreeMap::new();
     let mut blank = 0;
-    for r in &resources {
-        assert_eq!(
-            r.resource_status(),
-            Some(&ResourceStatus::CreateComplete),
-            "{r:?}"
-        );
-        match r.logical_resource_id().filter(|id| !id.is_empty()) {
+    for r in described["resources"].as_array().expect("resources") {
+        assert_eq!(r["ResourceStatus"], "CREATE_COMPLETE", "{r}");
+        match r["LogicalResourceId"].as_str().filter(|id| !id.is_empty()) {
             Some(id) => {
                 assert!(template.contains_key(id), "{id} is not in the template");
-                assert_eq!(Some(template[id].as_str()), r.resource_type(), "{id}");
-                created.insert(id.to_string(), r.physical_resource_id().unwrap_or_default());
+                assert_eq!(r["ResourceType"], template[id].as_str(), "{id}");
+                let physical = r["PhysicalResourceId"].as_str().unwrap_or_default();
+                created.insert(id.to_string(), physical.to_string());
             }
             None => blank += 1,
         }
@@ -239,8 +233,8 @@ async fn packaged_template_deploys_and_every_resource_is_create_complete() {
     let _ = std::fs::remove_dir_all(&artifacts);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_rerun_with_a_new_build_updates_the_stack_and_keeps_the_session_ref_key() {
+#[test]
+fn a_rerun_with_a_new_build_updates_the_stack_and_keeps_the_session_ref_key() {
     let stack = unique("redeploy");
     let artifacts = placeholder_artifacts("redeploy");
     let key_param = format!("SessionRefKey={TEST_REF_KEY}");
@@ -268,24 +262,10 @@ async fn a_rerun_with_a_new_build_updates_the_stack_and_keeps_the_session_ref_ke
         code(&before, "CleanupFunction"),
         code(&after, "CleanupFunction")
     );
-    let cfn = aws_sdk_cloudformation::Client::new(&sdk_config().await);
-    assert_eq!(
-        stack_status(&cfn, &stack).await,
-        Some(StackStatus::UpdateComplete)
-    );
-    let described = cfn
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .expect("DescribeStacks");
-    let kept = described.stacks()[0]
-        .parameters()
-        .iter()
-        .find(|p| p.parameter_key() == Some("SessionRefKey"))
-        .and_then(|p| p.parameter_value().map(str::to_string));
+    let described = describe(&stack);
+    assert_eq!(described["status"], "UPDATE_COMPLETE");
     // moto echoes NoEcho values; AWS would show "****".
-    assert_eq!(kept.as_deref(), Some(TEST_REF_KEY));
+    assert_eq!(described["parameters"]["SessionRefKey"], TEST_REF_KEY);
     let _ = std::fs::remove_dir_all(&artifacts);
 }
 
