@@ -10,7 +10,7 @@ use sessionwarden_cascade::CascadeWorker;
 use sessionwarden_core::cascade::CascadeReport;
 use sessionwarden_core::cascade_message::{request, Target};
 use sessionwarden_core::session::{Session, SessionId, Status, TerminationReason};
-use sessionwarden_tests::{context_with, metric, s, SessionFactory, TestEnv};
+use sessionwarden_tests::{assert_metrics, context_with, metric, s, SessionFactory, TestEnv};
 
 const H: i64 = 3600;
 
@@ -123,12 +123,14 @@ async fn logout_everywhere_ends_that_users_sessions_and_nobody_elses() {
         );
     }
     let m = env.metrics().await;
-    assert_eq!(
-        metric(&m, "SessionsTerminated", &[("Cause", "cascade:user")]),
-        Some(3.0)
+    assert_metrics(
+        &m,
+        &[
+            ("SessionsTerminated", &[("Cause", "cascade:user")], 3.0),
+            ("CascadeJobsStarted", &[], 1.0),
+            ("CascadeJobsCompleted", &[], 1.0),
+        ],
     );
-    assert_eq!(metric(&m, "CascadeJobsStarted", &[]), Some(1.0));
-    assert_eq!(metric(&m, "CascadeJobsCompleted", &[]), Some(1.0));
     assert!(metric(&m, "CascadePages", &[]).unwrap() >= 1.0);
     assert!(metric(&m, "CascadeDurationMs", &[]).is_some());
     env.teardown().await;
@@ -264,10 +266,7 @@ async fn a_cycle_in_parent_session_id_stops() {
     assert_eq!(env.session(&b.session_id).await.status, Status::Terminated);
     assert_eq!(report.cycles_stopped, 1, "{report:?}");
     assert!(rounds <= 4, "{rounds} rounds");
-    assert_eq!(
-        metric(&env.metrics().await, "CascadeCyclesStopped", &[]),
-        Some(1.0)
-    );
+    assert_metrics(&env.metrics().await, &[("CascadeCyclesStopped", &[], 1.0)]);
     env.teardown().await;
 }
 
@@ -286,10 +285,7 @@ async fn a_redelivered_message_changes_nothing() {
         .await
         .batch_item_failures
         .is_empty());
-    let mut before = Vec::new();
-    for s in &sessions {
-        before.push(env.raw_item(&s.session_id).await);
-    }
+    let before = env.raw_items(&sessions).await;
     // The same message again (redelivery or replay), later.
     let w = worker(&env, &[]);
     let (response, report) = w
@@ -305,13 +301,11 @@ async fn a_redelivered_message_changes_nothing() {
         (0, 0),
         "the job is counted once"
     );
-    for (s, b) in sessions.iter().zip(before) {
-        assert_eq!(
-            env.raw_item(&s.session_id).await,
-            b,
-            "nothing already done is rewritten"
-        );
-    }
+    assert_eq!(
+        env.raw_items(&sessions).await,
+        before,
+        "nothing already done is rewritten"
+    );
     env.teardown().await;
 }
 
@@ -348,9 +342,9 @@ async fn invalid_messages_go_to_the_dead_letter_queue_with_a_reason() {
     assert!(letters
         .iter()
         .all(|l| l["source"] == "sessionwarden-cascade" && l["sequenceNumber"].is_string()));
-    assert_eq!(
-        metric(&env.metrics().await, "CascadeMessagesInvalid", &[]),
-        Some(4.0)
+    assert_metrics(
+        &env.metrics().await,
+        &[("CascadeMessagesInvalid", &[], 4.0)],
     );
     env.teardown().await;
 }

@@ -7,6 +7,7 @@
 //!   `sessionctl init`, and a unique metrics namespace, so tests can run in parallel against one
 //!   emulator.
 
+mod checks;
 mod emulators;
 mod tail;
 
@@ -16,7 +17,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use sessionwarden_aws::{AwsClients, RequestCounter};
-use sessionwarden_core::config::{CleanupConfig, CleanupStrategy};
+use sessionwarden_core::cleanup::CleanupReport;
+use sessionwarden_core::config::{CleanupConfig, CleanupStrategy, ConfigError, EnvSource};
 use sessionwarden_core::expiry::ExpiryPolicy;
 use sessionwarden_core::session::{Session, SessionId};
 use sessionwarden_core::session_ref::SessionRefKey;
@@ -24,6 +26,7 @@ use sessionwarden_local::metrics::{read_back, SeriesSum};
 use sessionwarden_local::provision::Resources;
 use sessionwarden_local::seed::SeedTable;
 
+pub use checks::{assert_metrics, metric, BeforeEnd, ExpectedMetric, HookedSessions};
 pub use emulators::{dynamo_engine, endpoints, sdk_config, DynamoEngine, Endpoints};
 pub use tail::Tail;
 
@@ -122,8 +125,26 @@ impl TestEnv {
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
         }
-        CleanupConfig::from_source(&move |k: &str| vars.get(k).cloned())
-            .expect("test config parses")
+        parse_config(vars, "test", |env| CleanupConfig::from_source(env))
+    }
+
+    /// Invokes the cleanup Lambda handler exactly as the runtime would, with the scheduled-event
+    /// fixture and `remaining` time left.
+    pub async fn invoke_cleanup(
+        &self,
+        config: CleanupConfig,
+        remaining: Duration,
+    ) -> CleanupReport {
+        let worker = sessionwarden_cleanup::CleanupWorker::from_clients(&self.clients, config);
+        let event: sessionwarden_cleanup::ScheduledEvent =
+            serde_json::from_value(scheduled_event_fixture()).expect("fixture parses");
+        worker
+            .handle(lambda_runtime::LambdaEvent::new(
+                event,
+                context_with(remaining),
+            ))
+            .await
+            .expect("cleanup run succeeds")
     }
 
     /// The sessions table, for seeding and reads.
@@ -157,6 +178,18 @@ impl TestEnv {
             .item
     }
 
+    /// Reads the raw items of `sessions`, in order.
+    pub async fn raw_items(
+        &self,
+        sessions: &[Session],
+    ) -> Vec<Option<HashMap<String, AttributeValue>>> {
+        let mut items = Vec::with_capacity(sessions.len());
+        for s in sessions {
+            items.push(self.raw_item(&s.session_id).await);
+        }
+        items
+    }
+
     /// Reads one session.
     pub async fn session(&self, id: &SessionId) -> Session {
         self.sessions()
@@ -186,18 +219,14 @@ impl TestEnv {
     }
 }
 
-/// Looks up the sum of one series in a read-back list.
-pub fn metric(series: &[SeriesSum], name: &str, dims: &[(&str, &str)]) -> Option<f64> {
-    series
-        .iter()
-        .find(|s| {
-            s.name == name
-                && s.dimensions.len() == dims.len()
-                && dims
-                    .iter()
-                    .all(|(k, v)| s.dimensions.iter().any(|(a, b)| a == k && b == v))
-        })
-        .map(|s| s.sum)
+/// Parses a worker configuration (`what`, for the panic message) from `vars`.
+fn parse_config<T>(
+    vars: HashMap<String, String>,
+    what: &str,
+    parse: impl FnOnce(&dyn EnvSource) -> Result<T, ConfigError>,
+) -> T {
+    let lookup = move |k: &str| vars.get(k).cloned();
+    parse(&lookup).unwrap_or_else(|e| panic!("{what} config parses: {e:?}"))
 }
 
 /// Builds sessions relative to `now`, with `sweepAt` written the way the README tells apps to.
@@ -235,6 +264,14 @@ impl SessionFactory {
         s.user_id = Some(user.to_string());
         s.tenant_id = Some("acme".to_string());
         self.with_sweep(s)
+    }
+
+    /// An anonymous ACTIVE session (no `userId` yet) created `age` seconds ago and idle for
+    /// `idle` seconds.
+    pub fn anonymous(&self, label: &str, age: i64, idle: i64) -> Session {
+        let mut s = self.active(label, "x", age, idle);
+        s.user_id = None;
+        s
     }
 
     /// `live` sessions well within their deadlines, followed by `due` sessions idle past the
@@ -297,15 +334,23 @@ pub struct ReceivedAlert {
     pub raw: String,
 }
 
+impl ReceivedAlert {
+    /// Asserts the alert's type (in its document) and severity (in its message attributes).
+    pub fn assert_kind(&self, kind: &str, severity: &str) {
+        assert_eq!(self.doc["type"], kind, "{self:#?}");
+        assert_eq!(self.attributes["severity"], severity, "{self:#?}");
+    }
+}
+
 impl TestEnv {
     /// Stream worker configuration parsed from this test's environment plus `extra`.
     pub fn stream_config(
         &self,
         extra: &[(&str, &str)],
     ) -> sessionwarden_core::config::StreamConfig {
-        let vars = self.vars_with(extra);
-        sessionwarden_core::config::StreamConfig::from_source(&move |k: &str| vars.get(k).cloned())
-            .expect("stream config parses")
+        parse_config(self.vars_with(extra), "stream", |env| {
+            sessionwarden_core::config::StreamConfig::from_source(env)
+        })
     }
 
     /// A reader of the sessions table's stream, from its start.
@@ -445,15 +490,32 @@ pub fn run_binary(path: &str, env: &[(&str, &str)]) -> (bool, String) {
     )
 }
 
+/// Starts a worker binary with exactly `env` and asserts that it refuses to start, saying
+/// `expected` on stderr.
+pub fn assert_startup_fails(path: &str, env: &[(&str, &str)], expected: &str) {
+    let (ok, stderr) = run_binary(path, env);
+    assert!(!ok, "the binary started: {stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+}
+
+/// Asserts that a finished command succeeded, showing its stderr otherwise.
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl TestEnv {
     /// Cascade worker configuration parsed from this test's environment plus `extra`.
     pub fn cascade_config(
         &self,
         extra: &[(&str, &str)],
     ) -> sessionwarden_core::config::CascadeConfig {
-        let vars = self.vars_with(extra);
-        sessionwarden_core::config::CascadeConfig::from_source(&move |k: &str| vars.get(k).cloned())
-            .expect("cascade config parses")
+        parse_config(self.vars_with(extra), "cascade", |env| {
+            sessionwarden_core::config::CascadeConfig::from_source(env)
+        })
     }
 
     /// Sends raw bodies to the cascade queue, as another service would.
