@@ -83,25 +83,24 @@ impl ClientSettings {
     /// bounded, and the whole operation bounded well inside the shortest function timeout (60 s),
     /// so a slow dependency fails the unit of work instead of the invocation.
     pub fn lambda() -> Self {
-        ClientSettings {
-            retry: RetryConfig::standard().with_max_attempts(3),
-            timeout: TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .operation_timeout(Duration::from_secs(25))
-                .build(),
-        }
+        Self::standard_retries(3, 10, 25)
     }
 
     /// For local tooling and tests against emulators, which can be far slower than AWS (moto
     /// copies a whole table per transaction action): the same retries, generous bounds.
     pub fn local() -> Self {
+        Self::standard_retries(10, 300, 600)
+    }
+
+    /// Standard retries (3 attempts) with the given connect, per-attempt and whole-operation
+    /// timeouts, in seconds.
+    fn standard_retries(connect: u64, attempt: u64, operation: u64) -> Self {
         ClientSettings {
             retry: RetryConfig::standard().with_max_attempts(3),
             timeout: TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .operation_attempt_timeout(Duration::from_secs(300))
-                .operation_timeout(Duration::from_secs(600))
+                .connect_timeout(Duration::from_secs(connect))
+                .operation_attempt_timeout(Duration::from_secs(attempt))
+                .operation_timeout(Duration::from_secs(operation))
                 .build(),
         }
     }
