@@ -189,7 +189,7 @@ async fn terminated_and_expired_sessions_are_never_touched_by_either_strategy() 
     let mut all = ended.clone();
     all.push(due.clone());
     env.seed(&all).await;
-    let before = env.raw_items(&ended).await;
+    let before = env.snapshot(&ended).await;
 
     let by_index = sweep(&env, CleanupStrategy::Index).await;
     let by_scan = sweep(&env, CleanupStrategy::Scan).await;
@@ -201,11 +201,9 @@ async fn terminated_and_expired_sessions_are_never_touched_by_either_strategy() 
         1,
         "only the one due ACTIVE session was written"
     );
-    assert_eq!(
-        env.raw_items(&ended).await,
-        before,
-        "an ended session is byte-for-byte unchanged"
-    );
+    before
+        .assert_unchanged(&env, "an ended session is byte-for-byte unchanged")
+        .await;
     env.teardown().await;
 }
 
@@ -276,10 +274,7 @@ async fn a_session_touched_between_read_and_write_survives() {
     let v = env.session(&victim.session_id).await;
     assert_untouched_active(&v);
     assert_eq!(v.last_activity_at, f.now, "the app's touch is kept");
-    assert_eq!(
-        env.session(&others[0].session_id).await.status,
-        Status::Expired
-    );
+    assert_eq!(env.status_of(&others[0]).await, Status::Expired);
     assert_metrics(
         &env.metrics().await,
         &[("CleanupSessionsSkipped", &[("Reason", "touched")], 1.0)],
@@ -385,7 +380,7 @@ async fn the_deadline_stops_between_whole_writes_and_the_next_run_finishes() {
     assert_eq!(second.expired_total(), 7);
     assert!(second.finished);
     for s in &due {
-        assert_eq!(env.session(&s.session_id).await.status, Status::Expired);
+        assert_eq!(env.status_of(&s).await, Status::Expired);
     }
     env.teardown().await;
 }

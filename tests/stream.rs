@@ -95,6 +95,36 @@ impl World {
         self.env.app_update(&s.session_id, set).await;
     }
 
+    /// Seeds `n` sessions a minute old, of users `u-0`, `u-1`, ... (no processing).
+    async fn seed_new(&self, n: usize, label: &str) -> Vec<Session> {
+        let sessions: Vec<Session> = (0..n)
+            .map(|i| self.f.active(label, &format!("u-{i}"), 60, 30))
+            .collect();
+        self.env.seed(&sessions).await;
+        sessions
+    }
+
+    /// Seeds `n` hour-old sessions (`{label}{i}` of user `u-{i}`) and has the worker see them.
+    async fn seen_users(&mut self, n: usize, label: &str) -> Vec<Session> {
+        let sessions: Vec<Session> = (0..n)
+            .map(|i| {
+                self.f
+                    .active(&format!("{label}{i}"), &format!("u-{i}"), H, 60)
+            })
+            .collect();
+        self.env.seed(&sessions).await;
+        no_failures(&self.step().await);
+        sessions
+    }
+
+    /// The app binds session `i` of `sessions` to user `{prefix}-{i}`.
+    async fn rebind_users(&self, sessions: &[Session], prefix: &str) {
+        for (i, sess) in sessions.iter().enumerate() {
+            self.update(sess, &[("userId", s(&format!("{prefix}-{i}")))])
+                .await;
+        }
+    }
+
     async fn alerts(&self) -> Vec<ReceivedAlert> {
         self.env.alerts(&self.inbox).await
     }
@@ -216,10 +246,7 @@ async fn a_session_moved_to_another_tenant_is_critical() {
         a.doc["evidence"][0],
         serde_json::json!({"field": "tenantId", "before": "acme", "after": "globex"})
     );
-    assert_eq!(
-        w.env.session(&sess.session_id).await.status,
-        Status::Terminated
-    );
+    assert_eq!(w.env.status_of(&sess).await, Status::Terminated);
     w.env.teardown().await;
 }
 
@@ -267,7 +294,7 @@ async fn login_that_keeps_the_anonymous_session_id_is_fixation() {
     let a = single_alert(&mut w).await;
     a.assert_kind("SESSION_FIXATION", "MEDIUM");
     assert_eq!(
-        w.env.session(&sess.session_id).await.status,
+        w.env.status_of(&sess).await,
         Status::Active,
         "fixation is alert-only by default"
     );
@@ -292,9 +319,7 @@ async fn creation_bursts_per_user_and_per_tenant() {
         ("BURST_USER_THRESHOLD", "3"),
         ("BURST_TENANT_THRESHOLD", "4"),
     ];
-    let sessions: Vec<Session> = (0..5)
-        .map(|i| w.f.active(&format!("b{i}"), "u-burst", 60, 30))
-        .collect();
+    let sessions = w.f.of_user(5, "b", "u-burst", 60, 30);
     w.env.seed(&sessions).await;
     let event = w.event().await;
     no_failures(&w.invoke(&burst, &event).await);
@@ -526,15 +551,8 @@ fn seq_of(record: &serde_json::Value) -> String {
 async fn a_transient_failure_mid_batch_returns_the_first_incomplete_record_and_the_retry_completes()
 {
     let mut w = World::new("transient").await;
-    let sessions: Vec<Session> = (0..3)
-        .map(|i| w.f.active(&format!("t{i}"), &format!("u-{i}"), H, 60))
-        .collect();
-    w.env.seed(&sessions).await;
-    no_failures(&w.step().await);
-    for (i, sess) in sessions.iter().enumerate() {
-        w.update(&sess, &[("userId", s(&format!("intruder-{i}")))])
-            .await;
-    }
+    let sessions = w.seen_users(3, "t").await;
+    w.rebind_users(&sessions, "intruder").await;
     let event = w.event().await;
     let records = event["Records"].as_array().unwrap().clone();
     let middle = records
@@ -588,10 +606,7 @@ async fn a_transient_failure_mid_batch_returns_the_first_incomplete_record_and_t
         w.env.key.of(&sessions[1].session_id).as_str()
     );
     for sess in &sessions {
-        assert_eq!(
-            w.env.session(&sess.session_id).await.status,
-            Status::Terminated
-        );
+        assert_eq!(w.env.status_of(&sess).await, Status::Terminated);
     }
     w.env.teardown().await;
 }
@@ -752,10 +767,7 @@ const BUDGET_BURST: &str = "50";
 async fn a_hundred_new_sessions_cost_at_most_ten_requests_and_touches_cost_none() {
     // `just bench stream` checks 1,000 new sessions against a budget of 50 requests.
     let mut w = World::new("stream-cost").await;
-    let sessions: Vec<Session> = (0..100)
-        .map(|i| w.f.active("c", &format!("u-{i}"), 60, 30))
-        .collect();
-    w.env.seed(&sessions).await;
+    let sessions = w.seed_new(100, "c").await;
     let inserts = w.event().await;
     assert_eq!(inserts["Records"].as_array().unwrap().len(), 100);
     w.env.counter.reset();
@@ -844,14 +856,8 @@ async fn emulator_records_have_the_documented_lambda_event_shape() {
 #[tokio::test]
 async fn an_alert_storm_becomes_one_digest() {
     let mut w = World::new("storm").await;
-    let sessions: Vec<Session> = (0..4)
-        .map(|i| w.f.active(&format!("s{i}"), &format!("u-{i}"), H, 60))
-        .collect();
-    w.env.seed(&sessions).await;
-    no_failures(&w.step().await);
-    for (i, sess) in sessions.iter().enumerate() {
-        w.update(&sess, &[("userId", s(&format!("x-{i}")))]).await;
-    }
+    let sessions = w.seen_users(4, "s").await;
+    w.rebind_users(&sessions, "x").await;
     let event = w.event().await;
     no_failures(&w.invoke(&[("ALERT_STORM_THRESHOLD", "2")], &event).await);
     let alerts = w.alerts().await;
@@ -869,10 +875,7 @@ async fn an_alert_storm_becomes_one_digest() {
     );
     // Every anomaly is still contained and counted.
     for sess in &sessions {
-        assert_eq!(
-            w.env.session(&sess.session_id).await.status,
-            Status::Terminated
-        );
+        assert_eq!(w.env.status_of(&sess).await, Status::Terminated);
     }
     assert_metrics(
         &w.env.metrics().await,
@@ -929,10 +932,7 @@ async fn the_stream_tail_returns_every_record_once_even_when_moto_repeats_sequen
     let mut w = World::new("tail-race").await;
     // Concurrent BatchWriteItems race in moto's threaded server and can give records duplicate
     // sequence numbers, after which its iterator cycles. The tail must still end, once per record.
-    let sessions: Vec<Session> = (0..2000)
-        .map(|i| w.f.active("race", &format!("u-{i}"), 60, 30))
-        .collect();
-    w.env.seed(&sessions).await;
+    w.seed_new(2000, "race").await;
     let records = tokio::time::timeout(Duration::from_secs(120), w.tail.next_records())
         .await
         .expect("the stream read ends")

@@ -18,9 +18,11 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use sessionwarden_aws::{AwsClients, RequestCounter};
 use sessionwarden_core::cleanup::CleanupReport;
-use sessionwarden_core::config::{CleanupConfig, CleanupStrategy, ConfigError, EnvSource};
+use sessionwarden_core::config::{
+    CascadeConfig, CleanupConfig, CleanupStrategy, ConfigError, EnvSource, StreamConfig,
+};
 use sessionwarden_core::expiry::ExpiryPolicy;
-use sessionwarden_core::session::{Session, SessionId};
+use sessionwarden_core::session::{Session, SessionId, Status};
 use sessionwarden_core::session_ref::SessionRefKey;
 use sessionwarden_local::metrics::{read_back, SeriesSum};
 use sessionwarden_local::provision::Resources;
@@ -178,16 +180,16 @@ impl TestEnv {
             .item
     }
 
-    /// Reads the raw items of `sessions`, in order.
-    pub async fn raw_items(
-        &self,
-        sessions: &[Session],
-    ) -> Vec<Option<HashMap<String, AttributeValue>>> {
+    /// Reads the raw items of `sessions` now, to compare with later.
+    pub async fn snapshot(&self, sessions: &[Session]) -> RawSnapshot {
         let mut items = Vec::with_capacity(sessions.len());
         for s in sessions {
             items.push(self.raw_item(&s.session_id).await);
         }
-        items
+        RawSnapshot {
+            ids: sessions.iter().map(|s| s.session_id.clone()).collect(),
+            items,
+        }
     }
 
     /// Reads one session.
@@ -198,6 +200,11 @@ impl TestEnv {
             .expect("GetItem")
             .expect("session exists")
             .expect("session parses")
+    }
+
+    /// The current status of a seeded session.
+    pub async fn status_of(&self, s: &Session) -> Status {
+        self.session(&s.session_id).await.status
     }
 
     /// Every metric series of this test's namespace, read back from the emulator.
@@ -216,6 +223,22 @@ impl TestEnv {
     /// Deletes this test's tables to keep the emulator small.
     pub async fn teardown(self) {
         let _ = sessionwarden_local::provision::delete_tables(&self.clients, &self.prefix).await;
+    }
+}
+
+/// The raw items of some sessions at one moment, from [`TestEnv::snapshot`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawSnapshot {
+    ids: Vec<SessionId>,
+    items: Vec<Option<HashMap<String, AttributeValue>>>,
+}
+
+impl RawSnapshot {
+    /// Asserts every item is still exactly as it was (`why` says what that means).
+    pub async fn assert_unchanged(&self, env: &TestEnv, why: &str) {
+        for (id, before) in self.ids.iter().zip(&self.items) {
+            assert_eq!(&env.raw_item(id).await, before, "{why}");
+        }
     }
 }
 
@@ -264,6 +287,13 @@ impl SessionFactory {
         s.user_id = Some(user.to_string());
         s.tenant_id = Some("acme".to_string());
         self.with_sweep(s)
+    }
+
+    /// `n` ACTIVE sessions of `user`, labelled `{label}0`, `{label}1`, ...
+    pub fn of_user(&self, n: usize, label: &str, user: &str, age: i64, idle: i64) -> Vec<Session> {
+        (0..n)
+            .map(|i| self.active(&format!("{label}{i}"), user, age, idle))
+            .collect()
     }
 
     /// An anonymous ACTIVE session (no `userId` yet) created `age` seconds ago and idle for
@@ -344,12 +374,16 @@ impl ReceivedAlert {
 
 impl TestEnv {
     /// Stream worker configuration parsed from this test's environment plus `extra`.
-    pub fn stream_config(
-        &self,
-        extra: &[(&str, &str)],
-    ) -> sessionwarden_core::config::StreamConfig {
-        parse_config(self.vars_with(extra), "stream", |env| {
-            sessionwarden_core::config::StreamConfig::from_source(env)
+    pub fn stream_config(&self, extra: &[(&str, &str)]) -> StreamConfig {
+        parse_config(self.vars_with(extra), "stream", |e| {
+            StreamConfig::from_source(e)
+        })
+    }
+
+    /// Cascade worker configuration parsed from this test's environment plus `extra`.
+    pub fn cascade_config(&self, extra: &[(&str, &str)]) -> CascadeConfig {
+        parse_config(self.vars_with(extra), "cascade", |e| {
+            CascadeConfig::from_source(e)
         })
     }
 
@@ -508,16 +542,6 @@ pub fn assert_success(out: &std::process::Output) {
 }
 
 impl TestEnv {
-    /// Cascade worker configuration parsed from this test's environment plus `extra`.
-    pub fn cascade_config(
-        &self,
-        extra: &[(&str, &str)],
-    ) -> sessionwarden_core::config::CascadeConfig {
-        parse_config(self.vars_with(extra), "cascade", |env| {
-            sessionwarden_core::config::CascadeConfig::from_source(env)
-        })
-    }
-
     /// Sends raw bodies to the cascade queue, as another service would.
     pub async fn send_cascade(&self, bodies: &[String]) {
         for b in bodies {
