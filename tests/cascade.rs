@@ -185,7 +185,7 @@ async fn a_tenant_suspension_crosses_pages_and_continuations_and_announces_itsel
     assert!(rounds >= 3);
     assert_eq!((report.jobs_started, report.jobs_completed), (1, 1));
     for s in &acme {
-        assert_eq!(env.status_of(&s).await, Status::Terminated);
+        assert_eq!(env.status_of(s).await, Status::Terminated);
     }
     for s in &globex {
         assert_eq!(env.session(&s.session_id).await, *s);

@@ -380,7 +380,7 @@ async fn the_deadline_stops_between_whole_writes_and_the_next_run_finishes() {
     assert_eq!(second.expired_total(), 7);
     assert!(second.finished);
     for s in &due {
-        assert_eq!(env.status_of(&s).await, Status::Expired);
+        assert_eq!(env.status_of(s).await, Status::Expired);
     }
     env.teardown().await;
 }

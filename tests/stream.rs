@@ -606,7 +606,7 @@ async fn a_transient_failure_mid_batch_returns_the_first_incomplete_record_and_t
         w.env.key.of(&sessions[1].session_id).as_str()
     );
     for sess in &sessions {
-        assert_eq!(w.env.status_of(&sess).await, Status::Terminated);
+        assert_eq!(w.env.status_of(sess).await, Status::Terminated);
     }
     w.env.teardown().await;
 }
@@ -875,7 +875,7 @@ async fn an_alert_storm_becomes_one_digest() {
     );
     // Every anomaly is still contained and counted.
     for sess in &sessions {
-        assert_eq!(w.env.status_of(&sess).await, Status::Terminated);
+        assert_eq!(w.env.status_of(sess).await, Status::Terminated);
     }
     assert_metrics(
         &w.env.metrics().await,
