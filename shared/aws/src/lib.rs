@@ -43,6 +43,14 @@ const TRANSIENT_CODES: &[&str] = &[
     "KMSThrottlingException",
 ];
 
+/// Waits before attempt `attempt` (from 0) at the unprocessed part of a batch call: not at all
+/// before the first, then `base_ms` doubled per attempt, at most 32 × `base_ms`.
+pub async fn retry_pause(attempt: u32, base_ms: u64) {
+    if attempt > 0 {
+        tokio::time::sleep(Duration::from_millis(base_ms << attempt.min(5))).await;
+    }
+}
+
 /// Maps an SDK error into the core's [`PortError`], split by what the caller does about it. The
 /// SDK has already spent its own retries (see [`ClientSettings`]) by the time we see it.
 pub fn sdk_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> PortError

@@ -66,10 +66,7 @@ impl SeedTable {
                     if pending.is_empty() {
                         break;
                     }
-                    if attempt > 0 {
-                        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5)))
-                            .await;
-                    }
+                    sessionwarden_aws::retry_pause(attempt, 50).await;
                     let out = client
                         .batch_write_item()
                         .request_items(table, pending)
