@@ -10,7 +10,7 @@ use sessionwarden_cascade::CascadeWorker;
 use sessionwarden_core::cascade::CascadeReport;
 use sessionwarden_core::cascade_message::{request, Target};
 use sessionwarden_core::session::{Session, SessionId, Status, TerminationReason};
-use sessionwarden_tests::{context_with, metric, s, SessionFactory, TestEnv};
+use sessionwarden_tests::{assert_metrics, context_with, metric, s, SessionFactory, TestEnv};
 
 const H: i64 = 3600;
 
@@ -60,6 +60,24 @@ fn body(target: Target, reason: &str, request_id: Option<&str>) -> String {
     .unwrap()
 }
 
+/// Sends one cascade request to the queue, as another service would.
+async fn ask(env: &TestEnv, target: Target, reason: &str, request_id: Option<&str>) {
+    env.send_cascade(&[body(target, reason, request_id)]).await;
+}
+
+/// Processes `event` with `secs` seconds left.
+async fn run_within(
+    w: &CascadeWorker,
+    event: &SqsEvent,
+    secs: u64,
+) -> (SqsBatchResponse, CascadeReport) {
+    w.run(
+        event,
+        &sessionwarden_core::deadline::EpochDeadline::in_from_now(Duration::from_secs(secs)),
+    )
+    .await
+}
+
 fn ended_by_cascade(s: &Session, reason: TerminationReason) {
     assert_eq!(s.status, Status::Terminated);
     assert_eq!(s.termination_reason, Some(reason));
@@ -76,28 +94,25 @@ async fn terminated_by(env: &TestEnv, id: &SessionId) -> Option<String> {
 async fn logout_everywhere_ends_that_users_sessions_and_nobody_elses() {
     let env = TestEnv::new("logout-everywhere").await;
     let f = SessionFactory::new();
-    let mine: Vec<Session> = (0..3)
-        .map(|i| f.active(&format!("m{i}"), "u-1", H, 60))
-        .collect();
+    let mine = f.of_user(3, "m", "u-1", H, 60);
     let mut logged_out = f.active("old", "u-1", 5 * H, 3 * H);
     logged_out.status = Status::Terminated;
     logged_out.termination_reason = Some(TerminationReason::Logout);
     let mut expired = f.active("exp", "u-1", 30 * H, 20 * H);
     expired.status = Status::Expired;
     expired.termination_reason = Some(TerminationReason::Idle);
-    let theirs: Vec<Session> = (0..2)
-        .map(|i| f.active(&format!("t{i}"), "u-2", H, 60))
-        .collect();
+    let theirs = f.of_user(2, "t", "u-2", H, 60);
     let mut all = mine.clone();
     all.extend([logged_out.clone(), expired.clone()]);
     all.extend(theirs.clone());
     env.seed(&all).await;
 
-    env.send_cascade(&[body(
+    ask(
+        &env,
         Target::User("u-1".into()),
         "password-changed",
         Some("req-logout-1"),
-    )])
+    )
     .await;
     let (report, _) = drive(&env, &[]).await;
 
@@ -123,12 +138,14 @@ async fn logout_everywhere_ends_that_users_sessions_and_nobody_elses() {
         );
     }
     let m = env.metrics().await;
-    assert_eq!(
-        metric(&m, "SessionsTerminated", &[("Cause", "cascade:user")]),
-        Some(3.0)
+    assert_metrics(
+        &m,
+        &[
+            ("SessionsTerminated", &[("Cause", "cascade:user")], 3.0),
+            ("CascadeJobsStarted", &[], 1.0),
+            ("CascadeJobsCompleted", &[], 1.0),
+        ],
     );
-    assert_eq!(metric(&m, "CascadeJobsStarted", &[]), Some(1.0));
-    assert_eq!(metric(&m, "CascadeJobsCompleted", &[]), Some(1.0));
     assert!(metric(&m, "CascadePages", &[]).unwrap() >= 1.0);
     assert!(metric(&m, "CascadeDurationMs", &[]).is_some());
     env.teardown().await;
@@ -152,11 +169,12 @@ async fn a_tenant_suspension_crosses_pages_and_continuations_and_announces_itsel
     env.seed(&acme).await;
     env.seed(&globex).await;
 
-    env.send_cascade(&[body(
+    ask(
+        &env,
         Target::Tenant("acme".into()),
         "tenant-suspended",
         Some("suspend-acme"),
-    )])
+    )
     .await;
     // One page of 100 per message: the job must continue across messages.
     let (report, rounds) = drive(&env, &[("CASCADE_PAGES_PER_MESSAGE", "1")]).await;
@@ -167,7 +185,7 @@ async fn a_tenant_suspension_crosses_pages_and_continuations_and_announces_itsel
     assert!(rounds >= 3);
     assert_eq!((report.jobs_started, report.jobs_completed), (1, 1));
     for s in &acme {
-        assert_eq!(env.session(&s.session_id).await.status, Status::Terminated);
+        assert_eq!(env.status_of(s).await, Status::Terminated);
     }
     for s in &globex {
         assert_eq!(env.session(&s.session_id).await, *s);
@@ -214,11 +232,12 @@ async fn a_family_chain_of_depth_three_is_fully_ended() {
     env.seed(&chain).await;
     env.seed(std::slice::from_ref(&unrelated)).await;
 
-    env.send_cascade(&[body(
+    ask(
+        &env,
         Target::Session(root.session_id.clone()),
         "admin-revoke",
         Some("fam-1"),
-    )])
+    )
     .await;
     let (report, _) = drive(&env, &[]).await;
 
@@ -252,22 +271,20 @@ async fn a_cycle_in_parent_session_id_stops() {
     b.parent_session_id = Some(a.session_id.clone());
     env.seed(&[a.clone(), b.clone()]).await;
 
-    env.send_cascade(&[body(
+    ask(
+        &env,
         Target::Session(a.session_id.clone()),
         "admin-revoke",
         None,
-    )])
+    )
     .await;
     let (report, rounds) = drive(&env, &[]).await;
 
-    assert_eq!(env.session(&a.session_id).await.status, Status::Terminated);
-    assert_eq!(env.session(&b.session_id).await.status, Status::Terminated);
+    assert_eq!(env.status_of(&a).await, Status::Terminated);
+    assert_eq!(env.status_of(&b).await, Status::Terminated);
     assert_eq!(report.cycles_stopped, 1, "{report:?}");
     assert!(rounds <= 4, "{rounds} rounds");
-    assert_eq!(
-        metric(&env.metrics().await, "CascadeCyclesStopped", &[]),
-        Some(1.0)
-    );
+    assert_metrics(&env.metrics().await, &[("CascadeCyclesStopped", &[], 1.0)]);
     env.teardown().await;
 }
 
@@ -275,29 +292,18 @@ async fn a_cycle_in_parent_session_id_stops() {
 async fn a_redelivered_message_changes_nothing() {
     let env = TestEnv::new("cascade-redelivery").await;
     let f = SessionFactory::new();
-    let sessions: Vec<Session> = (0..3)
-        .map(|i| f.active(&format!("r{i}"), "u-1", H, 60))
-        .collect();
+    let sessions = f.of_user(3, "r", "u-1", H, 60);
     env.seed(&sessions).await;
-    env.send_cascade(&[body(Target::User("u-1".into()), "password-changed", None)])
-        .await;
+    ask(&env, Target::User("u-1".into()), "password-changed", None).await;
     let event = env.cascade_event().await.unwrap();
     assert!(invoke(&env, &[], event.clone())
         .await
         .batch_item_failures
         .is_empty());
-    let mut before = Vec::new();
-    for s in &sessions {
-        before.push(env.raw_item(&s.session_id).await);
-    }
+    let before = env.snapshot(&sessions).await;
     // The same message again (redelivery or replay), later.
     let w = worker(&env, &[]);
-    let (response, report) = w
-        .run(
-            &event,
-            &sessionwarden_core::deadline::EpochDeadline::in_from_now(Duration::from_secs(60)),
-        )
-        .await;
+    let (response, report) = run_within(&w, &event, 60).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(report.ended.values().sum::<u64>(), 0);
     assert_eq!(
@@ -305,13 +311,9 @@ async fn a_redelivered_message_changes_nothing() {
         (0, 0),
         "the job is counted once"
     );
-    for (s, b) in sessions.iter().zip(before) {
-        assert_eq!(
-            env.raw_item(&s.session_id).await,
-            b,
-            "nothing already done is rewritten"
-        );
-    }
+    before
+        .assert_unchanged(&env, "nothing already done is rewritten")
+        .await;
     env.teardown().await;
 }
 
@@ -348,9 +350,9 @@ async fn invalid_messages_go_to_the_dead_letter_queue_with_a_reason() {
     assert!(letters
         .iter()
         .all(|l| l["source"] == "sessionwarden-cascade" && l["sequenceNumber"].is_string()));
-    assert_eq!(
-        metric(&env.metrics().await, "CascadeMessagesInvalid", &[]),
-        Some(4.0)
+    assert_metrics(
+        &env.metrics().await,
+        &[("CascadeMessagesInvalid", &[], 4.0)],
     );
     env.teardown().await;
 }
@@ -363,21 +365,17 @@ async fn the_deadline_hands_the_rest_to_a_continuation() {
         .map(|i| f.active("d", &format!("u-{i}"), H, 60))
         .collect();
     env.seed(&sessions).await;
-    env.send_cascade(&[body(
+    ask(
+        &env,
         Target::Tenant("acme".into()),
         "suspended",
         Some("deadline-1"),
-    )])
+    )
     .await;
     let event = env.cascade_event().await.unwrap();
     // 5 s left, 10 s margin: no page is read; the whole job continues in a new message.
     let w = worker(&env, &[("CASCADE_PAGE_SIZE", "10")]);
-    let (response, report) = w
-        .run(
-            &event,
-            &sessionwarden_core::deadline::EpochDeadline::in_from_now(Duration::from_secs(5)),
-        )
-        .await;
+    let (response, report) = run_within(&w, &event, 5).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((report.pages, report.continuations), (0, 1));
     let (rest, _) = drive(&env, &[("CASCADE_PAGE_SIZE", "10")]).await;
@@ -390,9 +388,7 @@ async fn stream_to_queue_to_worker_end_to_end() {
     let env = TestEnv::new("cascade-e2e").await;
     let mut tail = env.stream_tail().await;
     let f = SessionFactory::new();
-    let sessions: Vec<Session> = (0..3)
-        .map(|i| f.active(&format!("e{i}"), "u-1", H, 60))
-        .collect();
+    let sessions = f.of_user(3, "e", "u-1", H, 60);
     let mut child = f.active("child", "u-1", H, 60);
     child.parent_session_id = Some(sessions[1].session_id.clone());
     let bystander = f.active("by", "u-2", H, 60);
@@ -438,10 +434,7 @@ async fn stream_to_queue_to_worker_end_to_end() {
         Some(TerminationReason::Logout)
     );
     // The child was u-1's too: ended by the user cascade (or its family), either way not ACTIVE.
-    assert_eq!(
-        env.session(&child.session_id).await.status,
-        Status::Terminated
-    );
+    assert_eq!(env.status_of(&child).await, Status::Terminated);
     assert_eq!(env.session(&bystander.session_id).await, bystander);
     env.teardown().await;
 }

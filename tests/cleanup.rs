@@ -5,33 +5,23 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lambda_runtime::LambdaEvent;
 use sessionwarden_aws::cloudwatch::CloudWatchMetrics;
-use sessionwarden_aws::sessions::DynamoSessions;
-use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
-use sessionwarden_core::cascade_message::Target;
 use sessionwarden_core::cleanup::{run_cleanup, CleanupReport};
-use sessionwarden_core::config::{CleanupConfig, CleanupStrategy};
+use sessionwarden_core::config::CleanupStrategy;
 use sessionwarden_core::deadline::{Deadline, EpochDeadline};
 use sessionwarden_core::error::PortError;
-use sessionwarden_core::ports::{
-    CandidatePage, EndOutcome, Fence, MemberPage, Scope, SessionStore, Termination,
-};
 use sessionwarden_core::session::{Session, SessionId, Status, TerminationReason};
-use sessionwarden_tests::{context_with, metric, scheduled_event_fixture, SessionFactory, TestEnv};
+use sessionwarden_tests::{
+    assert_metrics, metric, BeforeEnd, HookedSessions, SessionFactory, TestEnv,
+};
 
 const H: i64 = 3600;
 const M: i64 = 60;
 
-/// Invokes the Lambda handler exactly as the runtime would, with the fixture event.
-async fn invoke(env: &TestEnv, config: CleanupConfig, remaining: Duration) -> CleanupReport {
-    let worker = CleanupWorker::from_clients(&env.clients, config);
-    let event: ScheduledEvent =
-        serde_json::from_value(scheduled_event_fixture()).expect("fixture parses");
-    worker
-        .handle(LambdaEvent::new(event, context_with(remaining)))
+/// Invokes the Lambda handler with `strategy`'s default configuration and five minutes left.
+async fn sweep(env: &TestEnv, strategy: CleanupStrategy) -> CleanupReport {
+    env.invoke_cleanup(env.cleanup_config(strategy, &[]), Duration::from_secs(300))
         .await
-        .expect("cleanup run succeeds")
 }
 
 fn assert_expired(s: &Session, reason: TerminationReason, report: &CleanupReport) {
@@ -43,6 +33,17 @@ fn assert_expired(s: &Session, reason: TerminationReason, report: &CleanupReport
         Some(report.now + 604_800),
         "TTL = end + 7 days audit retention"
     );
+}
+
+/// Reads each session back and asserts it expired for its reason in the run of `report`.
+async fn assert_all_expired(
+    env: &TestEnv,
+    expected: &[(&Session, TerminationReason)],
+    report: &CleanupReport,
+) {
+    for (s, reason) in expected {
+        assert_expired(&env.session(&s.session_id).await, *reason, report);
+    }
 }
 
 /// ACTIVE, and none of the attributes an ending write sets.
@@ -72,12 +73,7 @@ async fn idle_and_absolute_deadlines_expire_with_reason_time_and_ttl() {
     ])
     .await;
 
-    let report = invoke(
-        &env,
-        env.cleanup_config(CleanupStrategy::Index, &[]),
-        Duration::from_secs(300),
-    )
-    .await;
+    let report = sweep(&env, CleanupStrategy::Index).await;
 
     assert_eq!((report.expired.idle, report.expired.absolute), (1, 2));
     assert_eq!(
@@ -85,21 +81,16 @@ async fn idle_and_absolute_deadlines_expire_with_reason_time_and_ttl() {
         "the index hands cleanup only due sessions"
     );
     assert!(report.finished && !report.stopped_at_deadline);
-    assert_expired(
-        &env.session(&idle.session_id).await,
-        TerminationReason::Idle,
+    assert_all_expired(
+        &env,
+        &[
+            (&idle, TerminationReason::Idle),
+            (&over_age, TerminationReason::Absolute),
+            (&fixed_end, TerminationReason::Absolute),
+        ],
         &report,
-    );
-    assert_expired(
-        &env.session(&over_age.session_id).await,
-        TerminationReason::Absolute,
-        &report,
-    );
-    assert_expired(
-        &env.session(&fixed_end.session_id).await,
-        TerminationReason::Absolute,
-        &report,
-    );
+    )
+    .await;
     assert_eq!(
         env.session(&fresh.session_id).await,
         fresh,
@@ -120,17 +111,16 @@ async fn idle_and_absolute_deadlines_expire_with_reason_time_and_ttl() {
     // One PutMetricData, and the values are really in CloudWatch.
     assert_eq!(env.counter.get("PutMetricData"), 1);
     let m = env.metrics().await;
-    assert_eq!(
-        metric(&m, "SessionsExpired", &[("Reason", "idle")]),
-        Some(1.0)
+    assert_metrics(
+        &m,
+        &[
+            ("SessionsExpired", &[("Reason", "idle")], 1.0),
+            ("SessionsExpired", &[("Reason", "absolute")], 2.0),
+            ("CleanupSessionsExamined", &[], 3.0),
+            ("CleanupRuns", &[], 1.0),
+            ("CleanupIncomplete", &[], 0.0),
+        ],
     );
-    assert_eq!(
-        metric(&m, "SessionsExpired", &[("Reason", "absolute")]),
-        Some(2.0)
-    );
-    assert_eq!(metric(&m, "CleanupSessionsExamined", &[]), Some(3.0));
-    assert_eq!(metric(&m, "CleanupRuns", &[]), Some(1.0));
-    assert_eq!(metric(&m, "CleanupIncomplete", &[]), Some(0.0));
     assert!(metric(&m, "CleanupDurationMs", &[]).is_some());
     env.teardown().await;
 }
@@ -152,36 +142,25 @@ async fn per_session_idle_timeout_overrides_the_default() {
     env.seed(&[strict.clone(), generous.clone(), default.clone()])
         .await;
 
-    let report = invoke(
-        &env,
-        env.cleanup_config(CleanupStrategy::Index, &[]),
-        Duration::from_secs(300),
-    )
-    .await;
+    let report = sweep(&env, CleanupStrategy::Index).await;
 
     assert_eq!((report.expired.idle, report.expired.absolute), (2, 0));
-    assert_expired(
-        &env.session(&strict.session_id).await,
-        TerminationReason::Idle,
+    assert_all_expired(
+        &env,
+        &[
+            (&strict, TerminationReason::Idle),
+            (&default, TerminationReason::Idle),
+        ],
         &report,
-    );
-    assert_expired(
-        &env.session(&default.session_id).await,
-        TerminationReason::Idle,
-        &report,
-    );
+    )
+    .await;
     assert_eq!(env.session(&generous.session_id).await, generous);
 
     // The scan strategy, which cannot rely on sweepAt, reaches the same decisions.
     let env2 = TestEnv::new("override-scan").await;
     env2.seed(&[strict.clone(), generous.clone(), default.clone()])
         .await;
-    let report = invoke(
-        &env2,
-        env2.cleanup_config(CleanupStrategy::Scan, &[]),
-        Duration::from_secs(300),
-    )
-    .await;
+    let report = sweep(&env2, CleanupStrategy::Scan).await;
     assert_eq!((report.expired.idle, report.not_due), (2, 1));
     assert_eq!(env2.session(&generous.session_id).await, generous);
     env.teardown().await;
@@ -210,23 +189,10 @@ async fn terminated_and_expired_sessions_are_never_touched_by_either_strategy() 
     let mut all = ended.clone();
     all.push(due.clone());
     env.seed(&all).await;
-    let mut before = Vec::new();
-    for s in &ended {
-        before.push(env.raw_item(&s.session_id).await);
-    }
+    let before = env.snapshot(&ended).await;
 
-    let by_index = invoke(
-        &env,
-        env.cleanup_config(CleanupStrategy::Index, &[]),
-        Duration::from_secs(300),
-    )
-    .await;
-    let by_scan = invoke(
-        &env,
-        env.cleanup_config(CleanupStrategy::Scan, &[]),
-        Duration::from_secs(300),
-    )
-    .await;
+    let by_index = sweep(&env, CleanupStrategy::Index).await;
+    let by_scan = sweep(&env, CleanupStrategy::Scan).await;
 
     assert_eq!(by_index.expired_total(), 1);
     assert_eq!(by_scan.expired_total(), 0);
@@ -235,51 +201,22 @@ async fn terminated_and_expired_sessions_are_never_touched_by_either_strategy() 
         1,
         "only the one due ACTIVE session was written"
     );
-    for (s, b) in ended.iter().zip(before) {
-        assert_eq!(
-            env.raw_item(&s.session_id).await,
-            b,
-            "an ended session is byte-for-byte unchanged"
-        );
-    }
+    before
+        .assert_unchanged(&env, "an ended session is byte-for-byte unchanged")
+        .await;
     env.teardown().await;
 }
 
-/// A store that lets the app touch one session between cleanup's read and its write.
+/// The app touching one session between cleanup's read and its write.
 struct TouchBeforeWrite {
-    inner: DynamoSessions,
     table: String,
     victim: SessionId,
     touched_at: i64,
     env_client: aws_sdk_dynamodb::Client,
 }
 
-impl SessionStore for TouchBeforeWrite {
-    async fn due(
-        &self,
-        scope: &Scope,
-        now: i64,
-        limit: u32,
-        cursor: Option<String>,
-    ) -> Result<CandidatePage, PortError> {
-        self.inner.due(scope, now, limit, cursor).await
-    }
-
-    async fn members(
-        &self,
-        target: &Target,
-        limit: u32,
-        cursor: Option<String>,
-    ) -> Result<MemberPage, PortError> {
-        self.inner.members(target, limit, cursor).await
-    }
-
-    async fn end(
-        &self,
-        id: &SessionId,
-        t: &Termination,
-        fence: Option<&Fence>,
-    ) -> Result<EndOutcome, PortError> {
+impl BeforeEnd for TouchBeforeWrite {
+    async fn before_end(&self, id: &SessionId) -> Result<(), PortError> {
         if *id == self.victim {
             // What the app does on a request: bump lastActivityAt (and sweepAt).
             self.env_client
@@ -296,7 +233,7 @@ impl SessionStore for TouchBeforeWrite {
                 .await
                 .expect("app touch");
         }
-        self.inner.end(id, t, fence).await
+        Ok(())
     }
 }
 
@@ -312,12 +249,14 @@ async fn a_session_touched_between_read_and_write_survives() {
     env.seed(&[victim.clone(), others[0].clone(), others[1].clone()])
         .await;
 
-    let store = TouchBeforeWrite {
+    let store = HookedSessions {
         inner: env.sessions().adapter(),
-        table: env.resources.sessions_table.clone(),
-        victim: victim.session_id.clone(),
-        touched_at: f.now,
-        env_client: env.clients.dynamodb.clone(),
+        hook: TouchBeforeWrite {
+            table: env.resources.sessions_table.clone(),
+            victim: victim.session_id.clone(),
+            touched_at: f.now,
+            env_client: env.clients.dynamodb.clone(),
+        },
     };
     let config = env.cleanup_config(CleanupStrategy::Index, &[]);
     let report = run_cleanup(
@@ -335,17 +274,10 @@ async fn a_session_touched_between_read_and_write_survives() {
     let v = env.session(&victim.session_id).await;
     assert_untouched_active(&v);
     assert_eq!(v.last_activity_at, f.now, "the app's touch is kept");
-    assert_eq!(
-        env.session(&others[0].session_id).await.status,
-        Status::Expired
-    );
-    assert_eq!(
-        metric(
-            &env.metrics().await,
-            "CleanupSessionsSkipped",
-            &[("Reason", "touched")]
-        ),
-        Some(1.0)
+    assert_eq!(env.status_of(&others[0]).await, Status::Expired);
+    assert_metrics(
+        &env.metrics().await,
+        &[("CleanupSessionsSkipped", &[("Reason", "touched")], 1.0)],
     );
     env.teardown().await;
 }
@@ -358,12 +290,12 @@ async fn a_deadline_inside_the_safety_margin_starts_no_work() {
     env.seed(std::slice::from_ref(&due)).await;
 
     // 5 s left, 10 s margin (the default).
-    let report = invoke(
-        &env,
-        env.cleanup_config(CleanupStrategy::Index, &[]),
-        Duration::from_secs(5),
-    )
-    .await;
+    let report = env
+        .invoke_cleanup(
+            env.cleanup_config(CleanupStrategy::Index, &[]),
+            Duration::from_secs(5),
+        )
+        .await;
 
     assert!(report.stopped_at_deadline && !report.finished);
     assert_eq!(
@@ -372,10 +304,7 @@ async fn a_deadline_inside_the_safety_margin_starts_no_work() {
     );
     assert_eq!(env.counter.get("Query") + env.counter.get("UpdateItem"), 0);
     assert_untouched_active(&env.session(&due.session_id).await);
-    assert_eq!(
-        metric(&env.metrics().await, "CleanupIncomplete", &[]),
-        Some(1.0)
-    );
+    assert_metrics(&env.metrics().await, &[("CleanupIncomplete", &[], 1.0)]);
     env.teardown().await;
 }
 
@@ -447,11 +376,11 @@ async fn the_deadline_stops_between_whole_writes_and_the_next_run_finishes() {
         "every session is either fully ended or not written at all"
     );
 
-    let second = invoke(&env, config, Duration::from_secs(300)).await;
+    let second = env.invoke_cleanup(config, Duration::from_secs(300)).await;
     assert_eq!(second.expired_total(), 7);
     assert!(second.finished);
     for s in &due {
-        assert_eq!(env.session(&s.session_id).await.status, Status::Expired);
+        assert_eq!(env.status_of(s).await, Status::Expired);
     }
     env.teardown().await;
 }
@@ -465,15 +394,15 @@ async fn index_cost(live: usize) -> (CleanupReport, u64, u64, u64) {
     let env = TestEnv::new(&format!("cost{live}")).await;
     let f = SessionFactory::new();
     env.seed(&f.population(live, 100)).await;
-    let report = invoke(
-        &env,
-        env.cleanup_config(
-            CleanupStrategy::Index,
-            &[("CLEANUP_PAGE_SIZE", COST_PAGE_SIZE)],
-        ),
-        Duration::from_secs(300),
-    )
-    .await;
+    let report = env
+        .invoke_cleanup(
+            env.cleanup_config(
+                CleanupStrategy::Index,
+                &[("CLEANUP_PAGE_SIZE", COST_PAGE_SIZE)],
+            ),
+            Duration::from_secs(300),
+        )
+        .await;
     let counts = (
         env.counter.get("Query"),
         env.counter.get("UpdateItem"),
@@ -520,12 +449,12 @@ async fn scan_strategy_reads_the_whole_table_in_parallel_segments() {
     env.seed(&f.population(900, 100)).await;
 
     // A tenth of `just bench`'s 10k table, at a tenth of the default page size.
-    let report = invoke(
-        &env,
-        env.cleanup_config(CleanupStrategy::Scan, &[("CLEANUP_PAGE_SIZE", "100")]),
-        Duration::from_secs(300),
-    )
-    .await;
+    let report = env
+        .invoke_cleanup(
+            env.cleanup_config(CleanupStrategy::Scan, &[("CLEANUP_PAGE_SIZE", "100")]),
+            Duration::from_secs(300),
+        )
+        .await;
 
     assert_eq!(report.expired_total(), 100);
     assert_eq!(

@@ -12,11 +12,7 @@ fn closure(root: &str) -> BTreeSet<String> {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo tree");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sessionwarden_tests::assert_success(&out);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .skip(1)

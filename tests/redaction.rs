@@ -6,13 +6,31 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lambda_runtime::LambdaEvent;
-use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
 use sessionwarden_core::config::CleanupStrategy;
-use sessionwarden_tests::{context_with, scheduled_event_fixture, SessionFactory, TestEnv};
+use sessionwarden_tests::{SessionFactory, TestEnv};
 
+/// Everything logged through the subscriber of [`Captured::install`].
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Captures this thread's debug-level JSON logs until the guard drops.
+    fn install() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(logs.clone())
+            .with_env_filter("debug")
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (logs, guard)
+    }
+
+    /// What was logged so far.
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -36,13 +54,7 @@ const H: i64 = 3600;
 // current_thread: every task of the run logs through the subscriber set on this thread.
 #[tokio::test(flavor = "current_thread")]
 async fn cleanup_logs_and_report_carry_session_refs_never_raw_ids() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(logs.clone())
-        .with_env_filter("debug")
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Captured::install();
 
     let env = TestEnv::new("redaction").await;
     let f = SessionFactory::new();
@@ -65,19 +77,13 @@ async fn cleanup_logs_and_report_carry_session_refs_never_raw_ids() {
 
     let mut outputs = String::new();
     for strategy in [CleanupStrategy::Index, CleanupStrategy::Scan] {
-        let worker = CleanupWorker::from_clients(&env.clients, env.cleanup_config(strategy, &[]));
-        let event: ScheduledEvent = serde_json::from_value(scheduled_event_fixture()).unwrap();
-        let report = worker
-            .handle(LambdaEvent::new(
-                event,
-                context_with(Duration::from_secs(300)),
-            ))
-            .await
-            .unwrap();
+        let report = env
+            .invoke_cleanup(env.cleanup_config(strategy, &[]), Duration::from_secs(300))
+            .await;
         outputs.push_str(&serde_json::to_string(&report).unwrap());
     }
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     let all = format!("{logs}\n{outputs}");
     assert!(
         logs.contains("cleanup run summary"),
@@ -102,13 +108,7 @@ async fn cleanup_logs_and_report_carry_session_refs_never_raw_ids() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn stream_logs_alerts_and_metric_dimensions_carry_no_raw_session_id() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(logs.clone())
-        .with_env_filter("debug")
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Captured::install();
 
     let env = TestEnv::new("redaction-stream").await;
     let inbox = env.subscribe_alerts().await;
@@ -118,8 +118,7 @@ async fn stream_logs_alerts_and_metric_dimensions_carry_no_raw_session_id() {
     let bleed = f.active("bleed", "u-1", H, 60);
     let mut zombie = f.active("zombie", "u-2", 2 * H, H);
     zombie.status = sessionwarden_core::session::Status::Terminated;
-    let mut anon = f.active("anon", "x", H, 60);
-    anon.user_id = None;
+    let anon = f.anonymous("anon", H, 60);
     let mut ctx = f.active("ctx", "u-3", H, 60);
     ctx.user_agent = Some("Firefox/131".into());
     env.seed(&[bleed.clone(), zombie.clone(), anon.clone(), ctx.clone()])
@@ -161,7 +160,7 @@ async fn stream_logs_alerts_and_metric_dimensions_carry_no_raw_session_id() {
         .iter()
         .map(|m| format!("{:?}", m.dimensions))
         .collect();
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("anomaly detected") && logs.contains("malformed stream record"));
     assert!(
         alerts.contains("SESSION_USER_CHANGED") && alerts.contains("SESSION_CONTEXT_CHANGED"),

@@ -7,21 +7,22 @@ use std::time::Duration;
 
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::LambdaEvent;
-use sessionwarden_aws::sessions::DynamoSessions;
-use sessionwarden_core::cascade_message::Target;
 use sessionwarden_core::config::StreamConfig;
 use sessionwarden_core::error::PortError;
-use sessionwarden_core::ports::{
-    CandidatePage, EndOutcome, Fence, MemberPage, Ports, Scope, SessionStore, Termination,
-};
+use sessionwarden_core::ports::Ports;
 use sessionwarden_core::session::{Session, SessionId, Status, TerminationReason};
 use sessionwarden_local::streams::lambda_event;
 use sessionwarden_stream::{StreamEvent, StreamWorker};
 use sessionwarden_tests::{
-    context_with, metric, n, s, ReceivedAlert, SessionFactory, Tail, TestEnv,
+    assert_metrics, context_with, metric, n, s, BeforeEnd, HookedSessions, ReceivedAlert,
+    SessionFactory, Tail, TestEnv,
 };
 
 const H: i64 = 3600;
+
+/// The dimensions of the `AnomaliesDetected` series of a critical user change.
+const USER_CHANGED_CRITICAL: &[(&str, &str)] =
+    &[("Type", "SESSION_USER_CHANGED"), ("Severity", "CRITICAL")];
 
 /// A test world: the environment, an alert inbox and a stream reader.
 struct World {
@@ -83,6 +84,47 @@ impl World {
         self.env.seed(std::slice::from_ref(s)).await;
     }
 
+    /// Writes `s` as the app would and has the worker process it without failures.
+    async fn put_seen(&mut self, s: &Session) {
+        self.put(s).await;
+        no_failures(&self.step().await);
+    }
+
+    /// The app's `UpdateItem SET` on `s`.
+    async fn update(&self, s: &Session, set: &[(&str, aws_sdk_dynamodb::types::AttributeValue)]) {
+        self.env.app_update(&s.session_id, set).await;
+    }
+
+    /// Seeds `n` sessions a minute old, of users `u-0`, `u-1`, ... (no processing).
+    async fn seed_new(&self, n: usize, label: &str) -> Vec<Session> {
+        let sessions: Vec<Session> = (0..n)
+            .map(|i| self.f.active(label, &format!("u-{i}"), 60, 30))
+            .collect();
+        self.env.seed(&sessions).await;
+        sessions
+    }
+
+    /// Seeds `n` hour-old sessions (`{label}{i}` of user `u-{i}`) and has the worker see them.
+    async fn seen_users(&mut self, n: usize, label: &str) -> Vec<Session> {
+        let sessions: Vec<Session> = (0..n)
+            .map(|i| {
+                self.f
+                    .active(&format!("{label}{i}"), &format!("u-{i}"), H, 60)
+            })
+            .collect();
+        self.env.seed(&sessions).await;
+        no_failures(&self.step().await);
+        sessions
+    }
+
+    /// The app binds session `i` of `sessions` to user `{prefix}-{i}`.
+    async fn rebind_users(&self, sessions: &[Session], prefix: &str) {
+        for (i, sess) in sessions.iter().enumerate() {
+            self.update(sess, &[("userId", s(&format!("{prefix}-{i}")))])
+                .await;
+        }
+    }
+
     async fn alerts(&self) -> Vec<ReceivedAlert> {
         self.env.alerts(&self.inbox).await
     }
@@ -101,16 +143,14 @@ async fn a_session_bound_to_a_second_user_is_critical_contained_and_alerted() {
     let mut w = World::new("user-changed").await;
     let mut sess = w.f.active("bleed", "u-1", H, 60);
     sess.tenant_id = Some("acme".into());
-    w.put(&sess).await;
-    no_failures(&w.step().await);
+    w.put_seen(&sess).await;
     assert!(w.alerts().await.is_empty(), "a new session is benign");
 
-    w.env
-        .app_update(
-            &sess.session_id,
-            &[("userId", s("u-2")), ("lastActivityAt", n(w.f.now))],
-        )
-        .await;
+    w.update(
+        &sess,
+        &[("userId", s("u-2")), ("lastActivityAt", n(w.f.now))],
+    )
+    .await;
     no_failures(&w.step().await);
 
     let alerts = w.alerts().await;
@@ -157,18 +197,13 @@ async fn a_session_bound_to_a_second_user_is_critical_contained_and_alerted() {
     assert!(w.alerts().await.is_empty());
 
     let m = w.env.metrics().await;
-    assert_eq!(
-        metric(
-            &m,
-            "AnomaliesDetected",
-            &[("Type", "SESSION_USER_CHANGED"), ("Severity", "CRITICAL")]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(metric(&m, "AlertsPublished", &[]), Some(1.0));
-    assert_eq!(
-        metric(&m, "SessionsTerminated", &[("Cause", "containment")]),
-        Some(1.0)
+    assert_metrics(
+        &m,
+        &[
+            ("AnomaliesDetected", USER_CHANGED_CRITICAL, 1.0),
+            ("AlertsPublished", &[], 1.0),
+            ("SessionsTerminated", &[("Cause", "containment")], 1.0),
+        ],
     );
     assert!(metric(&m, "StreamRecordsProcessed", &[]).unwrap() >= 3.0);
     w.env.teardown().await;
@@ -186,8 +221,7 @@ async fn single_alert(w: &mut World) -> ReceivedAlert {
 async fn the_same_id_reinserted_for_another_user_after_a_delete_is_caught_across_invocations() {
     let mut w = World::new("reinsert").await;
     let first = w.f.active("reused", "u-1", H, 60);
-    w.put(&first).await;
-    no_failures(&w.step().await);
+    w.put_seen(&first).await;
     w.env.app_delete(&first.session_id).await;
     no_failures(&w.step().await);
     // A later invocation: the ID comes back for someone else.
@@ -204,22 +238,15 @@ async fn the_same_id_reinserted_for_another_user_after_a_delete_is_caught_across
 async fn a_session_moved_to_another_tenant_is_critical() {
     let mut w = World::new("tenant-changed").await;
     let sess = w.f.active("t", "u-1", H, 60);
-    w.put(&sess).await;
-    no_failures(&w.step().await);
-    w.env
-        .app_update(&sess.session_id, &[("tenantId", s("globex"))])
-        .await;
+    w.put_seen(&sess).await;
+    w.update(&sess, &[("tenantId", s("globex"))]).await;
     let a = single_alert(&mut w).await;
-    assert_eq!(a.doc["type"], "SESSION_TENANT_CHANGED");
-    assert_eq!(a.attributes["severity"], "CRITICAL");
+    a.assert_kind("SESSION_TENANT_CHANGED", "CRITICAL");
     assert_eq!(
         a.doc["evidence"][0],
         serde_json::json!({"field": "tenantId", "before": "acme", "after": "globex"})
     );
-    assert_eq!(
-        w.env.session(&sess.session_id).await.status,
-        Status::Terminated
-    );
+    assert_eq!(w.env.status_of(&sess).await, Status::Terminated);
     w.env.teardown().await;
 }
 
@@ -230,14 +257,10 @@ async fn writes_to_a_terminated_session_are_a_zombie() {
     sess.status = Status::Terminated;
     sess.termination_reason = Some(TerminationReason::Logout);
     sess.terminated_at = Some(w.f.now - H);
-    w.put(&sess).await;
-    no_failures(&w.step().await);
-    w.env
-        .app_update(&sess.session_id, &[("lastActivityAt", n(w.f.now))])
-        .await;
+    w.put_seen(&sess).await;
+    w.update(&sess, &[("lastActivityAt", n(w.f.now))]).await;
     let a = single_alert(&mut w).await;
-    assert_eq!(a.doc["type"], "ACTIVITY_AFTER_TERMINATION");
-    assert_eq!(a.attributes["severity"], "HIGH");
+    a.assert_kind("ACTIVITY_AFTER_TERMINATION", "HIGH");
     w.env.teardown().await;
 }
 
@@ -247,19 +270,14 @@ async fn an_ended_session_back_to_active_or_inserted_again_is_resurrected() {
     let mut sess = w.f.active("r", "u-1", 2 * H, H);
     sess.status = Status::Expired;
     sess.termination_reason = Some(TerminationReason::Idle);
-    w.put(&sess).await;
-    no_failures(&w.step().await);
-    w.env
-        .app_update(&sess.session_id, &[("status", s("ACTIVE"))])
-        .await;
+    w.put_seen(&sess).await;
+    w.update(&sess, &[("status", s("ACTIVE"))]).await;
     let a = single_alert(&mut w).await;
-    assert_eq!(a.doc["type"], "SESSION_RESURRECTED");
-    assert_eq!(a.attributes["severity"], "HIGH");
+    a.assert_kind("SESSION_RESURRECTED", "HIGH");
 
     // Deleted, then the same ID inserted again for the same user.
     let other = w.f.active("r2", "u-2", H, 60);
-    w.put(&other).await;
-    no_failures(&w.step().await);
+    w.put_seen(&other).await;
     w.env.app_delete(&other.session_id).await;
     w.put(&other).await;
     let a = single_alert(&mut w).await;
@@ -270,18 +288,13 @@ async fn an_ended_session_back_to_active_or_inserted_again_is_resurrected() {
 #[tokio::test]
 async fn login_that_keeps_the_anonymous_session_id_is_fixation() {
     let mut w = World::new("fixation").await;
-    let mut sess = w.f.active("anon", "x", H, 60);
-    sess.user_id = None;
-    w.put(&sess).await;
-    no_failures(&w.step().await);
-    w.env
-        .app_update(&sess.session_id, &[("userId", s("u-7"))])
-        .await;
+    let sess = w.f.anonymous("anon", H, 60);
+    w.put_seen(&sess).await;
+    w.update(&sess, &[("userId", s("u-7"))]).await;
     let a = single_alert(&mut w).await;
-    assert_eq!(a.doc["type"], "SESSION_FIXATION");
-    assert_eq!(a.attributes["severity"], "MEDIUM");
+    a.assert_kind("SESSION_FIXATION", "MEDIUM");
     assert_eq!(
-        w.env.session(&sess.session_id).await.status,
+        w.env.status_of(&sess).await,
         Status::Active,
         "fixation is alert-only by default"
     );
@@ -292,11 +305,8 @@ async fn login_that_keeps_the_anonymous_session_id_is_fixation() {
 async fn activity_after_the_deadline_means_the_idle_timeout_is_not_enforced() {
     let mut w = World::new("idle-not-enforced").await;
     let sess = w.f.active("late", "u-1", 10 * H, 9 * H);
-    w.put(&sess).await;
-    no_failures(&w.step().await);
-    w.env
-        .app_update(&sess.session_id, &[("lastActivityAt", n(w.f.now))])
-        .await;
+    w.put_seen(&sess).await;
+    w.update(&sess, &[("lastActivityAt", n(w.f.now))]).await;
     let a = single_alert(&mut w).await;
     assert_eq!(a.doc["type"], "IDLE_TIMEOUT_NOT_ENFORCED");
     w.env.teardown().await;
@@ -309,9 +319,7 @@ async fn creation_bursts_per_user_and_per_tenant() {
         ("BURST_USER_THRESHOLD", "3"),
         ("BURST_TENANT_THRESHOLD", "4"),
     ];
-    let sessions: Vec<Session> = (0..5)
-        .map(|i| w.f.active(&format!("b{i}"), "u-burst", 60, 30))
-        .collect();
+    let sessions = w.f.of_user(5, "b", "u-burst", 60, 30);
     w.env.seed(&sessions).await;
     let event = w.event().await;
     no_failures(&w.invoke(&burst, &event).await);
@@ -346,26 +354,17 @@ async fn a_user_agent_change_is_low_and_an_ip_change_is_only_a_metric() {
     let mut sess = w.f.active("ctx", "u-1", H, 60);
     sess.user_agent = Some("Firefox/131".into());
     sess.ip_address = Some("198.51.100.1".into());
-    w.put(&sess).await;
-    no_failures(&w.step().await);
-    w.env
-        .app_update(&sess.session_id, &[("ipAddress", s("203.0.113.5"))])
-        .await;
+    w.put_seen(&sess).await;
+    w.update(&sess, &[("ipAddress", s("203.0.113.5"))]).await;
     no_failures(&w.step().await);
     assert!(
         w.alerts().await.is_empty(),
         "an IP change alone does not alert"
     );
-    w.env
-        .app_update(&sess.session_id, &[("userAgent", s("curl/8.5"))])
-        .await;
+    w.update(&sess, &[("userAgent", s("curl/8.5"))]).await;
     let a = single_alert(&mut w).await;
-    assert_eq!(a.doc["type"], "SESSION_CONTEXT_CHANGED");
-    assert_eq!(a.attributes["severity"], "LOW");
-    assert_eq!(
-        metric(&w.env.metrics().await, "SessionIpChanged", &[]),
-        Some(1.0)
-    );
+    a.assert_kind("SESSION_CONTEXT_CHANGED", "LOW");
+    assert_metrics(&w.env.metrics().await, &[("SessionIpChanged", &[], 1.0)]);
     w.env.teardown().await;
 }
 
@@ -385,21 +384,15 @@ async fn assert_benign(w: &mut World) {
 async fn benign_expiry_by_the_cleanup_worker() {
     let mut w = World::new("benign-cleanup").await;
     let due = w.f.active("due", "u-1", 9 * H, 8 * H + 60);
-    w.put(&due).await;
-    no_failures(&w.step().await);
-    let cleanup = sessionwarden_cleanup::CleanupWorker::from_clients(
-        &w.env.clients,
-        w.env
-            .cleanup_config(sessionwarden_core::config::CleanupStrategy::Index, &[]),
-    );
-    let event = serde_json::from_value(sessionwarden_tests::scheduled_event_fixture()).unwrap();
-    let report = cleanup
-        .handle(LambdaEvent::new(
-            event,
-            context_with(Duration::from_secs(60)),
-        ))
-        .await
-        .unwrap();
+    w.put_seen(&due).await;
+    let report = w
+        .env
+        .invoke_cleanup(
+            w.env
+                .cleanup_config(sessionwarden_core::config::CleanupStrategy::Index, &[]),
+            Duration::from_secs(60),
+        )
+        .await;
     assert_eq!(report.expired_total(), 1);
     assert_benign(&mut w).await;
     w.env.teardown().await;
@@ -409,18 +402,16 @@ async fn benign_expiry_by_the_cleanup_worker() {
 async fn benign_logout() {
     let mut w = World::new("benign-logout").await;
     let sess = w.f.active("out", "u-1", H, 60);
-    w.put(&sess).await;
-    no_failures(&w.step().await);
-    w.env
-        .app_update(
-            &sess.session_id,
-            &[
-                ("status", s("TERMINATED")),
-                ("terminationReason", s("logout")),
-                ("terminatedAt", n(w.f.now)),
-            ],
-        )
-        .await;
+    w.put_seen(&sess).await;
+    w.update(
+        &sess,
+        &[
+            ("status", s("TERMINATED")),
+            ("terminationReason", s("logout")),
+            ("terminatedAt", n(w.f.now)),
+        ],
+    )
+    .await;
     assert_benign(&mut w).await;
     w.env.teardown().await;
 }
@@ -443,9 +434,9 @@ async fn benign_ttl_deletes_are_counted() {
     event["Records"].as_array_mut().unwrap().push(remove);
     no_failures(&w.invoke(&[], &event).await);
     assert!(w.alerts().await.is_empty());
-    assert_eq!(
-        metric(&w.env.metrics().await, "SessionsDeletedByTtl", &[]),
-        Some(1.0)
+    assert_metrics(
+        &w.env.metrics().await,
+        &[("SessionsDeletedByTtl", &[], 1.0)],
     );
     w.env.teardown().await;
 }
@@ -454,16 +445,14 @@ async fn benign_ttl_deletes_are_counted() {
 async fn benign_multi_tab_touches() {
     let mut w = World::new("benign-tabs").await;
     let sess = w.f.active("tabs", "u-1", H, 120);
-    w.put(&sess).await;
-    no_failures(&w.step().await);
+    w.put_seen(&sess).await;
     // Three tabs race: the last write carries an older timestamp.
     for t in [w.f.now - 5, w.f.now, w.f.now - 2] {
-        w.env
-            .app_update(
-                &sess.session_id,
-                &[("lastActivityAt", n(t)), ("sweepAt", n(t + 8 * H))],
-            )
-            .await;
+        w.update(
+            &sess,
+            &[("lastActivityAt", n(t)), ("sweepAt", n(t + 8 * H))],
+        )
+        .await;
     }
     assert_benign(&mut w).await;
     w.env.teardown().await;
@@ -473,8 +462,7 @@ async fn benign_multi_tab_touches() {
 async fn benign_login_again_under_a_new_session_id() {
     let mut w = World::new("benign-relogin").await;
     let first = w.f.active("one", "u-1", 2 * H, 60);
-    w.put(&first).await;
-    no_failures(&w.step().await);
+    w.put_seen(&first).await;
     let second = w.f.active("two", "u-1", 0, 0);
     w.put(&second).await;
     assert_benign(&mut w).await;
@@ -485,8 +473,7 @@ async fn benign_login_again_under_a_new_session_id() {
 async fn benign_tenant_switch_through_a_new_session() {
     let mut w = World::new("benign-switch").await;
     let first = w.f.active("acme", "u-1", 2 * H, 60);
-    w.put(&first).await;
-    no_failures(&w.step().await);
+    w.put_seen(&first).await;
     let mut second = w.f.active("globex", "u-1", 0, 0);
     second.tenant_id = Some("globex".into());
     w.put(&second).await;
@@ -499,26 +486,18 @@ async fn a_redelivered_batch_raises_no_second_alert_and_counts_once() {
     let mut w = World::new("redelivery").await;
     let sess = w.f.active("re", "u-1", H, 60);
     w.put(&sess).await;
-    w.env
-        .app_update(&sess.session_id, &[("userId", s("u-2"))])
-        .await;
+    w.update(&sess, &[("userId", s("u-2"))]).await;
     let event = w.event().await;
     no_failures(&w.invoke(&[], &event).await);
     no_failures(&w.invoke(&[], &event).await);
     assert_eq!(w.alerts().await.len(), 1);
-    let m = w.env.metrics().await;
-    assert_eq!(
-        metric(
-            &m,
-            "AnomaliesDetected",
-            &[("Type", "SESSION_USER_CHANGED"), ("Severity", "CRITICAL")]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(metric(&m, "AlertsSuppressed", &[]), Some(1.0));
-    assert_eq!(
-        metric(&m, "SessionsTerminated", &[("Cause", "containment")]),
-        Some(1.0)
+    assert_metrics(
+        &w.env.metrics().await,
+        &[
+            ("AnomaliesDetected", USER_CHANGED_CRITICAL, 1.0),
+            ("AlertsSuppressed", &[], 1.0),
+            ("SessionsTerminated", &[("Cause", "containment")], 1.0),
+        ],
     );
     w.env.teardown().await;
 }
@@ -544,43 +523,20 @@ async fn one_session_split_across_two_concurrent_invocations_alerts_exactly_once
     w.env.teardown().await;
 }
 
-/// The production sessions table, except that ending one chosen session fails transiently.
+/// Ending one chosen session fails transiently.
 struct Flaky {
-    inner: DynamoSessions,
     fail_for: SessionId,
 }
 
-impl SessionStore for Flaky {
-    async fn due(
-        &self,
-        scope: &Scope,
-        now: i64,
-        limit: u32,
-        cursor: Option<String>,
-    ) -> Result<CandidatePage, PortError> {
-        self.inner.due(scope, now, limit, cursor).await
-    }
-    async fn members(
-        &self,
-        target: &Target,
-        limit: u32,
-        cursor: Option<String>,
-    ) -> Result<MemberPage, PortError> {
-        self.inner.members(target, limit, cursor).await
-    }
-    async fn end(
-        &self,
-        id: &SessionId,
-        t: &Termination,
-        fence: Option<&Fence>,
-    ) -> Result<EndOutcome, PortError> {
+impl BeforeEnd for Flaky {
+    async fn before_end(&self, id: &SessionId) -> Result<(), PortError> {
         if *id == self.fail_for {
             return Err(PortError::transient(
                 "DynamoDB.UpdateItem",
                 "ProvisionedThroughputExceededException",
             ));
         }
-        self.inner.end(id, t, fence).await
+        Ok(())
     }
 }
 
@@ -595,16 +551,8 @@ fn seq_of(record: &serde_json::Value) -> String {
 async fn a_transient_failure_mid_batch_returns_the_first_incomplete_record_and_the_retry_completes()
 {
     let mut w = World::new("transient").await;
-    let sessions: Vec<Session> = (0..3)
-        .map(|i| w.f.active(&format!("t{i}"), &format!("u-{i}"), H, 60))
-        .collect();
-    w.env.seed(&sessions).await;
-    no_failures(&w.step().await);
-    for (i, sess) in sessions.iter().enumerate() {
-        w.env
-            .app_update(&sess.session_id, &[("userId", s(&format!("intruder-{i}")))])
-            .await;
-    }
+    let sessions = w.seen_users(3, "t").await;
+    w.rebind_users(&sessions, "intruder").await;
     let event = w.event().await;
     let records = event["Records"].as_array().unwrap().clone();
     let middle = records
@@ -614,9 +562,11 @@ async fn a_transient_failure_mid_batch_returns_the_first_incomplete_record_and_t
     let config = w.config(&[]);
     let p = sessionwarden_aws::ports::stream(&w.env.clients, &config);
     let ports = Ports {
-        sessions: Flaky {
+        sessions: HookedSessions {
             inner: p.sessions,
-            fail_for: sessions[1].session_id.clone(),
+            hook: Flaky {
+                fail_for: sessions[1].session_id.clone(),
+            },
         },
         state: p.state,
         alerts: p.alerts,
@@ -656,10 +606,7 @@ async fn a_transient_failure_mid_batch_returns_the_first_incomplete_record_and_t
         w.env.key.of(&sessions[1].session_id).as_str()
     );
     for sess in &sessions {
-        assert_eq!(
-            w.env.session(&sess.session_id).await.status,
-            Status::Terminated
-        );
+        assert_eq!(w.env.status_of(sess).await, Status::Terminated);
     }
     w.env.teardown().await;
 }
@@ -720,9 +667,13 @@ async fn malformed_records_go_raw_to_the_dead_letter_queue_and_never_block() {
         "the record is kept raw"
     );
     assert_eq!(letters[0]["source"], "sessionwarden-stream");
-    let m = w.env.metrics().await;
-    assert_eq!(metric(&m, "StreamRecordsMalformed", &[]), Some(4.0));
-    assert_eq!(metric(&m, "StreamRecordsProcessed", &[]), Some(1.0));
+    assert_metrics(
+        &w.env.metrics().await,
+        &[
+            ("StreamRecordsMalformed", &[], 4.0),
+            ("StreamRecordsProcessed", &[], 1.0),
+        ],
+    );
     w.env.teardown().await;
 }
 
@@ -770,11 +721,7 @@ async fn nothing_of_one_invocation_reaches_the_next() {
         let mut sess = w.f.active(tenant, user, H, 60);
         sess.tenant_id = Some(tenant.into());
         w.put(&sess).await;
-        w.env
-            .app_update(
-                &sess.session_id,
-                &[("userId", s(&format!("{user}-intruder")))],
-            )
+        w.update(&sess, &[("userId", s(&format!("{user}-intruder")))])
             .await;
         let event = w.event().await;
         let payload: StreamEvent = serde_json::from_value(event).unwrap();
@@ -820,10 +767,7 @@ const BUDGET_BURST: &str = "50";
 async fn a_hundred_new_sessions_cost_at_most_ten_requests_and_touches_cost_none() {
     // `just bench stream` checks 1,000 new sessions against a budget of 50 requests.
     let mut w = World::new("stream-cost").await;
-    let sessions: Vec<Session> = (0..100)
-        .map(|i| w.f.active("c", &format!("u-{i}"), 60, 30))
-        .collect();
-    w.env.seed(&sessions).await;
+    let sessions = w.seed_new(100, "c").await;
     let inserts = w.event().await;
     assert_eq!(inserts["Records"].as_array().unwrap().len(), 100);
     w.env.counter.reset();
@@ -876,9 +820,7 @@ async fn emulator_records_have_the_documented_lambda_event_shape() {
     let mut w = World::new("shape").await;
     let sess = w.f.active("shape", "u-1", H, 60);
     w.put(&sess).await;
-    w.env
-        .app_update(&sess.session_id, &[("lastActivityAt", n(w.f.now))])
-        .await;
+    w.update(&sess, &[("lastActivityAt", n(w.f.now))]).await;
     let event = w.event().await;
     let sample: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/dynamodb-stream-event.json")).unwrap();
@@ -914,23 +856,14 @@ async fn emulator_records_have_the_documented_lambda_event_shape() {
 #[tokio::test]
 async fn an_alert_storm_becomes_one_digest() {
     let mut w = World::new("storm").await;
-    let sessions: Vec<Session> = (0..4)
-        .map(|i| w.f.active(&format!("s{i}"), &format!("u-{i}"), H, 60))
-        .collect();
-    w.env.seed(&sessions).await;
-    no_failures(&w.step().await);
-    for (i, sess) in sessions.iter().enumerate() {
-        w.env
-            .app_update(&sess.session_id, &[("userId", s(&format!("x-{i}")))])
-            .await;
-    }
+    let sessions = w.seen_users(4, "s").await;
+    w.rebind_users(&sessions, "x").await;
     let event = w.event().await;
     no_failures(&w.invoke(&[("ALERT_STORM_THRESHOLD", "2")], &event).await);
     let alerts = w.alerts().await;
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     let d = &alerts[0];
-    assert_eq!(d.doc["type"], "DIGEST");
-    assert_eq!(d.attributes["severity"], "CRITICAL");
+    d.assert_kind("DIGEST", "CRITICAL");
     assert_eq!(
         d.doc["counts"],
         serde_json::json!([{"type": "SESSION_USER_CHANGED", "severity": "CRITICAL", "count": 4}])
@@ -942,18 +875,11 @@ async fn an_alert_storm_becomes_one_digest() {
     );
     // Every anomaly is still contained and counted.
     for sess in &sessions {
-        assert_eq!(
-            w.env.session(&sess.session_id).await.status,
-            Status::Terminated
-        );
+        assert_eq!(w.env.status_of(sess).await, Status::Terminated);
     }
-    assert_eq!(
-        metric(
-            &w.env.metrics().await,
-            "AnomaliesDetected",
-            &[("Type", "SESSION_USER_CHANGED"), ("Severity", "CRITICAL")]
-        ),
-        Some(4.0)
+    assert_metrics(
+        &w.env.metrics().await,
+        &[("AnomaliesDetected", USER_CHANGED_CRITICAL, 4.0)],
     );
     w.env.teardown().await;
 }
@@ -961,13 +887,9 @@ async fn an_alert_storm_becomes_one_digest() {
 #[tokio::test]
 async fn terminate_user_containment_requests_a_user_cascade() {
     let mut w = World::new("terminate-user").await;
-    let mut sess = w.f.active("fix", "x", H, 60);
-    sess.user_id = None;
-    w.put(&sess).await;
-    no_failures(&w.step().await);
-    w.env
-        .app_update(&sess.session_id, &[("userId", s("u-55"))])
-        .await;
+    let sess = w.f.anonymous("fix", H, 60);
+    w.put_seen(&sess).await;
+    w.update(&sess, &[("userId", s("u-55"))]).await;
     let event = w.event().await;
     no_failures(
         &w.invoke(
@@ -998,13 +920,9 @@ async fn terminate_user_containment_requests_a_user_cascade() {
         .as_str()
         .unwrap()
         .contains("SESSION_FIXATION"));
-    assert_eq!(
-        metric(
-            &w.env.metrics().await,
-            "ContainmentRequested",
-            &[("Action", "terminate_user")]
-        ),
-        Some(1.0)
+    assert_metrics(
+        &w.env.metrics().await,
+        &[("ContainmentRequested", &[("Action", "terminate_user")], 1.0)],
     );
     w.env.teardown().await;
 }
@@ -1014,10 +932,7 @@ async fn the_stream_tail_returns_every_record_once_even_when_moto_repeats_sequen
     let mut w = World::new("tail-race").await;
     // Concurrent BatchWriteItems race in moto's threaded server and can give records duplicate
     // sequence numbers, after which its iterator cycles. The tail must still end, once per record.
-    let sessions: Vec<Session> = (0..2000)
-        .map(|i| w.f.active("race", &format!("u-{i}"), 60, 30))
-        .collect();
-    w.env.seed(&sessions).await;
+    w.seed_new(2000, "race").await;
     let records = tokio::time::timeout(Duration::from_secs(120), w.tail.next_records())
         .await
         .expect("the stream read ends")

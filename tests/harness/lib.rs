@@ -7,6 +7,7 @@
 //!   `sessionctl init`, and a unique metrics namespace, so tests can run in parallel against one
 //!   emulator.
 
+mod checks;
 mod emulators;
 mod tail;
 
@@ -16,14 +17,18 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use sessionwarden_aws::{AwsClients, RequestCounter};
-use sessionwarden_core::config::{CleanupConfig, CleanupStrategy};
+use sessionwarden_core::cleanup::CleanupReport;
+use sessionwarden_core::config::{
+    CascadeConfig, CleanupConfig, CleanupStrategy, ConfigError, EnvSource, StreamConfig,
+};
 use sessionwarden_core::expiry::ExpiryPolicy;
-use sessionwarden_core::session::{Session, SessionId};
+use sessionwarden_core::session::{Session, SessionId, Status};
 use sessionwarden_core::session_ref::SessionRefKey;
 use sessionwarden_local::metrics::{read_back, SeriesSum};
 use sessionwarden_local::provision::Resources;
 use sessionwarden_local::seed::SeedTable;
 
+pub use checks::{assert_metrics, metric, BeforeEnd, ExpectedMetric, HookedSessions};
 pub use emulators::{dynamo_engine, endpoints, sdk_config, DynamoEngine, Endpoints};
 pub use tail::Tail;
 
@@ -122,8 +127,26 @@ impl TestEnv {
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
         }
-        CleanupConfig::from_source(&move |k: &str| vars.get(k).cloned())
-            .expect("test config parses")
+        parse_config(vars, "test", |env| CleanupConfig::from_source(env))
+    }
+
+    /// Invokes the cleanup Lambda handler exactly as the runtime would, with the scheduled-event
+    /// fixture and `remaining` time left.
+    pub async fn invoke_cleanup(
+        &self,
+        config: CleanupConfig,
+        remaining: Duration,
+    ) -> CleanupReport {
+        let worker = sessionwarden_cleanup::CleanupWorker::from_clients(&self.clients, config);
+        let event: sessionwarden_cleanup::ScheduledEvent =
+            serde_json::from_value(scheduled_event_fixture()).expect("fixture parses");
+        worker
+            .handle(lambda_runtime::LambdaEvent::new(
+                event,
+                context_with(remaining),
+            ))
+            .await
+            .expect("cleanup run succeeds")
     }
 
     /// The sessions table, for seeding and reads.
@@ -157,6 +180,18 @@ impl TestEnv {
             .item
     }
 
+    /// Reads the raw items of `sessions` now, to compare with later.
+    pub async fn snapshot(&self, sessions: &[Session]) -> RawSnapshot {
+        let mut items = Vec::with_capacity(sessions.len());
+        for s in sessions {
+            items.push(self.raw_item(&s.session_id).await);
+        }
+        RawSnapshot {
+            ids: sessions.iter().map(|s| s.session_id.clone()).collect(),
+            items,
+        }
+    }
+
     /// Reads one session.
     pub async fn session(&self, id: &SessionId) -> Session {
         self.sessions()
@@ -165,6 +200,11 @@ impl TestEnv {
             .expect("GetItem")
             .expect("session exists")
             .expect("session parses")
+    }
+
+    /// The current status of a seeded session.
+    pub async fn status_of(&self, s: &Session) -> Status {
+        self.session(&s.session_id).await.status
     }
 
     /// Every metric series of this test's namespace, read back from the emulator.
@@ -186,18 +226,30 @@ impl TestEnv {
     }
 }
 
-/// Looks up the sum of one series in a read-back list.
-pub fn metric(series: &[SeriesSum], name: &str, dims: &[(&str, &str)]) -> Option<f64> {
-    series
-        .iter()
-        .find(|s| {
-            s.name == name
-                && s.dimensions.len() == dims.len()
-                && dims
-                    .iter()
-                    .all(|(k, v)| s.dimensions.iter().any(|(a, b)| a == k && b == v))
-        })
-        .map(|s| s.sum)
+/// The raw items of some sessions at one moment, from [`TestEnv::snapshot`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawSnapshot {
+    ids: Vec<SessionId>,
+    items: Vec<Option<HashMap<String, AttributeValue>>>,
+}
+
+impl RawSnapshot {
+    /// Asserts every item is still exactly as it was (`why` says what that means).
+    pub async fn assert_unchanged(&self, env: &TestEnv, why: &str) {
+        for (id, before) in self.ids.iter().zip(&self.items) {
+            assert_eq!(&env.raw_item(id).await, before, "{why}");
+        }
+    }
+}
+
+/// Parses a worker configuration (`what`, for the panic message) from `vars`.
+fn parse_config<T>(
+    vars: HashMap<String, String>,
+    what: &str,
+    parse: impl FnOnce(&dyn EnvSource) -> Result<T, ConfigError>,
+) -> T {
+    let lookup = move |k: &str| vars.get(k).cloned();
+    parse(&lookup).unwrap_or_else(|e| panic!("{what} config parses: {e:?}"))
 }
 
 /// Builds sessions relative to `now`, with `sweepAt` written the way the README tells apps to.
@@ -235,6 +287,21 @@ impl SessionFactory {
         s.user_id = Some(user.to_string());
         s.tenant_id = Some("acme".to_string());
         self.with_sweep(s)
+    }
+
+    /// `n` ACTIVE sessions of `user`, labelled `{label}0`, `{label}1`, ...
+    pub fn of_user(&self, n: usize, label: &str, user: &str, age: i64, idle: i64) -> Vec<Session> {
+        (0..n)
+            .map(|i| self.active(&format!("{label}{i}"), user, age, idle))
+            .collect()
+    }
+
+    /// An anonymous ACTIVE session (no `userId` yet) created `age` seconds ago and idle for
+    /// `idle` seconds.
+    pub fn anonymous(&self, label: &str, age: i64, idle: i64) -> Session {
+        let mut s = self.active(label, "x", age, idle);
+        s.user_id = None;
+        s
     }
 
     /// `live` sessions well within their deadlines, followed by `due` sessions idle past the
@@ -297,15 +364,27 @@ pub struct ReceivedAlert {
     pub raw: String,
 }
 
+impl ReceivedAlert {
+    /// Asserts the alert's type (in its document) and severity (in its message attributes).
+    pub fn assert_kind(&self, kind: &str, severity: &str) {
+        assert_eq!(self.doc["type"], kind, "{self:#?}");
+        assert_eq!(self.attributes["severity"], severity, "{self:#?}");
+    }
+}
+
 impl TestEnv {
     /// Stream worker configuration parsed from this test's environment plus `extra`.
-    pub fn stream_config(
-        &self,
-        extra: &[(&str, &str)],
-    ) -> sessionwarden_core::config::StreamConfig {
-        let vars = self.vars_with(extra);
-        sessionwarden_core::config::StreamConfig::from_source(&move |k: &str| vars.get(k).cloned())
-            .expect("stream config parses")
+    pub fn stream_config(&self, extra: &[(&str, &str)]) -> StreamConfig {
+        parse_config(self.vars_with(extra), "stream", |e| {
+            StreamConfig::from_source(e)
+        })
+    }
+
+    /// Cascade worker configuration parsed from this test's environment plus `extra`.
+    pub fn cascade_config(&self, extra: &[(&str, &str)]) -> CascadeConfig {
+        parse_config(self.vars_with(extra), "cascade", |e| {
+            CascadeConfig::from_source(e)
+        })
     }
 
     /// A reader of the sessions table's stream, from its start.
@@ -445,17 +524,24 @@ pub fn run_binary(path: &str, env: &[(&str, &str)]) -> (bool, String) {
     )
 }
 
-impl TestEnv {
-    /// Cascade worker configuration parsed from this test's environment plus `extra`.
-    pub fn cascade_config(
-        &self,
-        extra: &[(&str, &str)],
-    ) -> sessionwarden_core::config::CascadeConfig {
-        let vars = self.vars_with(extra);
-        sessionwarden_core::config::CascadeConfig::from_source(&move |k: &str| vars.get(k).cloned())
-            .expect("cascade config parses")
-    }
+/// Starts a worker binary with exactly `env` and asserts that it refuses to start, saying
+/// `expected` on stderr.
+pub fn assert_startup_fails(path: &str, env: &[(&str, &str)], expected: &str) {
+    let (ok, stderr) = run_binary(path, env);
+    assert!(!ok, "the binary started: {stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+}
 
+/// Asserts that a finished command succeeded, showing its stderr otherwise.
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TestEnv {
     /// Sends raw bodies to the cascade queue, as another service would.
     pub async fn send_cascade(&self, bodies: &[String]) {
         for b in bodies {

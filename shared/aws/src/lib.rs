@@ -43,6 +43,14 @@ const TRANSIENT_CODES: &[&str] = &[
     "KMSThrottlingException",
 ];
 
+/// Waits before attempt `attempt` (from 0) at the unprocessed part of a batch call: not at all
+/// before the first, then `base_ms` doubled per attempt, at most 32 × `base_ms`.
+pub async fn retry_pause(attempt: u32, base_ms: u64) {
+    if attempt > 0 {
+        tokio::time::sleep(Duration::from_millis(base_ms << attempt.min(5))).await;
+    }
+}
+
 /// Maps an SDK error into the core's [`PortError`], split by what the caller does about it. The
 /// SDK has already spent its own retries (see [`ClientSettings`]) by the time we see it.
 pub fn sdk_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> PortError
@@ -83,25 +91,24 @@ impl ClientSettings {
     /// bounded, and the whole operation bounded well inside the shortest function timeout (60 s),
     /// so a slow dependency fails the unit of work instead of the invocation.
     pub fn lambda() -> Self {
-        ClientSettings {
-            retry: RetryConfig::standard().with_max_attempts(3),
-            timeout: TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .operation_timeout(Duration::from_secs(25))
-                .build(),
-        }
+        Self::standard_retries(3, 10, 25)
     }
 
     /// For local tooling and tests against emulators, which can be far slower than AWS (moto
     /// copies a whole table per transaction action): the same retries, generous bounds.
     pub fn local() -> Self {
+        Self::standard_retries(10, 300, 600)
+    }
+
+    /// Standard retries (3 attempts) with the given connect, per-attempt and whole-operation
+    /// timeouts, in seconds.
+    fn standard_retries(connect: u64, attempt: u64, operation: u64) -> Self {
         ClientSettings {
             retry: RetryConfig::standard().with_max_attempts(3),
             timeout: TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .operation_attempt_timeout(Duration::from_secs(300))
-                .operation_timeout(Duration::from_secs(600))
+                .connect_timeout(Duration::from_secs(connect))
+                .operation_attempt_timeout(Duration::from_secs(attempt))
+                .operation_timeout(Duration::from_secs(operation))
                 .build(),
         }
     }

@@ -14,7 +14,7 @@ use crate::config::{CleanupConfig, CleanupStrategy};
 use crate::deadline::Deadline;
 use crate::error::{error_chain, PortError};
 use crate::expiry::{ExpiryReason, Verdict};
-use crate::metrics::{MetricBatch, Unit};
+use crate::metrics::MetricBatch;
 use crate::ports::{EndOutcome, MetricsSink, Scope, SessionStore, Termination};
 use crate::session::{Status, TerminationReason};
 
@@ -76,27 +76,24 @@ impl CleanupReport {
     /// The run's metrics. Zero values are sent too, so alarms see "nothing happened" as data.
     pub fn metrics(&self) -> MetricBatch {
         let mut b = MetricBatch::new();
-        b.count("SessionsExpired", &[("Reason", "idle")], self.expired.idle);
-        b.count(
-            "SessionsExpired",
-            &[("Reason", "absolute")],
-            self.expired.absolute,
-        );
-        b.count("CleanupSessionsExamined", &[], self.examined);
-        b.count(
-            "CleanupSessionsSkipped",
-            &[("Reason", "touched")],
-            self.skipped_touched,
-        );
-        b.count("CleanupWriteErrors", &[], self.write_errors);
-        b.count("CleanupIncomplete", &[], u64::from(!self.finished));
-        b.count("CleanupRuns", &[], 1);
-        b.add(
-            "CleanupDurationMs",
-            &[],
-            self.duration_ms as f64,
-            Unit::Milliseconds,
-        );
+        b.counts(&[
+            ("SessionsExpired", &[("Reason", "idle")], self.expired.idle),
+            (
+                "SessionsExpired",
+                &[("Reason", "absolute")],
+                self.expired.absolute,
+            ),
+            ("CleanupSessionsExamined", &[], self.examined),
+            (
+                "CleanupSessionsSkipped",
+                &[("Reason", "touched")],
+                self.skipped_touched,
+            ),
+            ("CleanupWriteErrors", &[], self.write_errors),
+            ("CleanupIncomplete", &[], u64::from(!self.finished)),
+            ("CleanupRuns", &[], 1),
+        ]);
+        b.duration_ms("CleanupDurationMs", self.duration_ms);
         b
     }
 

@@ -30,6 +30,9 @@ pub struct SeriesKey {
     pub dimensions: Vec<(&'static str, String)>,
 }
 
+/// One count for [`MetricBatch::counts`]: name, dimensions, value.
+pub type Count<'a> = (&'static str, &'a [(&'static str, &'a str)], u64);
+
 /// A batch of metric values collected during one invocation.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricBatch {
@@ -68,6 +71,18 @@ impl MetricBatch {
     /// Adds a count.
     pub fn count(&mut self, name: &'static str, dimensions: &[(&'static str, &str)], n: u64) {
         self.add(name, dimensions, n as f64, Unit::Count);
+    }
+
+    /// Adds each `(name, dimensions, n)` count of `counts`.
+    pub fn counts(&mut self, counts: &[Count<'_>]) {
+        for &(name, dimensions, n) in counts {
+            self.count(name, dimensions, n);
+        }
+    }
+
+    /// Adds a duration in milliseconds, with no dimension.
+    pub fn duration_ms(&mut self, name: &'static str, ms: u64) {
+        self.add(name, &[], ms as f64, Unit::Milliseconds);
     }
 
     /// The series and their values, in a stable order.

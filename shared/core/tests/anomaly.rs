@@ -19,6 +19,10 @@ fn image(user: Option<&str>, tenant: &str, status: Status, last: i64) -> Image {
         ..Default::default()
     }
 }
+/// An ACTIVE image of `user` in `tenant`, last active at `last`.
+fn active(user: &str, tenant: &str, last: i64) -> Image {
+    image(Some(user), tenant, Status::Active, last)
+}
 fn modify(old: Image, new: Image) -> Change {
     Change {
         seq: SeqNo("100".into()),
@@ -30,6 +34,18 @@ fn modify(old: Image, new: Image) -> Change {
         at: NOW,
     }
 }
+/// Detection on a MODIFY from `old` to `new`, with no binding and the default policy.
+fn detect_modify(old: Image, new: Image) -> Detection {
+    detect(&modify(old, new), None, &p())
+}
+/// An INSERT of `new`.
+fn insert_of(new: Image) -> Change {
+    Change {
+        kind: ChangeKind::Insert,
+        old: None,
+        ..modify(image(None, "t", Status::Active, NOW), new)
+    }
+}
 fn kinds(d: &Detection) -> Vec<AnomalyType> {
     d.findings.iter().map(|f| f.kind).collect()
 }
@@ -39,14 +55,7 @@ fn p() -> ExpiryPolicy {
 
 #[test]
 fn user_change_in_a_modify_is_critical() {
-    let d = detect(
-        &modify(
-            image(Some("u1"), "t", Status::Active, NOW - 60),
-            image(Some("u2"), "t", Status::Active, NOW),
-        ),
-        None,
-        &p(),
-    );
+    let d = detect_modify(active("u1", "t", NOW - 60), active("u2", "t", NOW));
     assert_eq!(kinds(&d), [AnomalyType::SessionUserChanged]);
     assert_eq!(d.findings[0].users, ["u1", "u2"]);
     assert_eq!(d.findings[0].severity(), Severity::Critical);
@@ -54,48 +63,29 @@ fn user_change_in_a_modify_is_critical() {
 
 #[test]
 fn tenant_change_in_a_modify_is_critical() {
-    let d = detect(
-        &modify(
-            image(Some("u1"), "a", Status::Active, NOW),
-            image(Some("u1"), "b", Status::Active, NOW),
-        ),
-        None,
-        &p(),
-    );
+    let d = detect_modify(active("u1", "a", NOW), active("u1", "b", NOW));
     assert_eq!(kinds(&d), [AnomalyType::SessionTenantChanged]);
 }
 
 #[test]
 fn anonymous_to_authenticated_is_fixation() {
-    let d = detect(
-        &modify(
-            image(None, "t", Status::Active, NOW - 5),
-            image(Some("u1"), "t", Status::Active, NOW),
-        ),
-        None,
-        &p(),
+    let d = detect_modify(
+        image(None, "t", Status::Active, NOW - 5),
+        active("u1", "t", NOW),
     );
     assert_eq!(kinds(&d), [AnomalyType::SessionFixation]);
 }
 
 #[test]
 fn writes_to_an_ended_session_are_zombie_activity_and_reactivation_is_resurrection() {
-    let d = detect(
-        &modify(
-            image(Some("u"), "t", Status::Terminated, NOW - 600),
-            image(Some("u"), "t", Status::Terminated, NOW),
-        ),
-        None,
-        &p(),
+    let d = detect_modify(
+        image(Some("u"), "t", Status::Terminated, NOW - 600),
+        image(Some("u"), "t", Status::Terminated, NOW),
     );
     assert_eq!(kinds(&d), [AnomalyType::ActivityAfterTermination]);
-    let d = detect(
-        &modify(
-            image(Some("u"), "t", Status::Expired, NOW - 600),
-            image(Some("u"), "t", Status::Active, NOW),
-        ),
-        None,
-        &p(),
+    let d = detect_modify(
+        image(Some("u"), "t", Status::Expired, NOW - 600),
+        active("u", "t", NOW),
     );
     assert_eq!(kinds(&d), [AnomalyType::SessionResurrected]);
 }
@@ -103,27 +93,16 @@ fn writes_to_an_ended_session_are_zombie_activity_and_reactivation_is_resurrecti
 #[test]
 fn activity_after_the_idle_deadline_is_not_enforced() {
     // last activity 9 h ago, default idle 8 h: a touch now came after the deadline.
-    let d = detect(
-        &modify(
-            image(Some("u"), "t", Status::Active, NOW - 9 * 3600),
-            image(Some("u"), "t", Status::Active, NOW),
-        ),
-        None,
-        &p(),
-    );
+    let d = detect_modify(active("u", "t", NOW - 9 * 3600), active("u", "t", NOW));
     assert_eq!(kinds(&d), [AnomalyType::IdleTimeoutNotEnforced]);
 }
 
 #[test]
 fn user_agent_change_is_low_and_ip_change_is_only_a_fact() {
-    let mut new = image(Some("u"), "t", Status::Active, NOW);
+    let mut new = active("u", "t", NOW);
     new.user_agent = Some("UA-2".into());
     new.ip_address = Some("203.0.113.9".into());
-    let d = detect(
-        &modify(image(Some("u"), "t", Status::Active, NOW - 5), new),
-        None,
-        &p(),
-    );
+    let d = detect_modify(active("u", "t", NOW - 5), new);
     assert_eq!(kinds(&d), [AnomalyType::SessionContextChanged]);
     assert_eq!(d.findings[0].severity(), Severity::Low);
     assert_eq!(d.facts, [Fact::IpChanged]);
@@ -139,35 +118,17 @@ fn benign_changes_raise_nothing() {
     ] {
         let mut new = image(Some("u"), "t", status, NOW - 60);
         new.termination_reason = Some(reason.into());
-        let d = detect(
-            &modify(image(Some("u"), "t", Status::Active, NOW - 60), new),
-            None,
-            &p(),
-        );
+        let d = detect_modify(active("u", "t", NOW - 60), new);
         assert!(d.findings.is_empty(), "{reason}");
         assert!(matches!(d.facts[..], [Fact::Ended { .. }]));
     }
     // Multi-tab: touches that race, including one that goes backwards.
     for (a, b) in [(NOW - 10, NOW - 9), (NOW - 9, NOW - 10), (NOW, NOW)] {
-        let d = detect(
-            &modify(
-                image(Some("u"), "t", Status::Active, a),
-                image(Some("u"), "t", Status::Active, b),
-            ),
-            None,
-            &p(),
-        );
+        let d = detect_modify(active("u", "t", a), active("u", "t", b));
         assert!(d.findings.is_empty());
     }
     // A fresh INSERT (new session ID at login, or a new session in another tenant).
-    let insert = Change {
-        kind: ChangeKind::Insert,
-        old: None,
-        ..modify(
-            image(None, "t", Status::Active, NOW),
-            image(Some("u"), "t2", Status::Active, NOW),
-        )
-    };
+    let insert = insert_of(active("u", "t2", NOW));
     assert!(detect(&insert, None, &p()).findings.is_empty());
     // TTL delete.
     let ttl = Change {
@@ -181,14 +142,7 @@ fn benign_changes_raise_nothing() {
 
 #[test]
 fn reinsert_for_another_user_or_tenant_or_the_same_identity() {
-    let insert = Change {
-        kind: ChangeKind::Insert,
-        old: None,
-        ..modify(
-            image(None, "t", Status::Active, NOW),
-            image(Some("u2"), "t", Status::Active, NOW),
-        )
-    };
+    let insert = insert_of(active("u2", "t", NOW));
     let bound = |u: &str, t: &str| Binding {
         user_id: Some(u.into()),
         tenant_id: Some(t.into()),

@@ -23,59 +23,53 @@ pub async fn read_back(
     to: i64,
 ) -> Result<Vec<SeriesSum>, PortError> {
     use aws_sdk_cloudwatch::types::Statistic;
+    let pages = client
+        .list_metrics()
+        .namespace(namespace)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| sessionwarden_aws::sdk_error("CloudWatch.ListMetrics", e))?;
     let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = client
-            .list_metrics()
+    for m in pages.iter().flat_map(|p| p.metrics()) {
+        let name = m.metric_name().unwrap_or_default().to_string();
+        let mut dimensions: Vec<(String, String)> = m
+            .dimensions()
+            .iter()
+            .map(|d| {
+                (
+                    d.name().unwrap_or_default().to_string(),
+                    d.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        dimensions.sort();
+        // ListMetrics may list one series more than once; each is read once.
+        if out
+            .iter()
+            .any(|s: &SeriesSum| s.name == name && s.dimensions == dimensions)
+        {
+            continue;
+        }
+        let stats = client
+            .get_metric_statistics()
             .namespace(namespace)
-            .set_next_token(token)
+            .metric_name(&name)
+            .set_dimensions(Some(m.dimensions().to_vec()))
+            .start_time(aws_smithy_types::DateTime::from_secs(from))
+            .end_time(aws_smithy_types::DateTime::from_secs(to))
+            .period(60)
+            .statistics(Statistic::Sum)
             .send()
             .await
-            .map_err(|e| sessionwarden_aws::sdk_error("CloudWatch.ListMetrics", e))?;
-        for m in page.metrics() {
-            let name = m.metric_name().unwrap_or_default().to_string();
-            let mut dimensions: Vec<(String, String)> = m
-                .dimensions()
-                .iter()
-                .map(|d| {
-                    (
-                        d.name().unwrap_or_default().to_string(),
-                        d.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            dimensions.sort();
-            // ListMetrics may list one series more than once; each is read once.
-            if out
-                .iter()
-                .any(|s: &SeriesSum| s.name == name && s.dimensions == dimensions)
-            {
-                continue;
-            }
-            let stats = client
-                .get_metric_statistics()
-                .namespace(namespace)
-                .metric_name(&name)
-                .set_dimensions(Some(m.dimensions().to_vec()))
-                .start_time(aws_smithy_types::DateTime::from_secs(from))
-                .end_time(aws_smithy_types::DateTime::from_secs(to))
-                .period(60)
-                .statistics(Statistic::Sum)
-                .send()
-                .await
-                .map_err(|e| sessionwarden_aws::sdk_error("CloudWatch.GetMetricStatistics", e))?;
-            let sum = stats.datapoints().iter().filter_map(|d| d.sum()).sum();
-            out.push(SeriesSum {
-                name,
-                dimensions,
-                sum,
-            });
-        }
-        token = page.next_token;
-        if token.is_none() {
-            break;
-        }
+            .map_err(|e| sessionwarden_aws::sdk_error("CloudWatch.GetMetricStatistics", e))?;
+        let sum = stats.datapoints().iter().filter_map(|d| d.sum()).sum();
+        out.push(SeriesSum {
+            name,
+            dimensions,
+            sum,
+        });
     }
     out.sort_by(|a, b| (&a.name, &a.dimensions).cmp(&(&b.name, &b.dimensions)));
     Ok(out)

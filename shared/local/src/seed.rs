@@ -66,10 +66,7 @@ impl SeedTable {
                     if pending.is_empty() {
                         break;
                     }
-                    if attempt > 0 {
-                        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5)))
-                            .await;
-                    }
+                    sessionwarden_aws::retry_pause(attempt, 50).await;
                     let out = client
                         .batch_write_item()
                         .request_items(table, pending)
@@ -98,23 +95,17 @@ impl SeedTable {
 
     /// Reads the whole table. For reports and tests on small tables only.
     pub async fn scan_all(&self) -> Result<Vec<Result<Session, ItemError>>, PortError> {
-        let (client, table) = (&self.client, self.table.as_str());
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = client
-                .scan()
-                .table_name(table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sessionwarden_aws::sdk_error("DynamoDB.Scan", e))?;
-            out.extend(page.items().iter().map(items::session_from_item));
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let found = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sessionwarden_aws::sdk_error("DynamoDB.Scan", e))?;
+        Ok(found.iter().map(items::session_from_item).collect())
     }
 }

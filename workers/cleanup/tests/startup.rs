@@ -1,45 +1,46 @@
 //! The deployed binary refuses to start on a bad environment, with a message that names the
 //! variable, before it contacts the Lambda runtime or AWS.
 
-fn start(env: &[(&str, &str)]) -> (bool, String) {
-    sessionwarden_tests::run_binary(env!("CARGO_BIN_EXE_sessionwarden-cleanup"), env)
-}
+use sessionwarden_tests::assert_startup_fails;
+
+/// The worker binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_sessionwarden-cleanup");
 
 const OK: [(&str, &str); 2] = [
     ("SESSIONS_TABLE", "sessions"),
     ("SESSION_REF_KEY", "0123456789abcdef"),
 ];
 
+/// A valid environment plus one more variable.
+fn ok_with(var: (&'static str, &'static str)) -> Vec<(&'static str, &'static str)> {
+    let mut env = OK.to_vec();
+    env.push(var);
+    env
+}
+
 #[test]
 fn a_bad_strategy_fails_startup_naming_the_variable() {
-    let mut env = OK.to_vec();
-    env.push(("CLEANUP_STRATEGY", "fullscan"));
-    let (ok, stderr) = start(&env);
-    assert!(!ok);
-    assert!(
-        stderr.contains("configuration error: CLEANUP_STRATEGY=\"fullscan\" is invalid: expected `index` or `scan`"),
-        "{stderr}"
+    assert_startup_fails(
+        BIN,
+        &ok_with(("CLEANUP_STRATEGY", "fullscan")),
+        "configuration error: CLEANUP_STRATEGY=\"fullscan\" is invalid: expected `index` or `scan`",
     );
 }
 
 #[test]
 fn a_non_numeric_timeout_fails_startup_naming_the_variable() {
-    let mut env = OK.to_vec();
-    env.push(("DEFAULT_IDLE_TIMEOUT_SECONDS", "8h"));
-    let (ok, stderr) = start(&env);
-    assert!(!ok);
-    assert!(
-        stderr.contains("DEFAULT_IDLE_TIMEOUT_SECONDS=\"8h\" is invalid"),
-        "{stderr}"
+    assert_startup_fails(
+        BIN,
+        &ok_with(("DEFAULT_IDLE_TIMEOUT_SECONDS", "8h")),
+        "DEFAULT_IDLE_TIMEOUT_SECONDS=\"8h\" is invalid",
     );
 }
 
 #[test]
 fn a_missing_table_fails_startup_naming_the_variable() {
-    let (ok, stderr) = start(&[("SESSION_REF_KEY", "0123456789abcdef")]);
-    assert!(!ok);
-    assert!(
-        stderr.contains("SESSIONS_TABLE is required but not set"),
-        "{stderr}"
+    assert_startup_fails(
+        BIN,
+        &[("SESSION_REF_KEY", "0123456789abcdef")],
+        "SESSIONS_TABLE is required but not set",
     );
 }

@@ -140,11 +140,7 @@ async fn resolve_finds_the_session_behind_a_reference() {
         cmd.output().expect("run sessionctl")
     };
     let out = run(&reference);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sessionwarden_tests::assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(
@@ -178,11 +174,7 @@ async fn revoke_sends_a_valid_cascade_request() {
         .envs(env.env_vars())
         .output()
         .expect("run sessionctl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sessionwarden_tests::assert_success(&out);
     let bodies = env.drain(&env.resources.cascade_queue_url).await;
     assert_eq!(bodies.len(), 1);
     let job =

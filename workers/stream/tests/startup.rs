@@ -1,8 +1,9 @@
 //! The deployed stream binary refuses to start on a bad environment, naming the variable.
 
-fn start(env: &[(&str, &str)]) -> (bool, String) {
-    sessionwarden_tests::run_binary(env!("CARGO_BIN_EXE_sessionwarden-stream"), env)
-}
+use sessionwarden_tests::assert_startup_fails;
+
+/// The worker binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_sessionwarden-stream");
 
 const OK: [(&str, &str); 5] = [
     ("SESSIONS_TABLE", "sessions"),
@@ -19,11 +20,10 @@ const OK: [(&str, &str); 5] = [
 fn a_bad_containment_policy_fails_startup_naming_the_variable() {
     let mut env = OK.to_vec();
     env.push(("CONTAINMENT_SESSION_USER_CHANGED", "nuke"));
-    let (ok, stderr) = start(&env);
-    assert!(!ok);
-    assert!(
-        stderr.contains("CONTAINMENT_SESSION_USER_CHANGED=\"nuke\" is invalid"),
-        "{stderr}"
+    assert_startup_fails(
+        BIN,
+        &env,
+        "CONTAINMENT_SESSION_USER_CHANGED=\"nuke\" is invalid",
     );
 }
 
@@ -34,10 +34,5 @@ fn a_missing_topic_fails_startup_naming_the_variable() {
         .filter(|(k, _)| *k != "ALERTS_TOPIC_ARN")
         .copied()
         .collect();
-    let (ok, stderr) = start(&env);
-    assert!(!ok);
-    assert!(
-        stderr.contains("ALERTS_TOPIC_ARN is required but not set"),
-        "{stderr}"
-    );
+    assert_startup_fails(BIN, &env, "ALERTS_TOPIC_ARN is required but not set");
 }

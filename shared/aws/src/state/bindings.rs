@@ -128,10 +128,7 @@ impl BindingStore for StateTable {
                 if pending.is_empty() {
                     break;
                 }
-                if attempt > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(5)))
-                        .await;
-                }
+                crate::retry_pause(attempt, 25).await;
                 let ka = KeysAndAttributes::builder()
                     .set_keys(Some(pending))
                     .consistent_read(true)

@@ -22,14 +22,7 @@ impl JobStore for StateTable {
         item.insert("ended".into(), n(0));
         item.insert("pages".into(), n(0));
         item.insert("expiresAt".into(), n(expires_at));
-        put_if(
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)"),
-        )
-        .await
+        put_if(self.put_when(item, "attribute_not_exists(pk)")).await
     }
 
     /// Adds a page's counts to a job record.

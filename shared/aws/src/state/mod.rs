@@ -106,6 +106,15 @@ impl StateTable {
         ])
     }
 
+    /// A Put of `item` into this table under `condition`, for [`put_if`].
+    pub(crate) fn put_when(&self, item: Item, condition: &str) -> PutItemFluentBuilder {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+    }
+
     pub(crate) fn job_key(job: &JobRecord) -> Item {
         HashMap::from([
             (STATE_PK.to_string(), s(format!("cascade#{}", job.root_id))),
@@ -136,11 +145,7 @@ impl GateStore for StateTable {
         item.insert("expiresAt".into(), n(until));
         item.insert("openedAt".into(), n(now));
         put_if(
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
+            self.put_when(item, "attribute_not_exists(pk) OR expiresAt <= :now")
                 .expression_attribute_values(":now", n(now)),
         )
         .await

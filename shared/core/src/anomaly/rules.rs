@@ -4,7 +4,7 @@
 use super::{AnomalyType, Binding, Detection, Evidence, Fact, Finding, Subject};
 use crate::change::{Change, ChangeKind, Image};
 use crate::expiry::ExpiryPolicy;
-use crate::session::Status;
+use crate::session::{SessionId, Status};
 
 fn differs(a: &Option<String>, b: &Option<String>) -> bool {
     matches!((a, b), (Some(x), Some(y)) if x != y)
@@ -22,6 +22,53 @@ fn ev(field: &'static str, before: &Option<String>, after: &Option<String>) -> E
         before: before.clone(),
         after: after.clone(),
     }
+}
+
+/// A user and a tenant the session was bound to before.
+type Identity<'a> = (&'a Option<String>, &'a Option<String>);
+
+/// Which half of a session's identity changed.
+#[derive(Clone, Copy)]
+enum Bound {
+    /// `userId`.
+    User,
+    /// `tenantId`.
+    Tenant,
+}
+
+/// The finding, if the session's user (or tenant, per `what`) differs from `before`.
+fn identity_changed(
+    what: Bound,
+    id: &SessionId,
+    before: Identity<'_>,
+    new: &Image,
+    headline: &str,
+) -> Option<Finding> {
+    let (user, tenant) = before;
+    let (kind, field, was, now, tenant_id) = match what {
+        Bound::User => (
+            AnomalyType::SessionUserChanged,
+            "userId",
+            user,
+            &new.user_id,
+            new.tenant_id.clone().or_else(|| tenant.clone()),
+        ),
+        Bound::Tenant => (
+            AnomalyType::SessionTenantChanged,
+            "tenantId",
+            tenant,
+            &new.tenant_id,
+            new.tenant_id.clone(),
+        ),
+    };
+    differs(was, now).then(|| Finding {
+        kind,
+        subject: Subject::Session(id.clone()),
+        tenant_id,
+        users: users(user, &new.user_id),
+        evidence: vec![ev(field, was, now)],
+        headline: headline.into(),
+    })
 }
 
 fn num(v: Option<i64>) -> Option<String> {
@@ -47,25 +94,14 @@ pub fn detect(change: &Change, prior: Option<&Binding>, policy: &ExpiryPolicy) -
                 return d;
             };
             if let Some(b) = prior {
-                if differs(&b.user_id, &new.user_id) {
-                    d.findings.push(Finding {
-                        kind: AnomalyType::SessionUserChanged,
-                        subject: session(),
-                        tenant_id: new.tenant_id.clone().or_else(|| b.tenant_id.clone()),
-                        users: users(&b.user_id, &new.user_id),
-                        evidence: vec![ev("userId", &b.user_id, &new.user_id)],
-                        headline: "session ID re-inserted for a second user".into(),
-                    });
-                }
-                if differs(&b.tenant_id, &new.tenant_id) {
-                    d.findings.push(Finding {
-                        kind: AnomalyType::SessionTenantChanged,
-                        subject: session(),
-                        tenant_id: new.tenant_id.clone(),
-                        users: users(&b.user_id, &new.user_id),
-                        evidence: vec![ev("tenantId", &b.tenant_id, &new.tenant_id)],
-                        headline: "session ID re-inserted for a second tenant".into(),
-                    });
+                let before = (&b.user_id, &b.tenant_id);
+                for (what, headline) in [
+                    (Bound::User, "session ID re-inserted for a second user"),
+                    (Bound::Tenant, "session ID re-inserted for a second tenant"),
+                ] {
+                    let id = &change.session_id;
+                    d.findings
+                        .extend(identity_changed(what, id, before, new, headline));
                 }
                 if d.findings.is_empty() {
                     d.findings.push(Finding {
@@ -108,15 +144,15 @@ fn modify_rules(
     let tenant = new.tenant_id.clone().or_else(|| old.tenant_id.clone());
     let both_users = users(&old.user_id, &new.user_id);
 
-    if differs(&old.user_id, &new.user_id) {
-        d.findings.push(Finding {
-            kind: AnomalyType::SessionUserChanged,
-            subject: session(),
-            tenant_id: tenant.clone(),
-            users: both_users.clone(),
-            evidence: vec![ev("userId", &old.user_id, &new.user_id)],
-            headline: "session bound to 2 users".into(),
-        });
+    let before = (&old.user_id, &old.tenant_id);
+    if let Some(f) = identity_changed(
+        Bound::User,
+        &change.session_id,
+        before,
+        new,
+        "session bound to 2 users",
+    ) {
+        d.findings.push(f);
     } else if old.user_id.is_none() && new.user_id.is_some() {
         d.findings.push(Finding {
             kind: AnomalyType::SessionFixation,
@@ -127,16 +163,13 @@ fn modify_rules(
             headline: "login kept the anonymous session ID (fixation)".into(),
         });
     }
-    if differs(&old.tenant_id, &new.tenant_id) {
-        d.findings.push(Finding {
-            kind: AnomalyType::SessionTenantChanged,
-            subject: session(),
-            tenant_id: new.tenant_id.clone(),
-            users: both_users.clone(),
-            evidence: vec![ev("tenantId", &old.tenant_id, &new.tenant_id)],
-            headline: "session moved between 2 tenants".into(),
-        });
-    }
+    d.findings.extend(identity_changed(
+        Bound::Tenant,
+        &change.session_id,
+        before,
+        new,
+        "session moved between 2 tenants",
+    ));
 
     let status_ev = || {
         ev(

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::metrics::{MetricBatch, Unit};
+use crate::metrics::MetricBatch;
 
 /// What one batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -61,18 +61,15 @@ impl CascadeReport {
         for (cause, n) in &self.ended {
             b.count("SessionsTerminated", &[("Cause", cause)], *n);
         }
-        b.count("CascadeJobsStarted", &[], self.jobs_started);
-        b.count("CascadeJobsCompleted", &[], self.jobs_completed);
-        b.count("CascadePages", &[], self.pages);
-        b.count("CascadeMessagesInvalid", &[], self.invalid);
-        b.count("CascadeCyclesStopped", &[], self.cycles_stopped);
-        b.count("CascadeDepthLimited", &[], self.depth_limited);
-        b.add(
-            "CascadeDurationMs",
-            &[],
-            self.duration_ms as f64,
-            Unit::Milliseconds,
-        );
+        b.counts(&[
+            ("CascadeJobsStarted", &[], self.jobs_started),
+            ("CascadeJobsCompleted", &[], self.jobs_completed),
+            ("CascadePages", &[], self.pages),
+            ("CascadeMessagesInvalid", &[], self.invalid),
+            ("CascadeCyclesStopped", &[], self.cycles_stopped),
+            ("CascadeDepthLimited", &[], self.depth_limited),
+        ]);
+        b.duration_ms("CascadeDurationMs", self.duration_ms);
         b
     }
 }

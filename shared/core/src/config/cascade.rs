@@ -43,12 +43,7 @@ impl CascadeConfig {
             concurrency: r.int("CASCADE_CONCURRENCY", 4, 1, 64)? as usize,
             max_depth: r.int("CASCADE_MAX_DEPTH", 10, 1, 100)? as u32,
             alert_threshold: r.int("CASCADE_ALERT_THRESHOLD", 100, 1, 100_000_000)? as u64,
-            deadline_margin: Duration::from_millis(r.int(
-                "CASCADE_DEADLINE_MARGIN_MS",
-                10_000,
-                0,
-                900_000,
-            )? as u64),
+            deadline_margin: r.deadline_margin("CASCADE_DEADLINE_MARGIN_MS")?,
         })
     }
 }

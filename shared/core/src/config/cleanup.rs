@@ -82,12 +82,7 @@ impl CleanupConfig {
             scan_segments: r.int("CLEANUP_SCAN_SEGMENTS", 4, 1, 1_000)? as u32,
             page_size: r.int("CLEANUP_PAGE_SIZE", 1_000, 1, 100_000)? as u32,
             write_concurrency: r.int("CLEANUP_WRITE_CONCURRENCY", 16, 1, 256)? as usize,
-            deadline_margin: Duration::from_millis(r.int(
-                "CLEANUP_DEADLINE_MARGIN_MS",
-                10_000,
-                0,
-                900_000,
-            )? as u64),
+            deadline_margin: r.deadline_margin("CLEANUP_DEADLINE_MARGIN_MS")?,
         })
     }
 }

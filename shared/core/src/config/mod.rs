@@ -3,6 +3,7 @@
 //! first invocation with a clear message instead of misbehaving later.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::expiry::ExpiryPolicy;
 use crate::session_ref::SessionRefKey;
@@ -99,6 +100,13 @@ impl<E: EnvSource + ?Sized> Reader<'_, E> {
             });
         }
         Ok(v)
+    }
+
+    /// A safety margin before the Lambda deadline, in milliseconds: default 10 s, at most 15 min.
+    pub(crate) fn deadline_margin(&self, var: &'static str) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_millis(
+            self.int(var, 10_000, 0, 900_000)? as u64
+        ))
     }
 }
 

@@ -59,18 +59,20 @@ pub fn metrics_of(
     cfg: &StreamConfig,
 ) -> MetricBatch {
     let mut b = MetricBatch::new();
-    b.count("StreamRecordsProcessed", &[], r.processed);
-    b.count("StreamRecordsMalformed", &[], r.malformed);
-    b.count("AlertsPublished", &[], r.alerts_published);
-    b.count("AlertsSuppressed", &[], r.alerts_suppressed);
-    b.count("SessionsDeletedByTtl", &[], r.deleted_by_ttl);
-    b.count(
-        "SessionsTerminated",
-        &[("Cause", "containment")],
-        r.sessions_terminated,
-    );
-    b.count("SessionIpChanged", &[], r.ip_changes);
-    b.count("CascadesRequested", &[], r.cascades_requested);
+    b.counts(&[
+        ("StreamRecordsProcessed", &[], r.processed),
+        ("StreamRecordsMalformed", &[], r.malformed),
+        ("AlertsPublished", &[], r.alerts_published),
+        ("AlertsSuppressed", &[], r.alerts_suppressed),
+        ("SessionsDeletedByTtl", &[], r.deleted_by_ttl),
+        (
+            "SessionsTerminated",
+            &[("Cause", "containment")],
+            r.sessions_terminated,
+        ),
+        ("SessionIpChanged", &[], r.ip_changes),
+        ("CascadesRequested", &[], r.cascades_requested),
+    ]);
     if r.user_terminations_requested > 0 {
         b.count(
             "ContainmentRequested",

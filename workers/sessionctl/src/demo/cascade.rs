@@ -1,12 +1,12 @@
 //! The demo's cascade part: logout everywhere with its cascade tree, and a tenant suspension
 //! with continuations.
 
+use super::stream::recent_series;
 use super::{print_series, H};
 use sessionwarden_aws::AwsClients;
 use sessionwarden_core::config::{CascadeConfig, StreamConfig};
 use sessionwarden_core::ports::CascadeQueue as _;
 use sessionwarden_core::session::{Session, SessionId, Status};
-use sessionwarden_local::metrics::read_back;
 use sessionwarden_local::seed::SeedTable;
 use std::collections::BTreeMap;
 
@@ -195,13 +195,7 @@ pub(super) async fn cascade_part(
     if left > 0 {
         anyhow::bail!("{left} initech sessions are still ACTIVE");
     }
-    let series = read_back(
-        &clients.cloudwatch,
-        &config.common.metrics_namespace,
-        now - 600,
-        now + 600,
-    )
-    .await?;
+    let series = recent_series(clients, &config.common.metrics_namespace, now).await?;
     println!("\nCascade metrics sent (read back from CloudWatch):");
     let names = [
         "SessionsTerminated",

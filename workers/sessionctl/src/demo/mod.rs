@@ -11,7 +11,6 @@ use std::time::Duration;
 use sessionwarden_aws::{load_sdk_config, AwsClients, RequestCounter};
 use sessionwarden_core::config::{CascadeConfig, CleanupConfig, StreamConfig};
 use sessionwarden_core::session::{Session, Status};
-use sessionwarden_local::metrics::read_back;
 use sessionwarden_local::seed::SeedTable;
 
 pub(crate) const H: i64 = 3600;
@@ -23,7 +22,7 @@ mod stream;
 
 use cascade::cascade_part;
 pub use seed::{demo_sessions, Seeded};
-use stream::{print_series, stream_part};
+use stream::{print_series, recent_series, stream_part};
 
 pub(crate) fn ago(secs: i64) -> String {
     let secs = secs.max(0);
@@ -174,13 +173,7 @@ pub async fn run(
     );
     println!("Every expired session got terminatedAt, terminationReason and expiresAt (TTL = end + audit retention).");
 
-    let series = read_back(
-        &clients.cloudwatch,
-        &config.common.metrics_namespace,
-        now - 600,
-        now + 600,
-    )
-    .await?;
+    let series = recent_series(&clients, &config.common.metrics_namespace, now).await?;
     println!(
         "\nMetrics sent (read back from CloudWatch, namespace {}):",
         config.common.metrics_namespace

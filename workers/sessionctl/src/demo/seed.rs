@@ -40,35 +40,35 @@ pub fn demo_sessions(now: i64, policy: &ExpiryPolicy, seed: u64) -> Vec<Seeded> 
     let user = |rng: &mut StdRng| format!("u-{:03}", rng.random_range(1..=30));
     let tenant = |rng: &mut StdRng| tenants[rng.random_range(0..tenants.len())];
 
-    // Busy, recent sessions: the bulk of the table.
-    for _ in 0..80 {
-        let (u, t) = (user(&mut rng), tenant(&mut rng));
-        let created = rng.random_range(10 * M..20 * H);
-        let idle = rng.random_range(0..(7 * H).min(created));
-        out.push(Seeded {
-            session: make(&mut rng, Some(u), t, created, idle),
-            expect: "stays",
-        });
-    }
-    // Idle past the default 8 h: closed laptops, abandoned tabs.
-    for _ in 0..15 {
-        let (u, t) = (user(&mut rng), tenant(&mut rng));
-        let idle = rng.random_range(8 * H + 5 * M..20 * H);
-        let created = idle + rng.random_range(0..2 * H);
-        out.push(Seeded {
-            session: make(&mut rng, Some(u), t, created, idle),
-            expect: "idle",
-        });
-    }
-    // Still clicking, but older than the 24 h lifetime.
-    for _ in 0..8 {
-        let (u, t) = (user(&mut rng), tenant(&mut rng));
-        let created = rng.random_range(24 * H + 10 * M..40 * H);
-        let idle = rng.random_range(0..H);
-        out.push(Seeded {
-            session: make(&mut rng, Some(u), t, created, idle),
-            expect: "absolute",
-        });
+    // Random identities and ages: per group, the count, the expected outcome and how its
+    // (created, idle) ages are drawn.
+    type Ages = fn(&mut StdRng) -> (i64, i64);
+    let groups: [(usize, &'static str, Ages); 3] = [
+        // Busy, recent sessions: the bulk of the table.
+        (80, "stays", |rng| {
+            let created = rng.random_range(10 * M..20 * H);
+            (created, rng.random_range(0..(7 * H).min(created)))
+        }),
+        // Idle past the default 8 h: closed laptops, abandoned tabs.
+        (15, "idle", |rng| {
+            let idle = rng.random_range(8 * H + 5 * M..20 * H);
+            (idle + rng.random_range(0..2 * H), idle)
+        }),
+        // Still clicking, but older than the 24 h lifetime.
+        (8, "absolute", |rng| {
+            let created = rng.random_range(24 * H + 10 * M..40 * H);
+            (created, rng.random_range(0..H))
+        }),
+    ];
+    for (count, expect, ages) in groups {
+        for _ in 0..count {
+            let (u, t) = (user(&mut rng), tenant(&mut rng));
+            let (created, idle) = ages(&mut rng);
+            out.push(Seeded {
+                session: make(&mut rng, Some(u), t, created, idle),
+                expect,
+            });
+        }
     }
     // An admin console with a strict 15-minute idle timeout.
     for idle in [4 * M, 20 * M, 45 * M, 2 * H] {

@@ -158,7 +158,7 @@ pub(super) async fn stream_part(
         );
     }
 
-    let series = read_back(&clients.cloudwatch, &namespace, now - 600, now + 600).await?;
+    let series = recent_series(clients, &namespace, now).await?;
     println!("\nStream metrics sent (read back from CloudWatch):");
     let stream_metrics = [
         "AnomaliesDetected",
@@ -194,6 +194,15 @@ pub(super) async fn stream_part(
         );
     }
     Ok(tail)
+}
+
+/// Every series of `namespace` read back over the ten minutes around `now`.
+pub(super) async fn recent_series(
+    clients: &AwsClients,
+    namespace: &str,
+    now: i64,
+) -> Result<Vec<sessionwarden_local::metrics::SeriesSum>, sessionwarden_aws::PortError> {
+    read_back(&clients.cloudwatch, namespace, now - 600, now + 600).await
 }
 
 /// Prints metric series as `Name{Dim=Value,...}  sum`, one per line.

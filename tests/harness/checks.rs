@@ -1,0 +1,87 @@
+//! Shared assertions and test doubles: metric sums read back from the emulator, and the
+//! production sessions table with a hook run before each ending write.
+
+use std::future::Future;
+
+use sessionwarden_aws::sessions::DynamoSessions;
+use sessionwarden_core::cascade_message::Target;
+use sessionwarden_core::error::PortError;
+use sessionwarden_core::ports::{
+    CandidatePage, EndOutcome, Fence, MemberPage, Scope, SessionStore, Termination,
+};
+use sessionwarden_core::session::SessionId;
+use sessionwarden_local::metrics::SeriesSum;
+
+/// Looks up the sum of one series in a read-back list.
+pub fn metric(series: &[SeriesSum], name: &str, dims: &[(&str, &str)]) -> Option<f64> {
+    series
+        .iter()
+        .find(|s| {
+            s.name == name
+                && s.dimensions.len() == dims.len()
+                && dims
+                    .iter()
+                    .all(|(k, v)| s.dimensions.iter().any(|(a, b)| a == k && b == v))
+        })
+        .map(|s| s.sum)
+}
+
+/// One expected series: its name, its dimensions and its sum.
+pub type ExpectedMetric<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+/// Asserts that every `(name, dimensions, sum)` of `expected` is in `series` with exactly that sum.
+pub fn assert_metrics(series: &[SeriesSum], expected: &[ExpectedMetric<'_>]) {
+    for &(name, dims, sum) in expected {
+        assert_eq!(
+            metric(series, name, dims),
+            Some(sum),
+            "metric {name} {dims:?} in {series:#?}"
+        );
+    }
+}
+
+/// What a [`HookedSessions`] does before each ending write; an error is returned instead of
+/// writing.
+pub trait BeforeEnd: Send + Sync {
+    /// Runs before `end` of session `id`.
+    fn before_end(&self, id: &SessionId) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// The production sessions table, with `hook` run before each `end`.
+pub struct HookedSessions<B> {
+    /// The real table.
+    pub inner: DynamoSessions,
+    /// What happens before each ending write.
+    pub hook: B,
+}
+
+impl<B: BeforeEnd> SessionStore for HookedSessions<B> {
+    async fn due(
+        &self,
+        scope: &Scope,
+        now: i64,
+        limit: u32,
+        cursor: Option<String>,
+    ) -> Result<CandidatePage, PortError> {
+        self.inner.due(scope, now, limit, cursor).await
+    }
+
+    async fn members(
+        &self,
+        target: &Target,
+        limit: u32,
+        cursor: Option<String>,
+    ) -> Result<MemberPage, PortError> {
+        self.inner.members(target, limit, cursor).await
+    }
+
+    async fn end(
+        &self,
+        id: &SessionId,
+        t: &Termination,
+        fence: Option<&Fence>,
+    ) -> Result<EndOutcome, PortError> {
+        self.hook.before_end(id).await?;
+        self.inner.end(id, t, fence).await
+    }
+}
