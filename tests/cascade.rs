@@ -61,6 +61,21 @@ fn body(target: Target, reason: &str, request_id: Option<&str>) -> String {
 }
 
 /// Sends one cascade request to the queue, as another service would.
+/// Every session of `u`.
+fn user(u: &str) -> Target {
+    Target::User(u.into())
+}
+
+/// Every session of tenant `t`.
+fn tenant(t: &str) -> Target {
+    Target::Tenant(t.into())
+}
+
+/// `s` and its family.
+fn session(s: &Session) -> Target {
+    Target::Session(s.session_id.clone())
+}
+
 async fn ask(env: &TestEnv, target: Target, reason: &str, request_id: Option<&str>) {
     env.send_cascade(&[body(target, reason, request_id)]).await;
 }
@@ -107,13 +122,7 @@ async fn logout_everywhere_ends_that_users_sessions_and_nobody_elses() {
     all.extend(theirs.clone());
     env.seed(&all).await;
 
-    ask(
-        &env,
-        Target::User("u-1".into()),
-        "password-changed",
-        Some("req-logout-1"),
-    )
-    .await;
+    ask(&env, user("u-1"), "password-changed", Some("req-logout-1")).await;
     let (report, _) = drive(&env, &[]).await;
 
     assert_eq!(report.ended.get("cascade:user"), Some(&3));
@@ -171,7 +180,7 @@ async fn a_tenant_suspension_crosses_pages_and_continuations_and_announces_itsel
 
     ask(
         &env,
-        Target::Tenant("acme".into()),
+        tenant("acme"),
         "tenant-suspended",
         Some("suspend-acme"),
     )
@@ -232,13 +241,7 @@ async fn a_family_chain_of_depth_three_is_fully_ended() {
     env.seed(&chain).await;
     env.seed(std::slice::from_ref(&unrelated)).await;
 
-    ask(
-        &env,
-        Target::Session(root.session_id.clone()),
-        "admin-revoke",
-        Some("fam-1"),
-    )
-    .await;
+    ask(&env, session(&root), "admin-revoke", Some("fam-1")).await;
     let (report, _) = drive(&env, &[]).await;
 
     ended_by_cascade(
@@ -271,13 +274,7 @@ async fn a_cycle_in_parent_session_id_stops() {
     b.parent_session_id = Some(a.session_id.clone());
     env.seed(&[a.clone(), b.clone()]).await;
 
-    ask(
-        &env,
-        Target::Session(a.session_id.clone()),
-        "admin-revoke",
-        None,
-    )
-    .await;
+    ask(&env, session(&a), "admin-revoke", None).await;
     let (report, rounds) = drive(&env, &[]).await;
 
     assert_eq!(env.status_of(&a).await, Status::Terminated);
@@ -294,7 +291,7 @@ async fn a_redelivered_message_changes_nothing() {
     let f = SessionFactory::new();
     let sessions = f.of_user(3, "r", "u-1", H, 60);
     env.seed(&sessions).await;
-    ask(&env, Target::User("u-1".into()), "password-changed", None).await;
+    ask(&env, user("u-1"), "password-changed", None).await;
     let event = env.cascade_event().await.unwrap();
     assert!(invoke(&env, &[], event.clone())
         .await
@@ -365,13 +362,7 @@ async fn the_deadline_hands_the_rest_to_a_continuation() {
         .map(|i| f.active("d", &format!("u-{i}"), H, 60))
         .collect();
     env.seed(&sessions).await;
-    ask(
-        &env,
-        Target::Tenant("acme".into()),
-        "suspended",
-        Some("deadline-1"),
-    )
-    .await;
+    ask(&env, tenant("acme"), "suspended", Some("deadline-1")).await;
     let event = env.cascade_event().await.unwrap();
     // 5 s left, 10 s margin: no page is read; the whole job continues in a new message.
     let w = worker(&env, &[("CASCADE_PAGE_SIZE", "10")]);
@@ -385,8 +376,7 @@ async fn the_deadline_hands_the_rest_to_a_continuation() {
 
 #[tokio::test]
 async fn stream_to_queue_to_worker_end_to_end() {
-    let env = TestEnv::new("cascade-e2e").await;
-    let mut tail = env.stream_tail().await;
+    let (env, mut tail) = TestEnv::with_tail("cascade-e2e").await;
     let f = SessionFactory::new();
     let sessions = f.of_user(3, "e", "u-1", H, 60);
     let mut child = f.active("child", "u-1", H, 60);
@@ -441,8 +431,7 @@ async fn stream_to_queue_to_worker_end_to_end() {
 
 #[tokio::test]
 async fn the_stream_asks_for_tenant_and_family_cascades() {
-    let env = TestEnv::new("cascade-requests").await;
-    let mut tail = env.stream_tail().await;
+    let (env, mut tail) = TestEnv::with_tail("cascade-requests").await;
     let f = SessionFactory::new();
     let suspended = f.active("admin", "u-1", H, 60);
     let ttl_victim = f.active("ttl", "u-2", H, 60);

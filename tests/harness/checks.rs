@@ -5,9 +5,9 @@ use std::future::Future;
 
 use sessionwarden_aws::sessions::DynamoSessions;
 use sessionwarden_core::cascade_message::Target;
-use sessionwarden_core::error::PortError;
+use sessionwarden_core::error::PortResult;
 use sessionwarden_core::ports::{
-    CandidatePage, EndOutcome, Fence, MemberPage, Scope, SessionStore, Termination,
+    CandidatePage, EndOutcome, MemberPage, PageRequest, Scope, SessionStore, Termination,
 };
 use sessionwarden_core::session::SessionId;
 use sessionwarden_local::metrics::SeriesSum;
@@ -44,7 +44,7 @@ pub fn assert_metrics(series: &[SeriesSum], expected: &[ExpectedMetric<'_>]) {
 /// writing.
 pub trait BeforeEnd: Send + Sync {
     /// Runs before `end` of session `id`.
-    fn before_end(&self, id: &SessionId) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn before_end(&self, id: &SessionId) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// The production sessions table, with `hook` run before each `end`.
@@ -56,32 +56,16 @@ pub struct HookedSessions<B> {
 }
 
 impl<B: BeforeEnd> SessionStore for HookedSessions<B> {
-    async fn due(
-        &self,
-        scope: &Scope,
-        now: i64,
-        limit: u32,
-        cursor: Option<String>,
-    ) -> Result<CandidatePage, PortError> {
-        self.inner.due(scope, now, limit, cursor).await
+    async fn due(&self, scope: &Scope, now: i64, page: PageRequest) -> PortResult<CandidatePage> {
+        self.inner.due(scope, now, page).await
     }
 
-    async fn members(
-        &self,
-        target: &Target,
-        limit: u32,
-        cursor: Option<String>,
-    ) -> Result<MemberPage, PortError> {
-        self.inner.members(target, limit, cursor).await
+    async fn members(&self, target: &Target, page: PageRequest) -> PortResult<MemberPage> {
+        self.inner.members(target, page).await
     }
 
-    async fn end(
-        &self,
-        id: &SessionId,
-        t: &Termination,
-        fence: Option<&Fence>,
-    ) -> Result<EndOutcome, PortError> {
+    async fn end(&self, id: &SessionId, t: &Termination) -> PortResult<EndOutcome> {
         self.hook.before_end(id).await?;
-        self.inner.end(id, t, fence).await
+        self.inner.end(id, t).await
     }
 }

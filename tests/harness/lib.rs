@@ -387,6 +387,13 @@ impl TestEnv {
         })
     }
 
+    /// A fresh environment and a reader of its sessions table's stream, from the start.
+    pub async fn with_tail(name: &str) -> (Self, Tail) {
+        let env = Self::new(name).await;
+        let tail = env.stream_tail().await;
+        (env, tail)
+    }
+
     /// A reader of the sessions table's stream, from its start.
     pub async fn stream_tail(&self) -> Tail {
         let arn = self

@@ -25,7 +25,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 pub use counter::RequestCounter;
-pub use sessionwarden_core::error::{error_chain, PortError};
+pub use sessionwarden_core::error::{error_chain, PortError, PortResult};
 
 /// Service error codes that mean "try again later".
 const TRANSIENT_CODES: &[&str] = &[

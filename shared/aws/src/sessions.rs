@@ -7,11 +7,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use aws_sdk_dynamodb::Client;
 
 use crate::items::{self, Item};
-use crate::PortError;
+use crate::{PortError, PortResult};
 use sessionwarden_core::cascade_message::Target;
 use sessionwarden_core::ports::{
-    Candidate, CandidatePage, EndOutcome, Fence, MemberPage, Page, Scope, SessionStore,
-    Termination, Unreadable,
+    Candidate, CandidatePage, EndOutcome, Fence, MemberPage, Page, PageRequest, Scope,
+    SessionStore, Termination, Unreadable,
 };
 use sessionwarden_core::session::{
     attr, Session, SessionId, Status, PARENT_INDEX, TENANT_INDEX, USER_INDEX,
@@ -46,7 +46,7 @@ impl DynamoSessions {
     pub async fn get(
         &self,
         id: &SessionId,
-    ) -> Result<Option<Result<Session, items::ItemError>>, PortError> {
+    ) -> PortResult<Option<Result<Session, items::ItemError>>> {
         let out = self
             .client
             .get_item()
@@ -80,60 +80,52 @@ fn candidate(item: &Item) -> Result<Candidate, Unreadable> {
 }
 
 impl SessionStore for DynamoSessions {
-    async fn due(
-        &self,
-        scope: &Scope,
-        now: i64,
-        limit: u32,
-        cursor: Option<String>,
-    ) -> Result<CandidatePage, PortError> {
-        let cursor = cursor.as_deref().map(decode_cursor).transpose()?;
-        let active = AttributeValue::S(Status::Active.as_str().to_string());
-        let (items, scanned, next) = match scope {
-            Scope::Index { index } => {
-                let out = self
-                    .client
-                    .query()
+    async fn due(&self, scope: &Scope, now: i64, page: PageRequest) -> PortResult<CandidatePage> {
+        let (limit, cursor) = (
+            page.limit,
+            page.cursor.as_deref().map(decode_cursor).transpose()?,
+        );
+        // Both reads share everything but their selection: ACTIVE sessions only, the minimal
+        // projection, one page from the cursor.
+        macro_rules! read_page {
+            ($req:expr, $operation:literal) => {{
+                let out = $req
                     .table_name(&self.table)
+                    .expression_attribute_names("#st", attr::STATUS)
+                    .expression_attribute_values(
+                        ":active",
+                        AttributeValue::S(Status::Active.as_str().into()),
+                    )
+                    .projection_expression(CANDIDATE_PROJECTION)
+                    .limit(limit as i32)
+                    .set_exclusive_start_key(cursor)
+                    .send()
+                    .await
+                    .map_err(|e| crate::sdk_error($operation, e))?;
+                (
+                    out.items.unwrap_or_default(),
+                    out.scanned_count,
+                    out.last_evaluated_key,
+                )
+            }};
+        }
+        let (items, scanned, next) = match scope {
+            Scope::Index { index } => read_page!(
+                self.client
+                    .query()
                     .index_name(index)
                     .key_condition_expression("#st = :active AND sweepAt <= :now")
-                    .expression_attribute_names("#st", attr::STATUS)
-                    .expression_attribute_values(":active", active)
-                    .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-                    .projection_expression(CANDIDATE_PROJECTION)
-                    .limit(limit as i32)
-                    .set_exclusive_start_key(cursor)
-                    .send()
-                    .await
-                    .map_err(|e| crate::sdk_error("DynamoDB.Query", e))?;
-                (
-                    out.items.unwrap_or_default(),
-                    out.scanned_count,
-                    out.last_evaluated_key,
-                )
-            }
-            Scope::Segment { segment, total } => {
-                let out = self
-                    .client
+                    .expression_attribute_values(":now", AttributeValue::N(now.to_string())),
+                "DynamoDB.Query"
+            ),
+            Scope::Segment { segment, total } => read_page!(
+                self.client
                     .scan()
-                    .table_name(&self.table)
                     .segment(*segment as i32)
                     .total_segments(*total as i32)
-                    .filter_expression("#st = :active")
-                    .expression_attribute_names("#st", attr::STATUS)
-                    .expression_attribute_values(":active", active)
-                    .projection_expression(CANDIDATE_PROJECTION)
-                    .limit(limit as i32)
-                    .set_exclusive_start_key(cursor)
-                    .send()
-                    .await
-                    .map_err(|e| crate::sdk_error("DynamoDB.Scan", e))?;
-                (
-                    out.items.unwrap_or_default(),
-                    out.scanned_count,
-                    out.last_evaluated_key,
-                )
-            }
+                    .filter_expression("#st = :active"),
+                "DynamoDB.Scan"
+            ),
         };
         Ok(Page {
             items: items.iter().map(candidate).collect(),
@@ -142,113 +134,10 @@ impl SessionStore for DynamoSessions {
         })
     }
 
-    async fn members(
-        &self,
-        target: &Target,
-        limit: u32,
-        cursor: Option<String>,
-    ) -> Result<MemberPage, PortError> {
-        self.members_page(target, limit, cursor).await
-    }
-
-    async fn end(
-        &self,
-        id: &SessionId,
-        t: &Termination,
-        fence: Option<&Fence>,
-    ) -> Result<EndOutcome, PortError> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::SESSION_ID, AttributeValue::S(id.expose().to_string()))
-            .update_expression("SET #st = :ended, terminatedAt = :at, terminationReason = :reason, expiresAt = :ttl")
-            .expression_attribute_names("#st", attr::STATUS)
-            .expression_attribute_values(":active", AttributeValue::S(Status::Active.as_str().into()))
-            .expression_attribute_values(":ended", AttributeValue::S(t.status.as_str().into()))
-            .expression_attribute_values(":at", AttributeValue::N(t.at.to_string()))
-            .expression_attribute_values(":reason", AttributeValue::S(t.reason.as_str().into()))
-            .expression_attribute_values(":ttl", AttributeValue::N(t.retain_until.to_string()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if let Some(by) = &t.by {
-            req = req
-                .update_expression("SET #st = :ended, terminatedAt = :at, terminationReason = :reason, expiresAt = :ttl, terminatedBy = :by")
-                .expression_attribute_values(":by", AttributeValue::S(by.clone()));
-        }
-        req = match fence.map(|f| &f.0) {
-            Some(Some(seen)) => req
-                .condition_expression("#st = :active AND lastActivityAt = :seen")
-                .expression_attribute_values(":seen", AttributeValue::N(seen.clone())),
-            Some(None) => {
-                req.condition_expression("#st = :active AND attribute_not_exists(lastActivityAt)")
-            }
-            None => req.condition_expression("#st = :active"),
-        };
-        match req.send().await {
-            Ok(_) => Ok(EndOutcome::Ended),
-            Err(e) => {
-                if let Some(UpdateItemError::ConditionalCheckFailedException(ccf)) =
-                    e.as_service_error()
-                {
-                    // ALL_OLD on failure tells us why without another read.
-                    return Ok(match ccf.item() {
-                        None => EndOutcome::Gone,
-                        Some(old) => match items::from_item::<items::SessionItem>(old) {
-                            Ok(i) if i.status == Status::Active => EndOutcome::Touched,
-                            _ => EndOutcome::AlreadyEnded,
-                        },
-                    });
-                }
-                Err(crate::sdk_error("DynamoDB.UpdateItem", e))
-            }
-        }
-    }
-}
-
-/// Encodes a LastEvaluatedKey (string and number attributes) as an opaque cursor.
-fn encode_cursor(key: &Item) -> String {
-    let m: serde_json::Map<String, serde_json::Value> = key
-        .iter()
-        .filter_map(|(k, v)| match v {
-            AttributeValue::S(s) => Some((k.clone(), serde_json::json!({"S": s}))),
-            AttributeValue::N(n) => Some((k.clone(), serde_json::json!({"N": n}))),
-            _ => None,
-        })
-        .collect();
-    serde_json::Value::Object(m).to_string()
-}
-
-/// Decodes a cursor made by [`encode_cursor`].
-fn decode_cursor(cursor: &str) -> Result<Item, PortError> {
-    let bad = |why: &str| PortError::Permanent {
-        operation: "DynamoDB.Query",
-        source: format!("cursor is not one sessionwarden wrote: {why}").into(),
-    };
-    let v: serde_json::Value = serde_json::from_str(cursor).map_err(|_| bad("not JSON"))?;
-    let obj = v.as_object().ok_or_else(|| bad("not an object"))?;
-    obj.iter()
-        .map(|(k, v)| {
-            match (
-                v.get("S").and_then(|s| s.as_str()),
-                v.get("N").and_then(|n| n.as_str()),
-            ) {
-                (Some(s), _) => Ok((k.clone(), AttributeValue::S(s.to_string()))),
-                (_, Some(n)) => Ok((k.clone(), AttributeValue::N(n.to_string()))),
-                _ => Err(bad("unexpected attribute type")),
-            }
-        })
-        .collect()
-}
-
-impl DynamoSessions {
     /// One page of the sessions a cascade targets: a Query on `by-user`, `by-tenant` or
     /// `by-parent` (projecting only the key and `status`), or the one session for `session`.
-    async fn members_page(
-        &self,
-        target: &Target,
-        limit: u32,
-        cursor: Option<String>,
-    ) -> Result<MemberPage, PortError> {
+    async fn members(&self, target: &Target, page: PageRequest) -> PortResult<MemberPage> {
+        let (limit, cursor) = (page.limit, page.cursor);
         let (index, key_attr, value) = match target {
             Target::User(u) => (USER_INDEX, attr::USER_ID, u.clone()),
             Target::Tenant(t) => (TENANT_INDEX, attr::TENANT_ID, t.clone()),
@@ -303,4 +192,87 @@ impl DynamoSessions {
                 .map(|k| encode_cursor(&k)),
         })
     }
+
+    async fn end(&self, id: &SessionId, t: &Termination) -> PortResult<EndOutcome> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::SESSION_ID, AttributeValue::S(id.expose().to_string()))
+            .update_expression("SET #st = :ended, terminatedAt = :at, terminationReason = :reason, expiresAt = :ttl")
+            .expression_attribute_names("#st", attr::STATUS)
+            .expression_attribute_values(":active", AttributeValue::S(Status::Active.as_str().into()))
+            .expression_attribute_values(":ended", AttributeValue::S(t.status.as_str().into()))
+            .expression_attribute_values(":at", AttributeValue::N(t.at.to_string()))
+            .expression_attribute_values(":reason", AttributeValue::S(t.reason.as_str().into()))
+            .expression_attribute_values(":ttl", AttributeValue::N(t.retain_until.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(by) = &t.by {
+            req = req
+                .update_expression("SET #st = :ended, terminatedAt = :at, terminationReason = :reason, expiresAt = :ttl, terminatedBy = :by")
+                .expression_attribute_values(":by", AttributeValue::S(by.clone()));
+        }
+        req = match t.fence.as_ref().map(|f| &f.0) {
+            Some(Some(seen)) => req
+                .condition_expression("#st = :active AND lastActivityAt = :seen")
+                .expression_attribute_values(":seen", AttributeValue::N(seen.clone())),
+            Some(None) => {
+                req.condition_expression("#st = :active AND attribute_not_exists(lastActivityAt)")
+            }
+            None => req.condition_expression("#st = :active"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(EndOutcome::Ended),
+            Err(e) => {
+                if let Some(UpdateItemError::ConditionalCheckFailedException(ccf)) =
+                    e.as_service_error()
+                {
+                    // ALL_OLD on failure tells us why without another read.
+                    return Ok(match ccf.item() {
+                        None => EndOutcome::Gone,
+                        Some(old) => match items::from_item::<items::SessionItem>(old) {
+                            Ok(i) if i.status == Status::Active => EndOutcome::Touched,
+                            _ => EndOutcome::AlreadyEnded,
+                        },
+                    });
+                }
+                Err(crate::sdk_error("DynamoDB.UpdateItem", e))
+            }
+        }
+    }
+}
+
+/// Encodes a LastEvaluatedKey (string and number attributes) as an opaque cursor.
+fn encode_cursor(key: &Item) -> String {
+    let m: serde_json::Map<String, serde_json::Value> = key
+        .iter()
+        .filter_map(|(k, v)| match v {
+            AttributeValue::S(s) => Some((k.clone(), serde_json::json!({"S": s}))),
+            AttributeValue::N(n) => Some((k.clone(), serde_json::json!({"N": n}))),
+            _ => None,
+        })
+        .collect();
+    serde_json::Value::Object(m).to_string()
+}
+
+/// Decodes a cursor made by [`encode_cursor`].
+fn decode_cursor(cursor: &str) -> PortResult<Item> {
+    let bad = |why: &str| PortError::Permanent {
+        operation: "DynamoDB.Query",
+        source: format!("cursor is not one sessionwarden wrote: {why}").into(),
+    };
+    let v: serde_json::Value = serde_json::from_str(cursor).map_err(|_| bad("not JSON"))?;
+    let obj = v.as_object().ok_or_else(|| bad("not an object"))?;
+    obj.iter()
+        .map(|(k, v)| {
+            match (
+                v.get("S").and_then(|s| s.as_str()),
+                v.get("N").and_then(|n| n.as_str()),
+            ) {
+                (Some(s), _) => Ok((k.clone(), AttributeValue::S(s.to_string()))),
+                (_, Some(n)) => Ok((k.clone(), AttributeValue::N(n.to_string()))),
+                _ => Err(bad("unexpected attribute type")),
+            }
+        })
+        .collect()
 }

@@ -15,7 +15,7 @@ use crate::deadline::Deadline;
 use crate::error::{error_chain, PortError};
 use crate::expiry::{ExpiryReason, Verdict};
 use crate::metrics::MetricBatch;
-use crate::ports::{EndOutcome, MetricsSink, Scope, SessionStore, Termination};
+use crate::ports::{EndOutcome, MetricsSink, PageRequest, Scope, SessionStore, Termination};
 use crate::session::{Status, TerminationReason};
 
 /// Sessions expired in one run, by reason.
@@ -224,7 +224,17 @@ async fn sweep_scope<S: SessionStore>(
             r.stopped_at_deadline = true;
             break;
         }
-        let page = match store.due(scope, now, config.page_size, cursor.take()).await {
+        let page = match store
+            .due(
+                scope,
+                now,
+                PageRequest {
+                    limit: config.page_size,
+                    cursor: cursor.take(),
+                },
+            )
+            .await
+        {
             Ok(p) => p,
             Err(e) => return (r, Some(e)),
         };
@@ -273,8 +283,9 @@ async fn sweep_scope<S: SessionStore>(
                     at: now,
                     retain_until: policy.retain_until(now),
                     by: None,
+                    fence: Some(c.fence.clone()),
                 };
-                let outcome = store.end(&c.id, &termination, Some(&c.fence)).await;
+                let outcome = store.end(&c.id, &termination).await;
                 (c, reason, Some(outcome))
             })
             .buffer_unordered(config.write_concurrency)

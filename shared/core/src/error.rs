@@ -6,6 +6,9 @@
 /// A boxed error with its cause chain intact.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// What a port call returns.
+pub type PortResult<T> = Result<T, PortError>;
+
 /// A port call that failed, split by what the caller does about it.
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::alert::Alert;
 use crate::cascade_message::{CascadeMessage, Target};
-use crate::error::PortError;
+use crate::error::{PortError, PortResult};
 use crate::expiry::SessionClock;
 use crate::metrics::MetricBatch;
 use crate::ports::*;
@@ -78,13 +78,7 @@ fn page<T>(items: Vec<T>) -> Page<T> {
 }
 
 impl SessionStore for Mem {
-    async fn due(
-        &self,
-        _: &Scope,
-        _: i64,
-        _: u32,
-        _: Option<String>,
-    ) -> Result<CandidatePage, PortError> {
+    async fn due(&self, _: &Scope, _: i64, _: PageRequest) -> PortResult<CandidatePage> {
         let st = self.state();
         if st.fail_reads {
             return Err(PortError::transient("DynamoDB.Query", "throttled"));
@@ -114,12 +108,7 @@ impl SessionStore for Mem {
         Ok(page(items))
     }
 
-    async fn members(
-        &self,
-        target: &Target,
-        _: u32,
-        _: Option<String>,
-    ) -> Result<MemberPage, PortError> {
+    async fn members(&self, target: &Target, _: PageRequest) -> PortResult<MemberPage> {
         let items = match target {
             Target::User(u) => vec![
                 (SessionId::new(format!("{u}-s1")), Status::Active),
@@ -130,12 +119,7 @@ impl SessionStore for Mem {
         Ok(page(items))
     }
 
-    async fn end(
-        &self,
-        id: &SessionId,
-        t: &Termination,
-        _: Option<&Fence>,
-    ) -> Result<EndOutcome, PortError> {
+    async fn end(&self, id: &SessionId, t: &Termination) -> PortResult<EndOutcome> {
         let mut st = self.state();
         let raw = id.expose();
         if raw.starts_with("flaky") || st.failing_ends.iter().any(|f| f == raw) {
@@ -153,61 +137,61 @@ impl SessionStore for Mem {
 }
 
 impl BindingStore for Mem {
-    async fn claim(&self, c: &[Claim], _: i64, _: i64) -> Result<Vec<ClaimOutcome>, PortError> {
+    async fn claim(&self, c: &[Claim], _: i64, _: i64) -> PortResult<Vec<ClaimOutcome>> {
         Ok(vec![ClaimOutcome::Claimed; c.len()])
     }
-    async fn bind(&self, _: &SessionId, _: &str, _: Option<&str>, _: i64) -> Result<(), PortError> {
+    async fn bind(&self, _: &SessionId, _: &str, _: Option<&str>, _: i64) -> PortResult<()> {
         Ok(())
     }
-    async fn counters(&self, _: &[CounterKey]) -> Result<HashMap<CounterKey, u64>, PortError> {
+    async fn counters(&self, _: &[CounterKey]) -> PortResult<HashMap<CounterKey, u64>> {
         Ok(HashMap::new())
     }
 }
 
 impl GateStore for Mem {
-    async fn open(&self, _: &GateKey, _: i64, _: i64) -> Result<bool, PortError> {
+    async fn open(&self, _: &GateKey, _: i64, _: i64) -> PortResult<bool> {
         Ok(true)
     }
-    async fn close(&self, _: &GateKey) -> Result<(), PortError> {
+    async fn close(&self, _: &GateKey) -> PortResult<()> {
         Ok(())
     }
 }
 
 impl JobStore for Mem {
-    async fn start(&self, _: &JobRecord, _: i64, _: i64) -> Result<bool, PortError> {
+    async fn start(&self, _: &JobRecord, _: i64, _: i64) -> PortResult<bool> {
         Ok(true)
     }
-    async fn progress(&self, _: &JobRecord, _: u64, _: u64) -> Result<(), PortError> {
+    async fn progress(&self, _: &JobRecord, _: u64, _: u64) -> PortResult<()> {
         Ok(())
     }
-    async fn complete(&self, _: &JobRecord, _: i64) -> Result<Option<u64>, PortError> {
+    async fn complete(&self, _: &JobRecord, _: i64) -> PortResult<Option<u64>> {
         Ok(Some(2))
     }
 }
 
 impl AlertSink for Mem {
-    async fn publish(&self, a: &[Alert]) -> Result<(), PortError> {
+    async fn publish(&self, a: &[Alert]) -> PortResult<()> {
         self.state().alerts.extend_from_slice(a);
         Ok(())
     }
 }
 
 impl CascadeQueue for Mem {
-    async fn send(&self, m: &[CascadeMessage]) -> Result<(), PortError> {
+    async fn send(&self, m: &[CascadeMessage]) -> PortResult<()> {
         self.state().queued.extend_from_slice(m);
         Ok(())
     }
 }
 
 impl DeadLetters for Mem {
-    async fn send(&self, l: &[DeadLetter]) -> Result<(), PortError> {
+    async fn send(&self, l: &[DeadLetter]) -> PortResult<()> {
         self.state().letters.extend_from_slice(l);
         Ok(())
     }
 }
 
 impl MetricsSink for Mem {
-    async fn publish(&self, _: &str, b: &MetricBatch) -> Result<(), PortError> {
+    async fn publish(&self, _: &str, b: &MetricBatch) -> PortResult<()> {
         self.state().metrics.push(b.clone());
         Ok(())
     }

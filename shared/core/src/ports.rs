@@ -13,7 +13,7 @@
 //! | [`DeadLetters`] | the dead-letter queue | `send` |
 //! | [`MetricsSink`] | custom metrics | `publish` |
 //!
-//! Every method returns a [`PortError`] on failure, which says whether to retry.
+//! Every method returns a [`PortResult`]: its error, a `PortError`, says whether to retry.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,7 +21,7 @@ use std::future::Future;
 use crate::alert::Alert;
 use crate::anomaly::{AnomalyType, Binding};
 use crate::cascade_message::{CascadeMessage, Target};
-use crate::error::PortError;
+use crate::error::PortResult;
 use crate::expiry::SessionClock;
 use crate::metrics::MetricBatch;
 use crate::session::{SessionId, Status, TerminationReason};
@@ -81,6 +81,15 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// Which page to read: at most `limit` items, from `cursor` (the `next` of the page before).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Items to read at most.
+    pub limit: u32,
+    /// Where to start; `None` for the first page.
+    pub cursor: Option<String>,
+}
+
 /// A page of cleanup candidates.
 pub type CandidatePage = Page<Result<Candidate, Unreadable>>;
 
@@ -100,6 +109,9 @@ pub struct Termination {
     pub retain_until: i64,
     /// `terminatedBy`: the root request of a cascade, so an investigator can rebuild it.
     pub by: Option<String>,
+    /// Cleanup's condition: end only if `lastActivityAt` still equals what was read, so a session
+    /// touched in the meantime survives. `None`: end whatever the activity (containment, cascades).
+    pub fence: Option<Fence>,
 }
 
 /// What a conditional end found.
@@ -122,17 +134,15 @@ pub trait SessionStore: Send + Sync {
         &self,
         scope: &Scope,
         now: i64,
-        limit: u32,
-        cursor: Option<String>,
-    ) -> impl Future<Output = Result<CandidatePage, PortError>> + Send;
+        page: PageRequest,
+    ) -> impl Future<Output = PortResult<CandidatePage>> + Send;
 
     /// One page of the sessions `target` names (a user's, a tenant's, a family, one session).
     fn members(
         &self,
         target: &Target,
-        limit: u32,
-        cursor: Option<String>,
-    ) -> impl Future<Output = Result<MemberPage, PortError>> + Send;
+        page: PageRequest,
+    ) -> impl Future<Output = PortResult<MemberPage>> + Send;
 
     /// Ends a session with one conditional write: only if it is still ACTIVE and, with a fence,
     /// its `lastActivityAt` still equals the fence. Never overwrites the reason of a session that
@@ -141,8 +151,7 @@ pub trait SessionStore: Send + Sync {
         &self,
         id: &SessionId,
         termination: &Termination,
-        fence: Option<&Fence>,
-    ) -> impl Future<Output = Result<EndOutcome, PortError>> + Send;
+    ) -> impl Future<Output = PortResult<EndOutcome>> + Send;
 }
 
 /// Whose creations a burst counter counts.
@@ -195,7 +204,7 @@ pub trait BindingStore: Send + Sync {
         claims: &[Claim],
         bindings_until: i64,
         counters_until: i64,
-    ) -> impl Future<Output = Result<Vec<ClaimOutcome>, PortError>> + Send;
+    ) -> impl Future<Output = PortResult<Vec<ClaimOutcome>>> + Send;
 
     /// Records the user (and tenant) of a session that authenticated after its INSERT.
     fn bind(
@@ -204,13 +213,13 @@ pub trait BindingStore: Send + Sync {
         user: &str,
         tenant: Option<&str>,
         until: i64,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    ) -> impl Future<Output = PortResult<()>> + Send;
 
     /// Reads burst counters; absent ones are 0.
     fn counters(
         &self,
         keys: &[CounterKey],
-    ) -> impl Future<Output = Result<HashMap<CounterKey, u64>, PortError>> + Send;
+    ) -> impl Future<Output = PortResult<HashMap<CounterKey, u64>>> + Send;
 }
 
 /// The dedup key of an alert: one per (type, subject) per window.
@@ -230,10 +239,10 @@ pub trait GateStore: Send + Sync {
         gate: &GateKey,
         now: i64,
         until: i64,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    ) -> impl Future<Output = PortResult<bool>> + Send;
 
     /// Closes a gate again after a failed publish, so the retry can alert.
-    fn close(&self, gate: &GateKey) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn close(&self, gate: &GateKey) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// A cascade job's record: one per (root request, target).
@@ -265,7 +274,7 @@ pub trait JobStore: Send + Sync {
         job: &JobRecord,
         now: i64,
         until: i64,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    ) -> impl Future<Output = PortResult<bool>> + Send;
 
     /// Adds a page's results to the job record.
     fn progress(
@@ -273,29 +282,26 @@ pub trait JobStore: Send + Sync {
         job: &JobRecord,
         ended: u64,
         pages: u64,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    ) -> impl Future<Output = PortResult<()>> + Send;
 
     /// Marks the job completed; `Some(total ended)` if this call completed it.
     fn complete(
         &self,
         job: &JobRecord,
         now: i64,
-    ) -> impl Future<Output = Result<Option<u64>, PortError>> + Send;
+    ) -> impl Future<Output = PortResult<Option<u64>>> + Send;
 }
 
 /// The alerts topic.
 pub trait AlertSink: Send + Sync {
     /// Publishes alerts, each as one message.
-    fn publish(&self, alerts: &[Alert]) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn publish(&self, alerts: &[Alert]) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// The cascade queue.
 pub trait CascadeQueue: Send + Sync {
     /// Sends cascade messages (requests, continuations, sub-cascades).
-    fn send(
-        &self,
-        messages: &[CascadeMessage],
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn send(&self, messages: &[CascadeMessage]) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// Input that can never be processed, on its way to the dead-letter queue.
@@ -312,7 +318,7 @@ pub struct DeadLetter {
 /// The dead-letter queue.
 pub trait DeadLetters: Send + Sync {
     /// Sends rejected input, with its reason.
-    fn send(&self, letters: &[DeadLetter]) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn send(&self, letters: &[DeadLetter]) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// Custom metrics. One call per invocation.
@@ -322,7 +328,7 @@ pub trait MetricsSink: Send + Sync {
         &self,
         namespace: &str,
         batch: &MetricBatch,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// The ports one worker runs on, built once per process. Cleanup uses `sessions` and

@@ -24,7 +24,7 @@ use crate::deadline::Deadline;
 use crate::error::{error_chain, PortError};
 use crate::ports::{
     AlertSink, CascadeQueue, DeadLetter, DeadLetters, EndOutcome, JobRecord, JobStore, MetricsSink,
-    Ports, SessionStore, Termination,
+    PageRequest, Ports, SessionStore, Termination,
 };
 use crate::session::{SessionId, Status};
 
@@ -69,6 +69,7 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
             at: self.now,
             retain_until: self.cfg.common.expiry.retain_until(self.now),
             by: Some(job.root_id.clone()),
+            fence: None,
         };
         let mut cursor = job.cursor.clone();
         let mut started = job.cursor.is_some();
@@ -86,7 +87,13 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
             }
             let page = self
                 .sessions
-                .members(&job.target, self.cfg.page_size, cursor.take())
+                .members(
+                    &job.target,
+                    PageRequest {
+                        limit: self.cfg.page_size,
+                        cursor: cursor.take(),
+                    },
+                )
                 .await?;
             pages_here += 1;
             r.pages += 1;
@@ -105,7 +112,7 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
                 .collect();
             r.already_ended += (page.items.len() - active.len()) as u64;
             let outcomes: Vec<Result<EndOutcome, PortError>> = stream::iter(active)
-                .map(|id| self.sessions.end(id, &termination, None))
+                .map(|id| self.sessions.end(id, &termination))
                 .buffer_unordered(self.cfg.write_concurrency)
                 .collect()
                 .await;

@@ -85,7 +85,7 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
     ) -> Result<(), PortError> {
         let ended = match &r.containment {
             Contain::EndSession(id, t) => {
-                let outcome = self.sessions.end(id, t, None).await?;
+                let outcome = self.sessions.end(id, t).await?;
                 if outcome == crate::ports::EndOutcome::Ended {
                     part.terminated += 1;
                 }

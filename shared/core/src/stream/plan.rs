@@ -204,6 +204,7 @@ pub fn respond(finding: Finding, seq: &SeqNo, cfg: &StreamConfig, now: i64) -> R
                 at: now,
                 retain_until: cfg.common.expiry.retain_until(now),
                 by: None,
+                fence: None,
             },
         ),
         (Containment::TerminateUser, _) if !finding.users.is_empty() => {
