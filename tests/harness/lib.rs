@@ -220,9 +220,18 @@ impl TestEnv {
         .expect("reading metrics back")
     }
 
-    /// Deletes this test's tables to keep the emulator small.
+    /// Deletes this test's tables to keep the emulator small. Best effort: a failure is reported,
+    /// and the emulator goes away with the run anyway.
     pub async fn teardown(self) {
-        let _ = sessionwarden_local::provision::delete_tables(&self.clients, &self.prefix).await;
+        if let Err(e) =
+            sessionwarden_local::provision::delete_tables(&self.clients, &self.prefix).await
+        {
+            eprintln!(
+                "teardown of {}: {}",
+                self.prefix,
+                sessionwarden_core::error::error_chain(&e)
+            );
+        }
     }
 }
 

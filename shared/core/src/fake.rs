@@ -53,7 +53,9 @@ impl Mem {
 
     /// The shared state.
     pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.lock().unwrap()
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The same fake in every port.
