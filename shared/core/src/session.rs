@@ -22,7 +22,7 @@ pub mod attr {
     pub const IDLE_TIMEOUT_SECONDS: &str = "idleTimeoutSeconds";
     /// Hard end of life, epoch seconds (N), optional.
     pub const ABSOLUTE_EXPIRES_AT: &str = "absoluteExpiresAt";
-    /// Earliest deadline, written by the app on every touch; sort key of [`SWEEP_INDEX`] (N).
+    /// Earliest deadline, written by the app on every touch; sort key of [`super::SWEEP_INDEX`] (N).
     pub const SWEEP_AT: &str = "sweepAt";
     /// Parent session (S), optional; makes a session family.
     pub const PARENT_SESSION_ID: &str = "parentSessionId";
