@@ -5,6 +5,8 @@ use sessionwarden_core::cascade::{process_batch, QueueMessage};
 use sessionwarden_core::config::CascadeConfig;
 use sessionwarden_core::deadline::EpochDeadline;
 use sessionwarden_core::fake::{vars, Mem};
+use sessionwarden_core::session::{SessionId, Status};
+use sessionwarden_core::session_ref::SessionRefKey;
 
 fn msg(id: &str, body: &str) -> QueueMessage {
     QueueMessage {
@@ -46,4 +48,42 @@ async fn a_transient_error_fails_only_its_message_and_an_invalid_one_is_dead_let
     );
     assert_eq!(st.ended, ["good-s1", "good-s2"]);
     assert_eq!(r.ended.get("cascade:user"), Some(&2));
+}
+
+fn family_job(
+    parent: &str,
+    depth: u32,
+    path: Vec<String>,
+) -> sessionwarden_core::cascade_message::CascadeJob {
+    sessionwarden_core::cascade_message::CascadeJob {
+        target: sessionwarden_core::cascade_message::Target::Family(SessionId::new(parent)),
+        reason: "r".into(),
+        requested_by: "x".into(),
+        root_id: "root".into(),
+        cursor: None,
+        depth,
+        path,
+    }
+}
+
+#[test]
+fn a_family_page_plans_one_sub_cascade_per_child_and_stops_cycles_and_depth() {
+    use sessionwarden_core::cascade::family;
+    let key = SessionRefKey::new(b"0123456789abcdef".to_vec()).unwrap();
+    let page = [
+        (SessionId::new("child"), Status::Active),
+        (SessionId::new("grandpa"), Status::Terminated),
+    ];
+    // grandpa is an ancestor of this family: the branch through it is a cycle.
+    let job = family_job("parent", 1, vec![key.state_key(&SessionId::new("grandpa"))]);
+    let plan = family::plan(&job, &page, &key, 10);
+    assert_eq!(plan.subs.len(), 1);
+    assert_eq!(plan.subs[0].session_id.as_deref(), Some("child"));
+    assert_eq!(plan.cycles, [SessionId::new("grandpa")]);
+    assert!(plan.too_deep.is_empty());
+
+    // At the depth limit nothing goes further.
+    let deep = family::plan(&family_job("parent", 10, vec![]), &page, &key, 10);
+    assert!(deep.subs.is_empty());
+    assert_eq!(deep.too_deep.len(), 2);
 }

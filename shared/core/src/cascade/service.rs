@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use futures::stream::{self, StreamExt};
 
+use super::family;
 use super::report::{CascadeReport, QueueMessage};
 use crate::alert::{self, RenderContext};
 use crate::cascade_message::{self as message, CascadeJob, Target};
@@ -131,34 +132,16 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
             }
 
             // Families: one sub-cascade per child, with the cycle and depth guards.
-            let (parent, children): (Option<&SessionId>, Vec<&SessionId>) = match &job.target {
-                Target::Family(p) => (Some(p), page.items.iter().map(|(id, _)| id).collect()),
-                Target::Session(s) => (None, vec![s]),
-                _ => (None, vec![]),
-            };
-            let mut subs = Vec::new();
-            let mut path = job.path.clone();
-            if let Some(p) = parent {
-                path.push(key.state_key(p));
+            let family = family::plan(&job, &page.items, key, self.cfg.max_depth);
+            for child in &family.cycles {
+                r.cycles_stopped += 1;
+                tracing::warn!(root = %job.root_id, session_ref = %key.of(child), "parentSessionId cycle; this branch stops");
             }
-            for child in children {
-                let digest = key.state_key(child);
-                let depth = job.depth + 1;
-                if path.contains(&digest) {
-                    r.cycles_stopped += 1;
-                    tracing::warn!(root = %job.root_id, session_ref = %key.of(child), "parentSessionId cycle; this branch stops");
-                } else if depth > self.cfg.max_depth {
-                    r.depth_limited += 1;
-                    tracing::warn!(root = %job.root_id, session_ref = %key.of(child), depth, "family deeper than CASCADE_MAX_DEPTH; this branch stops");
-                } else {
-                    subs.push(job.message(
-                        &Target::Family(child.clone()),
-                        None,
-                        depth,
-                        path.clone(),
-                    ));
-                }
+            for child in &family.too_deep {
+                r.depth_limited += 1;
+                tracing::warn!(root = %job.root_id, session_ref = %key.of(child), depth = job.depth + 1, "family deeper than CASCADE_MAX_DEPTH; this branch stops");
             }
+            let subs = family.subs;
             if !subs.is_empty() {
                 self.queue.send(&subs).await?;
                 r.sub_cascades += subs.len() as u64;
