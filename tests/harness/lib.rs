@@ -6,9 +6,16 @@
 //! - [`TestEnv`] provisions uniquely named tables, queues and topic with the same code as
 //!   `sessionctl init`, and a unique metrics namespace, so tests can run in parallel against one
 //!   emulator.
+//! - [`SessionFactory`] builds sessions the way the app writes them; `app.rs` plays the app's
+//!   writes, deletes and TTL records; `messages.rs` reads alerts, dead letters and cascade
+//!   messages back as their consumers see them; `checks.rs` holds the shared assertions and the
+//!   hooked session store; [`Tail`] reads the stream.
 
+mod app;
 mod checks;
 mod emulators;
+mod factory;
+mod messages;
 mod tail;
 
 use std::collections::HashMap;
@@ -21,15 +28,17 @@ use sessionwarden_core::cleanup::CleanupReport;
 use sessionwarden_core::config::{
     CascadeConfig, CleanupConfig, CleanupStrategy, ConfigError, EnvSource, StreamConfig,
 };
-use sessionwarden_core::expiry::ExpiryPolicy;
 use sessionwarden_core::session::{Session, SessionId, Status};
 use sessionwarden_core::session_ref::SessionRefKey;
 use sessionwarden_local::metrics::{read_back, SeriesSum};
 use sessionwarden_local::provision::Resources;
 use sessionwarden_local::seed::SeedTable;
 
+pub use app::{n, s, ttl_remove};
 pub use checks::{assert_metrics, metric, BeforeEnd, ExpectedMetric, HookedSessions};
 pub use emulators::{dynamo_engine, endpoints, sdk_config, DynamoEngine, Endpoints};
+pub use factory::SessionFactory;
+pub use messages::ReceivedAlert;
 pub use tail::Tail;
 
 /// The session reference key every test uses.
@@ -261,91 +270,6 @@ fn parse_config<T>(
     parse(&lookup).unwrap_or_else(|e| panic!("{what} config parses: {e:?}"))
 }
 
-/// Builds sessions relative to `now`, with `sweepAt` written the way the README tells apps to.
-pub struct SessionFactory {
-    /// The instant sessions are built around (epoch seconds).
-    pub now: i64,
-    /// The policy used to compute `sweepAt`.
-    pub policy: ExpiryPolicy,
-    run: String,
-}
-
-impl SessionFactory {
-    /// A factory at the current time with the default policy.
-    pub fn new() -> Self {
-        SessionFactory {
-            now: chrono::Utc::now().timestamp(),
-            policy: ExpiryPolicy::default(),
-            run: format!("{:08x}", rand::random::<u32>()),
-        }
-    }
-
-    /// A unique, realistic-looking raw session ID.
-    pub fn id(&self, label: &str) -> SessionId {
-        SessionId::new(format!(
-            "sid-{}-{label}-{:016x}",
-            self.run,
-            rand::random::<u64>()
-        ))
-    }
-
-    /// An ACTIVE session created `age` seconds ago and idle for `idle` seconds.
-    pub fn active(&self, label: &str, user: &str, age: i64, idle: i64) -> Session {
-        let mut s = Session::active(self.id(label), self.now - age);
-        s.last_activity_at = self.now - idle;
-        s.user_id = Some(user.to_string());
-        s.tenant_id = Some("acme".to_string());
-        self.with_sweep(s)
-    }
-
-    /// `n` ACTIVE sessions of `user`, labelled `{label}0`, `{label}1`, ...
-    pub fn of_user(&self, n: usize, label: &str, user: &str, age: i64, idle: i64) -> Vec<Session> {
-        (0..n)
-            .map(|i| self.active(&format!("{label}{i}"), user, age, idle))
-            .collect()
-    }
-
-    /// An anonymous ACTIVE session (no `userId` yet) created `age` seconds ago and idle for
-    /// `idle` seconds.
-    pub fn anonymous(&self, label: &str, age: i64, idle: i64) -> Session {
-        let mut s = self.active(label, "x", age, idle);
-        s.user_id = None;
-        s
-    }
-
-    /// `live` sessions well within their deadlines, followed by `due` sessions idle past the
-    /// default timeout: the population the cost tests and `just bench` measure.
-    pub fn population(&self, live: usize, due: usize) -> Vec<Session> {
-        let mut v: Vec<Session> = (0..live)
-            .map(|i| {
-                self.active(
-                    "live",
-                    &format!("u-{}", i % 5000),
-                    2 * 3600,
-                    (i % 3600) as i64,
-                )
-            })
-            .collect();
-        v.extend(
-            (0..due)
-                .map(|i| self.active("due", &format!("u-{i}"), 9 * 3600, 8 * 3600 + 60 + i as i64)),
-        );
-        v
-    }
-
-    /// Recomputes `sweepAt` after the test changed timing attributes.
-    pub fn with_sweep(&self, mut s: Session) -> Session {
-        s.sweep_at = self.policy.sweep_at(&s.clock());
-        s
-    }
-}
-
-impl Default for SessionFactory {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// The EventBridge scheduled-event fixture (the AWS documentation sample).
 pub fn scheduled_event_fixture() -> serde_json::Value {
     serde_json::from_str(include_str!("../fixtures/eventbridge-scheduled-event.json"))
@@ -358,27 +282,6 @@ pub fn context_with(remaining: Duration) -> lambda_runtime::Context {
     c.request_id = "test-request".into();
     c.deadline = sessionwarden_core::deadline::EpochDeadline::in_from_now(remaining).deadline_ms;
     c
-}
-
-/// An alert as an on-call subscriber receives it through an SQS subscription.
-#[derive(Debug, Clone)]
-pub struct ReceivedAlert {
-    /// SNS subject.
-    pub subject: String,
-    /// The JSON document (the `sqs` body of the message).
-    pub doc: serde_json::Value,
-    /// Message attributes (`severity`, `anomalyType`, `tenantId`).
-    pub attributes: HashMap<String, String>,
-    /// The whole SNS envelope, as text.
-    pub raw: String,
-}
-
-impl ReceivedAlert {
-    /// Asserts the alert's type (in its document) and severity (in its message attributes).
-    pub fn assert_kind(&self, kind: &str, severity: &str) {
-        assert_eq!(self.doc["type"], kind, "{self:#?}");
-        assert_eq!(self.attributes["severity"], severity, "{self:#?}");
-    }
 }
 
 impl TestEnv {
@@ -417,111 +320,6 @@ impl TestEnv {
         .await
         .expect("stream tail")
     }
-
-    /// Creates a queue subscribed to the alerts topic and returns its URL.
-    pub async fn subscribe_alerts(&self) -> String {
-        let url = sessionwarden_local::provision::subscribe_inbox(
-            &self.clients,
-            &self.resources.alerts_topic_arn,
-            &format!("{}-alerts-inbox", self.prefix),
-        )
-        .await
-        .expect("subscribe an inbox to the alerts topic");
-        self.counter.reset();
-        url
-    }
-
-    /// Drains every message currently in a queue.
-    pub async fn drain(&self, queue_url: &str) -> Vec<String> {
-        sessionwarden_local::provision::drain_queue(&self.clients, queue_url)
-            .await
-            .expect("drain queue")
-    }
-
-    /// Alerts received so far on an inbox queue from [`TestEnv::subscribe_alerts`].
-    pub async fn alerts(&self, inbox: &str) -> Vec<ReceivedAlert> {
-        self.drain(inbox)
-            .await
-            .into_iter()
-            .map(|raw| {
-                let env: serde_json::Value =
-                    serde_json::from_str(&raw).expect("SNS envelope is JSON");
-                let doc = serde_json::from_str(env["Message"].as_str().unwrap_or("null"))
-                    .unwrap_or(serde_json::Value::Null);
-                let attributes = env["MessageAttributes"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.clone(),
-                                    v["Value"].as_str().unwrap_or_default().to_string(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                ReceivedAlert {
-                    subject: env["Subject"].as_str().unwrap_or_default().to_string(),
-                    doc,
-                    attributes,
-                    raw,
-                }
-            })
-            .collect()
-    }
-
-    /// Messages in the dead-letter queue, parsed.
-    pub async fn dead_letters(&self) -> Vec<serde_json::Value> {
-        self.drain(&self.resources.dead_letter_queue_url)
-            .await
-            .iter()
-            .map(|b| serde_json::from_str(b).expect("dead letter is JSON"))
-            .collect()
-    }
-
-    /// The app's write: `UpdateItem SET` of string/number attributes on one session.
-    pub async fn app_update(&self, id: &SessionId, set: &[(&str, AttributeValue)]) {
-        let mut expr = Vec::new();
-        let mut req = self
-            .clients
-            .dynamodb
-            .update_item()
-            .table_name(&self.resources.sessions_table)
-            .key("sessionId", AttributeValue::S(id.expose().into()));
-        for (i, (name, value)) in set.iter().enumerate() {
-            expr.push(format!("#a{i} = :v{i}"));
-            req = req
-                .expression_attribute_names(format!("#a{i}"), *name)
-                .expression_attribute_values(format!(":v{i}"), value.clone());
-        }
-        req.update_expression(format!("SET {}", expr.join(", ")))
-            .send()
-            .await
-            .expect("app update");
-    }
-
-    /// The app deletes a session item.
-    pub async fn app_delete(&self, id: &SessionId) {
-        self.clients
-            .dynamodb
-            .delete_item()
-            .table_name(&self.resources.sessions_table)
-            .key("sessionId", AttributeValue::S(id.expose().into()))
-            .send()
-            .await
-            .expect("app delete");
-    }
-}
-
-/// `S` attribute value.
-pub fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_string())
-}
-
-/// `N` attribute value.
-pub fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 /// Starts a worker binary with exactly `env` (nothing inherited) and returns whether it exited
@@ -555,63 +353,4 @@ pub fn assert_success(out: &std::process::Output) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-impl TestEnv {
-    /// Sends raw bodies to the cascade queue, as another service would.
-    pub async fn send_cascade(&self, bodies: &[String]) {
-        for b in bodies {
-            self.clients
-                .sqs
-                .send_message()
-                .queue_url(&self.resources.cascade_queue_url)
-                .message_body(b)
-                .send()
-                .await
-                .expect("send cascade message");
-        }
-    }
-
-    /// The next batch of the cascade queue in the SQS Lambda event shape (messages deleted, as
-    /// Lambda does on success; tests assert there were no failures).
-    pub async fn cascade_event(&self) -> Option<aws_lambda_events::event::sqs::SqsEvent> {
-        sessionwarden_local::queues::receive_as_lambda_event(
-            &self.clients.sqs,
-            &self.resources.cascade_queue_url,
-        )
-        .await
-        .expect("receive cascade messages")
-    }
-}
-
-/// A REMOVE record exactly as DynamoDB's TTL delivers it (moto does not run TTL, and DynamoDB
-/// Local's TTL records say `UNKNOWN_TO_SDK_VERSION` with no `userIdentity`), built from a
-/// real INSERT or MODIFY record: its NewImage becomes the OldImage, re-keyed to `session` and
-/// given `old_status`; `userIdentity` is the DynamoDB service principal.
-pub fn ttl_remove(
-    from: &serde_json::Value,
-    session: &SessionId,
-    old_status: &str,
-    seq: &str,
-) -> serde_json::Value {
-    let mut r = from.clone();
-    r["eventName"] = "REMOVE".into();
-    r["eventID"] = format!("ttl-{seq}").into();
-    let db = r["dynamodb"]
-        .as_object_mut()
-        .expect("a stream record has a dynamodb block");
-    let mut old = db
-        .remove("NewImage")
-        .expect("the source record has a NewImage");
-    old["sessionId"] = serde_json::json!({"S": session.expose()});
-    old["status"] = serde_json::json!({"S": old_status});
-    db.insert("OldImage".into(), old);
-    db.insert(
-        "Keys".into(),
-        serde_json::json!({"sessionId": {"S": session.expose()}}),
-    );
-    db.insert("SequenceNumber".into(), seq.into());
-    r["userIdentity"] =
-        serde_json::json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
-    r
 }

@@ -1,0 +1,119 @@
+//! What leaves the workers through queues and topics, read back as a subscriber or another
+//! service sees it: alerts on an SQS inbox subscribed to the topic, dead letters, and the cascade
+//! queue in the SQS Lambda event shape.
+
+use std::collections::HashMap;
+
+use crate::TestEnv;
+
+/// An alert as an on-call subscriber receives it through an SQS subscription.
+#[derive(Debug, Clone)]
+pub struct ReceivedAlert {
+    /// SNS subject.
+    pub subject: String,
+    /// The JSON document (the `sqs` body of the message).
+    pub doc: serde_json::Value,
+    /// Message attributes (`severity`, `anomalyType`, `tenantId`).
+    pub attributes: HashMap<String, String>,
+    /// The whole SNS envelope, as text.
+    pub raw: String,
+}
+
+impl ReceivedAlert {
+    /// Asserts the alert's type (in its document) and severity (in its message attributes).
+    pub fn assert_kind(&self, kind: &str, severity: &str) {
+        assert_eq!(self.doc["type"], kind, "{self:#?}");
+        assert_eq!(self.attributes["severity"], severity, "{self:#?}");
+    }
+}
+
+impl TestEnv {
+    /// Creates a queue subscribed to the alerts topic and returns its URL.
+    pub async fn subscribe_alerts(&self) -> String {
+        let url = sessionwarden_local::provision::subscribe_inbox(
+            &self.clients,
+            &self.resources.alerts_topic_arn,
+            &format!("{}-alerts-inbox", self.prefix),
+        )
+        .await
+        .expect("subscribe an inbox to the alerts topic");
+        self.counter.reset();
+        url
+    }
+
+    /// Drains every message currently in a queue.
+    pub async fn drain(&self, queue_url: &str) -> Vec<String> {
+        sessionwarden_local::provision::drain_queue(&self.clients, queue_url)
+            .await
+            .expect("drain queue")
+    }
+
+    /// Alerts received so far on an inbox queue from [`TestEnv::subscribe_alerts`].
+    pub async fn alerts(&self, inbox: &str) -> Vec<ReceivedAlert> {
+        self.drain(inbox)
+            .await
+            .into_iter()
+            .map(|raw| {
+                let env: serde_json::Value =
+                    serde_json::from_str(&raw).expect("SNS envelope is JSON");
+                let doc = serde_json::from_str(env["Message"].as_str().unwrap_or("null"))
+                    .unwrap_or(serde_json::Value::Null);
+                let attributes = env["MessageAttributes"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.clone(),
+                                    v["Value"].as_str().unwrap_or_default().to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                ReceivedAlert {
+                    subject: env["Subject"].as_str().unwrap_or_default().to_string(),
+                    doc,
+                    attributes,
+                    raw,
+                }
+            })
+            .collect()
+    }
+
+    /// Messages in the dead-letter queue, parsed.
+    pub async fn dead_letters(&self) -> Vec<serde_json::Value> {
+        self.drain(&self.resources.dead_letter_queue_url)
+            .await
+            .iter()
+            .map(|b| serde_json::from_str(b).expect("dead letter is JSON"))
+            .collect()
+    }
+}
+
+impl TestEnv {
+    /// Sends raw bodies to the cascade queue, as another service would.
+    pub async fn send_cascade(&self, bodies: &[String]) {
+        for b in bodies {
+            self.clients
+                .sqs
+                .send_message()
+                .queue_url(&self.resources.cascade_queue_url)
+                .message_body(b)
+                .send()
+                .await
+                .expect("send cascade message");
+        }
+    }
+
+    /// The next batch of the cascade queue in the SQS Lambda event shape (messages deleted, as
+    /// Lambda does on success; tests assert there were no failures).
+    pub async fn cascade_event(&self) -> Option<aws_lambda_events::event::sqs::SqsEvent> {
+        sessionwarden_local::queues::receive_as_lambda_event(
+            &self.clients.sqs,
+            &self.resources.cascade_queue_url,
+        )
+        .await
+        .expect("receive cascade messages")
+    }
+}
