@@ -76,11 +76,7 @@ impl TestEnv {
     pub async fn new(name: &str) -> Self {
         let prefix = unique(name);
         let counter = RequestCounter::new();
-        let clients = AwsClients::build(
-            &sdk_config().await,
-            Some(&counter),
-            &sessionwarden_aws::ClientSettings::local(),
-        );
+        let clients = AwsClients::local(&sdk_config().await, Some(&counter));
         let resources = sessionwarden_local::provision::init(&clients, &prefix)
             .await
             .unwrap_or_else(|e| {

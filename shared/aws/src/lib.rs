@@ -119,6 +119,22 @@ pub async fn load_sdk_config() -> SdkConfig {
     aws_config::load_defaults(BehaviorVersion::latest()).await
 }
 
+/// Builds one SDK client of crate `$krate` from an `SdkConfig`, with [`ClientSettings`] and an
+/// optional [`RequestCounter`]: the one way every client of the project is made.
+#[macro_export]
+macro_rules! sdk_client {
+    ($krate:ident, $sdk:expr, $counter:expr, $settings:expr) => {{
+        let settings: &$crate::ClientSettings = $settings;
+        let mut b = $krate::config::Builder::from($sdk)
+            .retry_config(settings.retry.clone())
+            .timeout_config(settings.timeout.clone());
+        if let Some(c) = $counter {
+            b = b.interceptor(c.clone());
+        }
+        $krate::Client::from_conf(b.build())
+    }};
+}
+
 /// The SDK clients, built once per process and shared by reference.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
@@ -145,22 +161,17 @@ impl AwsClients {
         counter: Option<&RequestCounter>,
         settings: &ClientSettings,
     ) -> Self {
-        macro_rules! client {
-            ($krate:ident) => {{
-                let mut b = $krate::config::Builder::from(sdk)
-                    .retry_config(settings.retry.clone())
-                    .timeout_config(settings.timeout.clone());
-                if let Some(c) = counter {
-                    b = b.interceptor(c.clone());
-                }
-                $krate::Client::from_conf(b.build())
-            }};
-        }
         AwsClients {
-            dynamodb: client!(aws_sdk_dynamodb),
-            cloudwatch: client!(aws_sdk_cloudwatch),
-            sqs: client!(aws_sdk_sqs),
-            sns: client!(aws_sdk_sns),
+            dynamodb: sdk_client!(aws_sdk_dynamodb, sdk, counter, settings),
+            cloudwatch: sdk_client!(aws_sdk_cloudwatch, sdk, counter, settings),
+            sqs: sdk_client!(aws_sdk_sqs, sdk, counter, settings),
+            sns: sdk_client!(aws_sdk_sns, sdk, counter, settings),
         }
+    }
+
+    /// Builds every client for local tooling and tests: the local (generous) settings, since
+    /// emulators can be far slower than AWS, and `counter` if given.
+    pub fn local(sdk: &SdkConfig, counter: Option<&RequestCounter>) -> Self {
+        Self::build(sdk, counter, &ClientSettings::local())
     }
 }

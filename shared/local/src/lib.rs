@@ -19,11 +19,5 @@ pub fn streams_client(
     counter: Option<&RequestCounter>,
 ) -> aws_sdk_dynamodbstreams::Client {
     let settings = sessionwarden_aws::ClientSettings::local();
-    let mut b = aws_sdk_dynamodbstreams::config::Builder::from(sdk)
-        .retry_config(settings.retry)
-        .timeout_config(settings.timeout);
-    if let Some(c) = counter {
-        b = b.interceptor(c.clone());
-    }
-    aws_sdk_dynamodbstreams::Client::from_conf(b.build())
+    sessionwarden_aws::sdk_client!(aws_sdk_dynamodbstreams, sdk, counter, &settings)
 }

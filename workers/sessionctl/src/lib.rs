@@ -346,9 +346,5 @@ pub async fn drain_cascades(
 /// Clients for local runs: the standard SDK configuration with the local (generous) timeouts,
 /// since emulators can be far slower than AWS.
 pub async fn local_clients() -> AwsClients {
-    AwsClients::build(
-        &load_sdk_config().await,
-        None,
-        &sessionwarden_aws::ClientSettings::local(),
-    )
+    AwsClients::local(&load_sdk_config().await, None)
 }

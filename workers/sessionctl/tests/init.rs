@@ -60,11 +60,7 @@ async fn init_prints_key_value_lines_and_creates_everything() {
     assert_eq!(env["SESSIONS_TABLE"], format!("{prefix}-sessions"));
     assert!(env["SESSION_REF_KEY"].len() >= 16);
 
-    let clients = AwsClients::build(
-        &sessionwarden_tests::sdk_config().await,
-        None,
-        &sessionwarden_aws::ClientSettings::local(),
-    );
+    let clients = AwsClients::local(&sessionwarden_tests::sdk_config().await, None);
     let table = clients
         .dynamodb
         .describe_table()

@@ -40,11 +40,7 @@ pub async fn run(
     cascade: CascadeConfig,
 ) -> anyhow::Result<()> {
     let counter = RequestCounter::new();
-    let clients = AwsClients::build(
-        &load_sdk_config().await,
-        Some(&counter),
-        &sessionwarden_aws::ClientSettings::local(),
-    );
+    let clients = AwsClients::local(&load_sdk_config().await, Some(&counter));
     let table = SeedTable::new(
         clients.dynamodb.clone(),
         config.common.sessions_table.clone(),
