@@ -101,7 +101,7 @@ async fn idle_and_absolute_deadlines_expire_with_reason_time_and_ttl() {
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(
         json["expired"],
-        serde_json::json!({"idle": 1, "absolute": 2})
+        serde_json::json!({"idle": 1, "absolute": 2, "ttl": 0})
     );
     assert_eq!(json["examined"], 3);
     assert_eq!(json["skippedTouched"], 0);

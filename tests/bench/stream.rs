@@ -59,7 +59,14 @@ mod service_api {
     /// that calls the service.
     pub async fn run_once(h: &Harness, body: &str, now: i64) -> Summary {
         let event: StreamEvent = serde_json::from_str(body).expect("event body parses");
-        let outcome = process_batch(&h.ports, &h.cfg, &event.records, parse_record, now).await;
+        let outcome = process_batch(
+            &h.ports,
+            &h.cfg,
+            &event.records,
+            |r| parse_record(r).map(Some),
+            now,
+        )
+        .await;
         let r = outcome.report;
         Summary {
             records: r.records,

@@ -7,7 +7,7 @@ use sessionwarden_aws::sessions::DynamoSessions;
 use sessionwarden_core::cascade_message::Target;
 use sessionwarden_core::error::PortResult;
 use sessionwarden_core::ports::{
-    CandidatePage, EndOutcome, MemberPage, PageRequest, Scope, SessionStore, Termination,
+    CandidatePage, EndOutcome, Filing, MemberPage, PageRequest, Scope, SessionStore, Termination,
 };
 use sessionwarden_core::session::SessionId;
 use sessionwarden_local::metrics::SeriesSum;
@@ -47,15 +47,15 @@ pub trait BeforeEnd: Send + Sync {
     fn before_end(&self, id: &SessionId) -> impl Future<Output = PortResult<()>> + Send;
 }
 
-/// The production sessions table, with `hook` run before each `end`.
-pub struct HookedSessions<B> {
+/// A production sessions table (native by default), with `hook` run before each `end`.
+pub struct HookedSessions<B, S = DynamoSessions> {
     /// The real table.
-    pub inner: DynamoSessions,
+    pub inner: S,
     /// What happens before each ending write.
     pub hook: B,
 }
 
-impl<B: BeforeEnd> SessionStore for HookedSessions<B> {
+impl<B: BeforeEnd, S: SessionStore> SessionStore for HookedSessions<B, S> {
     async fn due(&self, scope: &Scope, now: i64, page: PageRequest) -> PortResult<CandidatePage> {
         self.inner.due(scope, now, page).await
     }
@@ -67,5 +67,9 @@ impl<B: BeforeEnd> SessionStore for HookedSessions<B> {
     async fn end(&self, id: &SessionId, t: &Termination) -> PortResult<EndOutcome> {
         self.hook.before_end(id).await?;
         self.inner.end(id, t).await
+    }
+
+    async fn file(&self, filings: &[Filing]) -> PortResult<()> {
+        self.inner.file(filings).await
     }
 }

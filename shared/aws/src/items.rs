@@ -118,6 +118,7 @@ impl SessionItem {
             last_activity_at: self.last_activity_at.map(|e| e.0),
             idle_timeout_seconds: self.idle_timeout_seconds.map(|e| e.0),
             absolute_expires_at: self.absolute_expires_at.map(|e| e.0),
+            lapses_at: None,
         }
     }
 }

@@ -8,6 +8,8 @@ pub mod cloudwatch;
 pub mod counter;
 pub mod dlq;
 pub mod items;
+pub mod layout;
+pub mod mapped;
 pub mod ports;
 pub mod sessions;
 pub mod sns;

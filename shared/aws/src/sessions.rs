@@ -10,7 +10,7 @@ use crate::items::{self, Item};
 use crate::{PortError, PortResult};
 use sessionwarden_core::cascade_message::Target;
 use sessionwarden_core::ports::{
-    Candidate, CandidatePage, EndOutcome, Fence, MemberPage, Page, PageRequest, Scope,
+    Candidate, CandidatePage, EndOutcome, Fence, Filing, MemberPage, Page, PageRequest, Scope,
     SessionStore, Termination, Unreadable,
 };
 use sessionwarden_core::session::{
@@ -65,6 +65,7 @@ fn candidate(item: &Item) -> Result<Candidate, Unreadable> {
     let c: items::SessionItem = items::from_item(item).map_err(|e| Unreadable {
         id: items::string(item, attr::SESSION_ID).map(SessionId::new),
         reason: e.to_string(),
+        slot: None,
     })?;
     let fence = Fence(
         item.get(attr::LAST_ACTIVITY_AT)
@@ -76,6 +77,7 @@ fn candidate(item: &Item) -> Result<Candidate, Unreadable> {
         id: SessionId::new(c.session_id),
         status: c.status,
         fence,
+        slot: None,
     })
 }
 
@@ -130,6 +132,7 @@ impl SessionStore for DynamoSessions {
         Ok(Page {
             items: items.iter().map(candidate).collect(),
             items_read: scanned.max(0) as u64,
+            requests: 1,
             next: next.filter(|k| !k.is_empty()).map(|k| encode_cursor(&k)),
         })
     }
@@ -155,6 +158,7 @@ impl SessionStore for DynamoSessions {
                 return Ok(Page {
                     items: sessions,
                     items_read,
+                    requests: 1,
                     next: None,
                 });
             }
@@ -186,6 +190,7 @@ impl SessionStore for DynamoSessions {
         Ok(Page {
             items: sessions,
             items_read: out.scanned_count.max(0) as u64,
+            requests: 1,
             next: out
                 .last_evaluated_key
                 .filter(|k| !k.is_empty())
@@ -240,10 +245,15 @@ impl SessionStore for DynamoSessions {
             }
         }
     }
+
+    /// The native layout's indexes are the table's GSIs: nothing to file.
+    async fn file(&self, _: &[Filing]) -> PortResult<()> {
+        Ok(())
+    }
 }
 
 /// Encodes a LastEvaluatedKey (string and number attributes) as an opaque cursor.
-fn encode_cursor(key: &Item) -> String {
+pub(crate) fn encode_cursor(key: &Item) -> String {
     let m: serde_json::Map<String, serde_json::Value> = key
         .iter()
         .filter_map(|(k, v)| match v {
@@ -256,7 +266,7 @@ fn encode_cursor(key: &Item) -> String {
 }
 
 /// Decodes a cursor made by [`encode_cursor`].
-fn decode_cursor(cursor: &str) -> PortResult<Item> {
+pub(crate) fn decode_cursor(cursor: &str) -> PortResult<Item> {
     let bad = |why: &str| PortError::Permanent {
         operation: "DynamoDB.Query",
         source: format!("cursor is not one sessionwarden wrote: {why}").into(),

@@ -8,32 +8,30 @@ use aws_lambda_events::event::dynamodb::EventRecord;
 use serde_dynamo::AttributeValue as Av;
 
 use sessionwarden_core::change::{Change, ChangeKind, Image, Malformed, SeqNo};
+use sessionwarden_core::layout::{Layout, Mapped};
 use sessionwarden_core::session::{attr, SessionId, Status};
+
+use crate::layout::{self, Read};
 
 /// The principal of DynamoDB's TTL deletes.
 const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
 
-/// Parses one raw record of the `Records` array.
+/// Parses one raw record through the layout: `Ok(None)` for an item that is not a session under
+/// it (skipped and counted, never dead-lettered).
+pub fn parse(layout: &Layout, raw: &serde_json::Value) -> Result<Option<Change>, Malformed> {
+    match layout {
+        Layout::Native => parse_record(raw).map(Some),
+        Layout::Mapped(m) => parse_mapped(m, raw),
+    }
+}
+
+/// Parses one raw record of the `Records` array, on the native layout.
 pub fn parse_record(raw: &serde_json::Value) -> Result<Change, Malformed> {
-    let seq = raw
-        .pointer("/dynamodb/SequenceNumber")
-        .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-        .map(String::from);
+    let Envelope { rec, seq, kind } = envelope(raw)?;
+    let seq_no = seq.clone();
     let bad = |reason: String| Malformed {
-        seq: seq.clone(),
+        seq: Some(seq.clone()),
         reason,
-    };
-    let rec: EventRecord = serde_json::from_value(raw.clone())
-        .map_err(|e| bad(format!("not a DynamoDB stream record: {e}")))?;
-    let Some(seq_no) = seq.clone() else {
-        return Err(bad("dynamodb.SequenceNumber is missing".into()));
-    };
-    let kind = match rec.event_name.as_str() {
-        "INSERT" => ChangeKind::Insert,
-        "MODIFY" => ChangeKind::Modify,
-        "REMOVE" => ChangeKind::Remove,
-        other => return Err(bad(format!("unknown eventName {other:?}"))),
     };
     let session_id = match rec.change.keys.get(attr::SESSION_ID) {
         Some(Av::S(s)) if !s.is_empty() => SessionId::new(s.clone()),
@@ -127,6 +125,104 @@ fn image(item: &serde_dynamo::Item) -> Result<Option<Image>, String> {
         revoke_scope: s(item, attr::REVOKE_SCOPE)?,
         termination_reason: s(item, attr::TERMINATION_REASON)?,
         parent_session_id: s(item, attr::PARENT_SESSION_ID)?.map(SessionId::new),
+        lapses_at: None,
+        lapsed: false,
         fingerprint,
+    }))
+}
+
+/// The parts every layout reads the same way: sequence number, kind, images present.
+struct Envelope {
+    rec: EventRecord,
+    seq: String,
+    kind: ChangeKind,
+}
+
+fn envelope(raw: &serde_json::Value) -> Result<Envelope, Malformed> {
+    let seq = raw
+        .pointer("/dynamodb/SequenceNumber")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(String::from);
+    let bad = |reason: String| Malformed {
+        seq: seq.clone(),
+        reason,
+    };
+    let rec: EventRecord = serde_json::from_value(raw.clone())
+        .map_err(|e| bad(format!("not a DynamoDB stream record: {e}")))?;
+    let Some(seq_no) = seq.clone() else {
+        return Err(bad("dynamodb.SequenceNumber is missing".into()));
+    };
+    let kind = match rec.event_name.as_str() {
+        "INSERT" => ChangeKind::Insert,
+        "MODIFY" => ChangeKind::Modify,
+        "REMOVE" => ChangeKind::Remove,
+        other => return Err(bad(format!("unknown eventName {other:?}"))),
+    };
+    Ok(Envelope {
+        rec,
+        seq: seq_no,
+        kind,
+    })
+}
+
+fn parse_mapped(m: &Mapped, raw: &serde_json::Value) -> Result<Option<Change>, Malformed> {
+    let Envelope { rec, seq, kind } = envelope(raw)?;
+    let bad = |reason: String| Malformed {
+        seq: Some(seq.clone()),
+        reason,
+    };
+    let Some(session_id) = layout::id_of(m, &rec.change.keys).map_err(&bad)? else {
+        return Ok(None);
+    };
+    let at = rec.change.approximate_creation_date_time.timestamp();
+    let key_only = |i: &serde_dynamo::Item| {
+        i.keys()
+            .all(|k| *k == m.id.attribute || m.home.as_ref().is_some_and(|h| *k == h.attribute))
+    };
+    let mut not_session = false;
+    let mut image = |i: &serde_dynamo::Item, which: &str| -> Result<Option<Image>, Malformed> {
+        if key_only(i) {
+            return Ok(None);
+        }
+        match layout::read(m, i, at).map_err(|e| bad(format!("{which}: {e}")))? {
+            Read::NotSession => {
+                not_session = true;
+                Ok(None)
+            }
+            Read::Session(s) => Ok(Some(s.image)),
+        }
+    };
+    let old = image(&rec.change.old_image, "OldImage")?;
+    let new = image(&rec.change.new_image, "NewImage")?;
+    if not_session {
+        return Ok(None);
+    }
+    match kind {
+        ChangeKind::Modify if rec.change.old_image.is_empty() => {
+            return Err(bad(
+                "MODIFY without OldImage: the stream view type must be NEW_AND_OLD_IMAGES".into(),
+            ))
+        }
+        ChangeKind::Modify | ChangeKind::Insert if rec.change.new_image.is_empty() => {
+            return Err(bad(format!(
+                "{} without NewImage: the stream view type must be NEW_AND_OLD_IMAGES",
+                rec.event_name
+            )))
+        }
+        _ => {}
+    }
+    let by_ttl = rec
+        .user_identity
+        .as_ref()
+        .is_some_and(|u| u.type_ == "Service" && u.principal_id == TTL_PRINCIPAL);
+    Ok(Some(Change {
+        seq: SeqNo(seq),
+        kind,
+        session_id,
+        old,
+        new,
+        by_ttl,
+        at,
     }))
 }

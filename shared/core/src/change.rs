@@ -70,6 +70,10 @@ pub struct Image {
     pub termination_reason: Option<String>,
     /// `parentSessionId`.
     pub parent_session_id: Option<SessionId>,
+    /// The layout's TTL deadline, where the TTL is the session's own deadline (connect-dynamodb).
+    pub lapses_at: Option<i64>,
+    /// True when the session is ended only because that deadline passed: no write ended it.
+    pub lapsed: bool,
     /// Every attribute name and value except the key and `expiresAt`, to tell "the app wrote to
     /// this item" from a TTL adjustment.
     pub fingerprint: Vec<(String, String)>,
@@ -93,6 +97,7 @@ impl Image {
             last_activity_at: self.last_activity_at,
             idle_timeout_seconds: self.idle_timeout_seconds,
             absolute_expires_at: self.absolute_expires_at,
+            lapses_at: self.lapses_at,
         }
     }
 }

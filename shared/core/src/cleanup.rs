@@ -15,7 +15,9 @@ use crate::deadline::Deadline;
 use crate::error::{error_chain, PortError};
 use crate::expiry::{ExpiryReason, Verdict};
 use crate::metrics::MetricBatch;
-use crate::ports::{EndOutcome, MetricsSink, PageRequest, Scope, SessionStore, Termination};
+use crate::ports::{
+    EndOutcome, Filing, MetricsSink, PageRequest, Scope, SessionStore, Slot, Termination,
+};
 use crate::session::{Status, TerminationReason};
 
 /// Sessions expired in one run, by reason.
@@ -25,6 +27,9 @@ pub struct ExpiredCounts {
     pub idle: u64,
     /// Absolute deadline passed.
     pub absolute: u64,
+    /// The layout's TTL deadline (`expires`) passed and DynamoDB had not deleted the item yet:
+    /// the TTL-lateness window, closed.
+    pub ttl: u64,
 }
 
 /// The JSON summary a cleanup run returns (and logs).
@@ -57,8 +62,10 @@ pub struct CleanupReport {
     pub items_read: u64,
     /// Query or Scan requests made.
     pub read_requests: u64,
-    /// Conditional UpdateItem requests made.
+    /// Conditional end writes made (UpdateItem, or DeleteItem on layouts that end by deleting).
     pub write_requests: u64,
+    /// Entries of sessionwarden's own due index removed or re-filed (non-native layouts).
+    pub index_writes: u64,
     /// True when every due session found was handled and nothing failed.
     pub finished: bool,
     /// True when the run stopped early to keep a safety margin before the Lambda deadline.
@@ -70,7 +77,7 @@ pub struct CleanupReport {
 impl CleanupReport {
     /// Total sessions this run ended.
     pub fn expired_total(&self) -> u64 {
-        self.expired.idle + self.expired.absolute
+        self.expired.idle + self.expired.absolute + self.expired.ttl
     }
 
     /// The run's metrics. Zero values are sent too, so alarms see "nothing happened" as data.
@@ -83,6 +90,7 @@ impl CleanupReport {
                 &[("Reason", "absolute")],
                 self.expired.absolute,
             ),
+            ("SessionsExpired", &[("Reason", "ttl")], self.expired.ttl),
             ("CleanupSessionsExamined", &[], self.examined),
             (
                 "CleanupSessionsSkipped",
@@ -101,6 +109,8 @@ impl CleanupReport {
         self.examined += o.examined;
         self.expired.idle += o.expired.idle;
         self.expired.absolute += o.expired.absolute;
+        self.expired.ttl += o.expired.ttl;
+        self.index_writes += o.index_writes;
         self.skipped_touched += o.skipped_touched;
         self.skipped_already_ended += o.skipped_already_ended;
         self.skipped_gone += o.skipped_gone;
@@ -238,8 +248,16 @@ async fn sweep_scope<S: SessionStore>(
             Ok(p) => p,
             Err(e) => return (r, Some(e)),
         };
-        r.read_requests += 1;
+        r.read_requests += page.requests;
         r.items_read += page.items_read;
+        let mut filings = Vec::new();
+        let unfile = |c: &crate::ports::Candidate| {
+            c.slot.map(|from| Filing::Due {
+                id: c.id.clone(),
+                from: Some(from),
+                to: None,
+            })
+        };
 
         let mut due = Vec::new();
         for c in page.items {
@@ -247,6 +265,13 @@ async fn sweep_scope<S: SessionStore>(
                 Ok(c) => c,
                 Err(u) => {
                     r.unreadable += 1;
+                    if let (Some(id), Some(from)) = (&u.id, u.slot) {
+                        filings.push(Filing::Due {
+                            id: id.clone(),
+                            from: Some(from),
+                            to: None,
+                        });
+                    }
                     let session_ref = u.id.as_ref().map(|id| key.of(id).to_string());
                     tracing::warn!(session_ref = session_ref.as_deref().unwrap_or("-"), reason = %u.reason, "unreadable session item skipped");
                     continue;
@@ -255,13 +280,28 @@ async fn sweep_scope<S: SessionStore>(
             r.examined += 1;
             if c.status.is_ended() {
                 r.skipped_already_ended += 1;
+                filings.extend(unfile(&c));
                 continue;
             }
             match policy.evaluate(&c.clock, now) {
                 Verdict::Due { reason, .. } => due.push((c, reason)),
-                Verdict::NotDue { .. } => r.not_due += 1,
+                Verdict::NotDue { next } => {
+                    r.not_due += 1;
+                    // Touched within its bucket since it was filed: file it where it is due now.
+                    if let Some(from) = c.slot {
+                        filings.push(Filing::Due {
+                            id: c.id.clone(),
+                            from: Some(from),
+                            to: Some(Slot {
+                                bucket: config.common.index.bucket(next),
+                                due_at: next,
+                            }),
+                        });
+                    }
+                }
                 Verdict::Undecidable => {
                     r.unreadable += 1;
+                    filings.extend(unfile(&c));
                     tracing::warn!(session_ref = %key.of(&c.id), "session has neither lastActivityAt nor createdAt; skipped");
                 }
             }
@@ -279,6 +319,7 @@ async fn sweep_scope<S: SessionStore>(
                     reason: match reason {
                         ExpiryReason::Idle => TerminationReason::Idle,
                         ExpiryReason::Absolute => TerminationReason::Absolute,
+                        ExpiryReason::Lapsed => TerminationReason::Lapsed,
                     },
                     at: now,
                     retain_until: policy.retain_until(now),
@@ -299,11 +340,22 @@ async fn sweep_scope<S: SessionStore>(
                 continue;
             };
             r.write_requests += 1;
+            if matches!(
+                outcome,
+                Ok(EndOutcome::Ended
+                    | EndOutcome::AlreadyEnded
+                    | EndOutcome::Gone
+                    | EndOutcome::Touched)
+            ) {
+                // A touched session was filed where it is due now by the store's `end`.
+                filings.extend(unfile(&c));
+            }
             match outcome {
                 Ok(EndOutcome::Ended) => {
                     match reason {
                         ExpiryReason::Idle => r.expired.idle += 1,
                         ExpiryReason::Absolute => r.expired.absolute += 1,
+                        ExpiryReason::Lapsed => r.expired.ttl += 1,
                     }
                     tracing::debug!(session_ref = %key.of(&c.id), reason = reason.as_str(), "session expired");
                 }
@@ -316,6 +368,18 @@ async fn sweep_scope<S: SessionStore>(
                 Err(e) => {
                     r.write_errors += 1;
                     tracing::warn!(session_ref = %key.of(&c.id), transient = e.is_transient(), error = %error_chain(&e), "expiring write failed; the next run retries it");
+                }
+            }
+        }
+        // The page's entries of the own due index: ended, gone or unreadable ones leave it,
+        // touched ones move to where they are due. A failed filing is retried by the next run,
+        // which reads the same entries again.
+        if !filings.is_empty() {
+            match store.file(&filings).await {
+                Ok(()) => r.index_writes += filings.len() as u64,
+                Err(e) => {
+                    r.write_errors += 1;
+                    tracing::warn!(error = %error_chain(&e), "updating the due index failed; the next run re-reads those entries");
                 }
             }
         }

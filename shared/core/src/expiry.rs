@@ -33,6 +33,10 @@ pub struct SessionClock {
     pub idle_timeout_seconds: Option<i64>,
     /// `absoluteExpiresAt`; when missing, `createdAt` plus the default lifetime.
     pub absolute_expires_at: Option<i64>,
+    /// A deadline the store enforces late, on layouts whose only deadline is a TTL
+    /// (connect-dynamodb's and Auth.js's `expires`). DynamoDB deletes such items only "within a
+    /// few days", so cleanup ends them itself, counted apart from idle expiries.
+    pub lapses_at: Option<i64>,
 }
 
 /// Which deadline ended a session.
@@ -42,6 +46,8 @@ pub enum ExpiryReason {
     Idle,
     /// The absolute lifetime passed.
     Absolute,
+    /// The layout's TTL deadline (`expires`) passed, and DynamoDB has not deleted the item yet.
+    Lapsed,
 }
 
 impl ExpiryReason {
@@ -50,6 +56,7 @@ impl ExpiryReason {
         match self {
             ExpiryReason::Idle => "idle",
             ExpiryReason::Absolute => "absolute",
+            ExpiryReason::Lapsed => "ttl",
         }
     }
 }
@@ -110,6 +117,33 @@ impl ExpiryPolicy {
     /// Decides whether the session is due at `now`. When both deadlines have passed, the one
     /// that passed first is the reason; on a tie, `absolute` wins (it is the harder limit).
     pub fn evaluate(&self, s: &SessionClock, now: i64) -> Verdict {
+        let verdict = self.evaluate_deadlines(s, now);
+        let Some(lapse) = s.lapses_at else {
+            return verdict;
+        };
+        match verdict {
+            Verdict::Due { deadline, .. } if deadline <= lapse => verdict,
+            _ if now >= lapse => Verdict::Due {
+                reason: ExpiryReason::Lapsed,
+                deadline: lapse,
+            },
+            Verdict::NotDue { next } => Verdict::NotDue {
+                next: next.min(lapse),
+            },
+            _ => Verdict::NotDue { next: lapse },
+        }
+    }
+
+    /// When the session becomes due, whatever the reason; `None` if nothing can be decided.
+    pub fn due_at(&self, s: &SessionClock) -> Option<i64> {
+        let own = self.deadlines(s).map(|d| d.earliest());
+        match (own, s.lapses_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn evaluate_deadlines(&self, s: &SessionClock, now: i64) -> Verdict {
         let Some(d) = self.deadlines(s) else {
             return Verdict::Undecidable;
         };

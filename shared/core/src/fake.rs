@@ -34,6 +34,8 @@ pub struct State {
     pub alerts: Vec<Alert>,
     /// Metric batches published.
     pub metrics: Vec<MetricBatch>,
+    /// Index filings applied, in order.
+    pub filings: Vec<Filing>,
 }
 
 /// The fake, implementing every port over one shared [`State`].
@@ -74,6 +76,7 @@ impl Mem {
 fn page<T>(items: Vec<T>) -> Page<T> {
     Page {
         items_read: items.len() as u64,
+        requests: 1,
         items,
         next: None,
     }
@@ -98,6 +101,7 @@ impl SessionStore for Mem {
                         ..Default::default()
                     },
                     fence: Fence(Some(last.to_string())),
+                    slot: None,
                 })
             })
             .collect();
@@ -105,6 +109,7 @@ impl SessionStore for Mem {
             items.push(Err(Unreadable {
                 id: Some(SessionId::new("broken")),
                 reason: "attribute status is missing".into(),
+                slot: None,
             }));
         }
         Ok(page(items))
@@ -135,6 +140,11 @@ impl SessionStore for Mem {
         }
         st.ended.push(raw.to_string());
         Ok(EndOutcome::Ended)
+    }
+
+    async fn file(&self, filings: &[Filing]) -> PortResult<()> {
+        self.state().filings.extend_from_slice(filings);
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! | port | owns | methods |
 //! |---|---|---|
-//! | [`SessionStore`] | the sessions table | `due`, `members`, `end` |
+//! | [`SessionStore`] | the sessions table (and its own indexes) | `due`, `members`, `end`, `file` |
 //! | [`BindingStore`] | identity bindings and burst counters | `claim`, `bind`, `counters` |
 //! | [`GateStore`] | alert dedup gates | `open`, `close` |
 //! | [`JobStore`] | cascade job records | `start`, `progress`, `complete` |
@@ -45,7 +45,7 @@ pub enum Scope {
 
 /// The raw `lastActivityAt` exactly as read; the expiring write is conditional on it being
 /// unchanged, so a session touched between read and write survives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fence(pub Option<String>);
 
 /// A session that may be due, with just the attributes cleanup needs.
@@ -59,6 +59,9 @@ pub struct Candidate {
     pub clock: SessionClock,
     /// Its `lastActivityAt` as read.
     pub fence: Fence,
+    /// The bucket of sessionwarden's own due index it was read from (see [`Filing`]); `None` on
+    /// the native layout, whose sweep index is a GSI.
+    pub slot: Option<i64>,
 }
 
 /// An item that could not be read as a candidate; it is logged and counted, never written.
@@ -68,6 +71,8 @@ pub struct Unreadable {
     pub id: Option<SessionId>,
     /// What was wrong.
     pub reason: String,
+    /// The due-index bucket it was read from, if any, so cleanup can drop the entry.
+    pub slot: Option<i64>,
 }
 
 /// One page of a read, with its cost and the opaque cursor of the next page.
@@ -77,6 +82,8 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Items the store read to produce this page (`ScannedCount`): what the read cost.
     pub items_read: u64,
+    /// Read requests this page took.
+    pub requests: u64,
     /// Where the next page starts, if there is one. Opaque, and safe to carry in a message.
     pub next: Option<String>,
 }
@@ -127,6 +134,43 @@ pub enum EndOutcome {
     Gone,
 }
 
+/// Where a session sits in sessionwarden's own due index: its due time, and the bucket
+/// (`due / DUE_INDEX_BUCKET_SECONDS`) that files it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// The bucket.
+    pub bucket: i64,
+    /// The due time when it was filed, epoch seconds.
+    pub due_at: i64,
+}
+
+/// A change to sessionwarden's own indexes of a sessions table that has no GSIs for them
+/// (every layout but native): the due index that cleanup reads, and the member lists (a user's,
+/// a tenant's, a family's sessions) that cascades read. Kept in the state table, built from the
+/// stream; every filing is idempotent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filing {
+    /// Moves the session's due entry out of bucket `from` and into slot `to` (either may be
+    /// absent). Written only when the bucket changes, so plain touches cost nothing.
+    Due {
+        /// The session.
+        id: SessionId,
+        /// The bucket it leaves.
+        from: Option<i64>,
+        /// The slot it enters.
+        to: Option<Slot>,
+    },
+    /// Adds the session to (or removes it from) the member list of a user, tenant or family.
+    Member {
+        /// The session.
+        id: SessionId,
+        /// The list: `Target::User`, `Target::Tenant` or `Target::Family`.
+        group: Target,
+        /// True to add, false to remove.
+        present: bool,
+    },
+}
+
 /// The sessions table.
 pub trait SessionStore: Send + Sync {
     /// One page of the candidates of `scope` that may be due at `now`.
@@ -152,6 +196,10 @@ pub trait SessionStore: Send + Sync {
         id: &SessionId,
         termination: &Termination,
     ) -> impl Future<Output = PortResult<EndOutcome>> + Send;
+
+    /// Applies filings to the layout's own indexes, in order (a no-op where the table's GSIs
+    /// are the indexes).
+    fn file(&self, filings: &[Filing]) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// Whose creations a burst counter counts.

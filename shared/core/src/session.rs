@@ -53,18 +53,64 @@ pub const PARENT_INDEX: &str = "by-parent";
 /// A session ID. It is a bearer credential, so it has no `Display` and its `Debug` is redacted:
 /// the only ways out are [`SessionId::expose`] (for AWS calls) and a keyed
 /// [`crate::session_ref::SessionRef`] (for humans).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(String);
+///
+/// On layouts with a composite key (Auth.js: `pk = USER#<user>`, `sk = SESSION#<token>`) the ID
+/// alone does not address an item, so it carries its item's other key value, its *home*. Two
+/// items with the same ID under two homes are one session bound twice (the bleed), so equality,
+/// ordering and hashing look at the ID only.
+#[derive(Clone)]
+pub struct SessionId {
+    raw: String,
+    home: Option<String>,
+}
 
 impl SessionId {
     /// Wraps a raw session ID.
     pub fn new(raw: impl Into<String>) -> Self {
-        Self(raw.into())
+        Self {
+            raw: raw.into(),
+            home: None,
+        }
+    }
+
+    /// A session ID and the other key value of its item (see the type's docs).
+    pub fn homed(raw: impl Into<String>, home: impl Into<String>) -> Self {
+        Self {
+            raw: raw.into(),
+            home: Some(home.into()),
+        }
     }
 
     /// The raw value, for the key of an AWS request. Never log or format it.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.raw
+    }
+
+    /// The other key value of the item, where the layout's key is composite.
+    pub fn home(&self) -> Option<&str> {
+        self.home.as_deref()
+    }
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+impl Eq for SessionId {}
+impl std::hash::Hash for SessionId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.raw.hash(state)
+    }
+}
+impl PartialOrd for SessionId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SessionId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.raw.cmp(&other.raw)
     }
 }
 
@@ -131,6 +177,8 @@ pub enum TerminationReason {
     Idle,
     /// Past the absolute lifetime.
     Absolute,
+    /// Past the layout's TTL deadline (`expires`), ended before DynamoDB's late TTL delete.
+    Lapsed,
     /// The user logged out.
     Logout,
     /// Ended because the whole user was revoked.
@@ -147,9 +195,10 @@ pub enum TerminationReason {
 
 impl TerminationReason {
     /// Every reason.
-    pub const ALL: [TerminationReason; 8] = [
+    pub const ALL: [TerminationReason; 9] = [
         TerminationReason::Idle,
         TerminationReason::Absolute,
+        TerminationReason::Lapsed,
         TerminationReason::Logout,
         TerminationReason::CascadeUser,
         TerminationReason::CascadeTenant,
@@ -168,6 +217,7 @@ impl TerminationReason {
         match self {
             TerminationReason::Idle => "idle",
             TerminationReason::Absolute => "absolute",
+            TerminationReason::Lapsed => "ttl",
             TerminationReason::Logout => "logout",
             TerminationReason::CascadeUser => "cascade:user",
             TerminationReason::CascadeTenant => "cascade:tenant",
@@ -252,6 +302,7 @@ impl Session {
             last_activity_at: Some(self.last_activity_at),
             idle_timeout_seconds: self.idle_timeout_seconds,
             absolute_expires_at: self.absolute_expires_at,
+            lapses_at: None,
         }
     }
 }

@@ -128,7 +128,12 @@ async fn a_malformed_record_is_dead_lettered_and_the_rest_completes() {
                 reason: "broken".into(),
             });
         }
-        Ok(modify(&seq, "s-3", image(Some("u-1")), image(Some("u-2"))))
+        Ok(Some(modify(
+            &seq,
+            "s-3",
+            image(Some("u-1")),
+            image(Some("u-2")),
+        )))
     };
     let out = process_batch(&mem.ports(), &cfg, &records, parse, NOW).await;
     assert_eq!(out.failed_from, None);

@@ -14,7 +14,7 @@ use sessionwarden_core::ports::{MetricsSink, SessionStore};
 /// The cascade worker: adapters and configuration, built once per process. Generic over the
 /// sessions table and the metrics sink, so a test can wrap either.
 pub struct CascadeWorker<
-    S = sessionwarden_aws::sessions::DynamoSessions,
+    S = sessionwarden_aws::ports::Sessions,
     M = sessionwarden_aws::cloudwatch::CloudWatchMetrics,
 > {
     ports: AwsPorts<S, M>,

@@ -6,7 +6,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use sessionwarden_aws::cloudwatch::CloudWatchMetrics;
-use sessionwarden_aws::sessions::DynamoSessions;
+use sessionwarden_aws::ports::Sessions;
 use sessionwarden_aws::AwsClients;
 use sessionwarden_core::cleanup::{run_cleanup, CleanupError, CleanupReport};
 use sessionwarden_core::config::CleanupConfig;
@@ -25,13 +25,11 @@ pub struct CleanupWorker<S, M> {
     config: CleanupConfig,
 }
 
-impl CleanupWorker<DynamoSessions, CloudWatchMetrics> {
-    /// The production worker over real AWS clients.
+impl CleanupWorker<Sessions, CloudWatchMetrics> {
+    /// The production worker over real AWS clients, on the configured layout.
     pub fn from_clients(clients: &AwsClients, config: CleanupConfig) -> Self {
-        let store = DynamoSessions::new(
-            clients.dynamodb.clone(),
-            config.common.sessions_table.clone(),
-        );
+        let state = config.state_table.clone().unwrap_or_default();
+        let store = Sessions::new(clients, &config.common, &state);
         let metrics = CloudWatchMetrics::new(clients.cloudwatch.clone());
         CleanupWorker::new(store, metrics, config)
     }

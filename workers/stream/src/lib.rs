@@ -7,7 +7,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use sessionwarden_aws::ports::AwsPorts;
-use sessionwarden_aws::stream_record::parse_record;
+use sessionwarden_aws::stream_record;
 use sessionwarden_aws::AwsClients;
 use sessionwarden_core::config::StreamConfig;
 use sessionwarden_core::ports::{MetricsSink, SessionStore};
@@ -25,7 +25,7 @@ pub struct StreamEvent {
 /// between invocations; every identity it knows across batches lives in the state table.
 /// Generic over the sessions table and the metrics sink, so a test can wrap either.
 pub struct StreamWorker<
-    S = sessionwarden_aws::sessions::DynamoSessions,
+    S = sessionwarden_aws::ports::Sessions,
     M = sessionwarden_aws::cloudwatch::CloudWatchMetrics,
 > {
     ports: AwsPorts<S, M>,
@@ -60,7 +60,14 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
         records: &[serde_json::Value],
     ) -> (DynamoDbEventResponse, StreamReport) {
         let now = chrono::Utc::now().timestamp();
-        let outcome = process_batch(&self.ports, &self.config, records, parse_record, now).await;
+        let outcome = process_batch(
+            &self.ports,
+            &self.config,
+            records,
+            |r| stream_record::parse(&self.config.common.layout, r),
+            now,
+        )
+        .await;
         let mut response = DynamoDbEventResponse::default();
         if let Some(seq) = outcome.failed_from {
             let mut failure = DynamoDbBatchItemFailure::default();

@@ -179,6 +179,16 @@ fn modify_rules(
         )
     };
     match (old.is_ended(), new.is_ended()) {
+        // A session that only lapsed (its TTL deadline passed; nothing ended it) and is written
+        // again: the store served a session it should have refused.
+        (true, false) if old.lapsed => d.findings.push(Finding {
+            kind: AnomalyType::ActivityAfterTermination,
+            subject: session(),
+            tenant_id: tenant.clone(),
+            users: both_users.clone(),
+            evidence: vec![ev("expires", &num(old.lapses_at), &num(new.lapses_at))],
+            headline: "activity on a lapsed session (past its expires)".into(),
+        }),
         (true, false) if new.status == Some(Status::Active) => d.findings.push(Finding {
             kind: AnomalyType::SessionResurrected,
             subject: session(),

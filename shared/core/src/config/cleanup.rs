@@ -63,6 +63,8 @@ pub struct CleanupConfig {
     /// `CLEANUP_DEADLINE_MARGIN_MS` (default 10000): stop starting work this long before the
     /// Lambda deadline.
     pub deadline_margin: Duration,
+    /// `STATE_TABLE`: where a non-native layout's due index lives (required for those layouts).
+    pub state_table: Option<String>,
 }
 
 impl CleanupConfig {
@@ -83,6 +85,13 @@ impl CleanupConfig {
             page_size: r.int("CLEANUP_PAGE_SIZE", 1_000, 1, 100_000)? as u32,
             write_concurrency: r.int("CLEANUP_WRITE_CONCURRENCY", 16, 1, 256)? as usize,
             deadline_margin: r.deadline_margin("CLEANUP_DEADLINE_MARGIN_MS")?,
+            state_table: r.optional("STATE_TABLE"),
+        })
+        .and_then(|c| match (&c.common.layout, &c.state_table) {
+            (crate::layout::Layout::Mapped(_), None) => {
+                Err(ConfigError::Missing { var: "STATE_TABLE" })
+            }
+            _ => Ok(c),
         })
     }
 }

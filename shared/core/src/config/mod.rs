@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::expiry::ExpiryPolicy;
+use crate::layout::Layout;
 use crate::session_ref::SessionRefKey;
 
 /// Where variables come from: the process environment in production, a map in tests
@@ -121,6 +122,40 @@ pub struct CommonConfig {
     pub session_ref_key: SessionRefKey,
     /// `DEFAULT_IDLE_TIMEOUT_SECONDS`, `DEFAULT_MAX_LIFETIME_SECONDS`, `AUDIT_RETENTION_SECONDS`.
     pub expiry: ExpiryPolicy,
+    /// `SESSION_LAYOUT` (default `native`): how the table stores a session.
+    pub layout: Layout,
+    /// `DUE_INDEX_*`: sessionwarden's own due index, on every layout but native.
+    pub index: IndexConfig,
+}
+
+/// The shape of sessionwarden's own due index in the state table (see [`crate::ports::Filing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexConfig {
+    /// `DUE_INDEX_BUCKET_SECONDS` (default 900): width of a due bucket. A session's entry is
+    /// rewritten only when its due time moves to another bucket.
+    pub bucket_seconds: i64,
+    /// `DUE_INDEX_SHARDS` (default 4): partitions per bucket, so no partition takes every write.
+    pub shards: u32,
+    /// `DUE_INDEX_LOOKBACK_SECONDS` (default 86400): how far back the first cleanup run looks,
+    /// before any run or backfill has recorded where the index starts.
+    pub lookback_seconds: i64,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            bucket_seconds: 900,
+            shards: 4,
+            lookback_seconds: 86_400,
+        }
+    }
+}
+
+impl IndexConfig {
+    /// The bucket of a due time.
+    pub fn bucket(&self, due_at: i64) -> i64 {
+        due_at.div_euclid(self.bucket_seconds)
+    }
 }
 
 impl CommonConfig {
@@ -155,6 +190,19 @@ impl CommonConfig {
                     10 * YEAR,
                 )?,
                 audit_retention_seconds: r.int("AUDIT_RETENTION_SECONDS", 604_800, 0, 10 * YEAR)?,
+            },
+            layout: match r.optional("SESSION_LAYOUT") {
+                None => Layout::Native,
+                Some(v) => Layout::parse(&v).map_err(|e| ConfigError::Invalid {
+                    var: "SESSION_LAYOUT",
+                    value: format!("{:?}", v.chars().take(200).collect::<String>()),
+                    reason: e.to_string(),
+                })?,
+            },
+            index: IndexConfig {
+                bucket_seconds: r.int("DUE_INDEX_BUCKET_SECONDS", 900, 60, 86_400)?,
+                shards: r.int("DUE_INDEX_SHARDS", 4, 1, 64)? as u32,
+                lookback_seconds: r.int("DUE_INDEX_LOOKBACK_SECONDS", 86_400, 0, 30 * 86_400)?,
             },
         })
     }

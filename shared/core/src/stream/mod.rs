@@ -43,7 +43,8 @@ use execute::{min_seq, Executor, Part};
 pub use report::{BatchOutcome, StreamReport};
 
 /// Processes one batch of raw stream records at `now` (epoch seconds). `parse` reads one record
-/// of the event format; a record it rejects is dead-lettered raw and never blocks the shard.
+/// through the layout: a change, `None` for an item that is not a session (skipped and counted),
+/// or a rejection, dead-lettered raw, that never blocks the shard.
 pub async fn process_batch<S, T, A, Q, D, M, P>(
     ports: &Ports<S, T, A, Q, D, M>,
     cfg: &StreamConfig,
@@ -58,7 +59,7 @@ where
     Q: CascadeQueue,
     D: DeadLetters,
     M: MetricsSink,
-    P: Fn(&serde_json::Value) -> Result<Change, Malformed>,
+    P: Fn(&serde_json::Value) -> Result<Option<Change>, Malformed>,
 {
     let mut report = StreamReport {
         records: records.len() as u64,
@@ -71,7 +72,11 @@ where
     let mut lowest: Option<SeqNo> = None;
     for raw in records {
         match parse(raw) {
-            Ok(c) => {
+            Ok(None) => {
+                report.not_sessions += 1;
+                report.processed += 1;
+            }
+            Ok(Some(c)) => {
                 lowest = min_seq(lowest, Some(c.seq.clone()));
                 changes.push(c);
             }
@@ -167,8 +172,11 @@ where
     let mut pending = Vec::new();
     let mut anomalies = Vec::new();
     let mut cascades: Vec<(CascadeMessage, SeqNo)> = Vec::new();
+    let mut filings = Vec::new();
     for mut p in parts.into_iter().chain(std::iter::once(burst_part)) {
         cascades.append(&mut p.cascades);
+        filings.append(&mut p.filings);
+        report.deleted_by_app += p.app_deletes;
         failed = min_seq(failed, p.failed_at.take());
         report.processed += p.processed;
         report.alerts_suppressed += p.suppressed;
@@ -190,6 +198,17 @@ where
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "requesting cascades failed; their records will be retried");
                 failed = min_seq(failed, cascades.iter().map(|(_, s)| s.clone()).min());
+            }
+        }
+    }
+    if !filings.is_empty() {
+        let lowest = filings.iter().map(|(_, s)| s.clone()).min();
+        let batch = plan::compact(filings.into_iter().map(|(f, _)| f).collect());
+        match ports.sessions.file(&batch).await {
+            Ok(()) => report.index_filings = batch.len() as u64,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "filing the due and member indexes failed; their records will be retried");
+                failed = min_seq(failed, lowest);
             }
         }
     }

@@ -11,9 +11,12 @@ use std::collections::HashMap;
 
 use crate::anomaly::{self, AnomalyType, Binding, Fact, Finding, Subject};
 use crate::cascade_message::{CascadeMessage, Target};
-use crate::change::{Change, ChangeKind, SeqNo};
+use crate::change::{Change, ChangeKind, Image, SeqNo};
 use crate::config::{Containment, StreamConfig};
-use crate::ports::{BurstScope, Claim, ClaimOutcome, CounterKey, EndOutcome, GateKey, Termination};
+use crate::layout::Layout;
+use crate::ports::{
+    BurstScope, Claim, ClaimOutcome, CounterKey, EndOutcome, Filing, GateKey, Slot, Termination,
+};
 use crate::session::{SessionId, Status, TerminationReason};
 
 /// One thing to do for a record, in order.
@@ -86,6 +89,10 @@ pub struct RecordPlan {
     pub ip_changes: u64,
     /// 1 if DynamoDB's TTL deleted the item.
     pub ttl_deletes: u64,
+    /// 1 if the app deleted the item (a logout, on layouts that end by deleting).
+    pub app_deletes: u64,
+    /// Changes to the layout's own indexes (empty on the native layout).
+    pub filings: Vec<Filing>,
     /// Cascades the change implies (revokeScope, families).
     pub cascades: Vec<CascadeMessage>,
     /// Bindings and responses, in order.
@@ -161,14 +168,18 @@ pub fn decide(
                 }
                 // Any ended session takes its children with it. The cascade worker recurses
                 // through families itself, so its own cascade:family ends are not re-requested.
-                if reason.as_deref() != Some(TerminationReason::CascadeFamily.as_str()) {
+                if has_families(cfg)
+                    && reason.as_deref() != Some(TerminationReason::CascadeFamily.as_str())
+                {
                     plan.cascades
                         .push(family_request(&change.session_id, why, &change.seq));
                 }
             }
             Fact::DeletedByTtl => {
                 plan.ttl_deletes += 1;
-                if change.old.as_ref().and_then(|o| o.status) == Some(Status::Active) {
+                if has_families(cfg)
+                    && change.old.as_ref().and_then(|o| o.status) == Some(Status::Active)
+                {
                     plan.cascades.push(family_request(
                         &change.session_id,
                         "deleted by TTL while ACTIVE",
@@ -176,9 +187,11 @@ pub fn decide(
                     ));
                 }
             }
-            Fact::Deleted | Fact::KeysOnly => {}
+            Fact::Deleted => plan.app_deletes += 1,
+            Fact::KeysOnly => {}
         }
     }
+    plan.filings = filings(change, cfg);
     for f in detection.findings {
         if f.kind == AnomalyType::SessionFixation {
             if let Some(user) = change.new.as_ref().and_then(|n| n.user_id.clone()) {
@@ -192,12 +205,125 @@ pub fn decide(
     plan
 }
 
+/// True when sessions of this layout can have children (a parent attribute), so an ended
+/// session asks for a family cascade.
+fn has_families(cfg: &StreamConfig) -> bool {
+    match &cfg.common.layout {
+        Layout::Native => true,
+        Layout::Mapped(m) => m.parent.is_some(),
+    }
+}
+
+/// Where an image files its session in the layout's own indexes: its due time and its groups.
+/// `None` when it is not filed: ended by a write (a session that only lapsed stays filed, for
+/// cleanup to end it), or absent.
+fn placement(image: Option<&Image>, cfg: &StreamConfig) -> Option<(Option<i64>, Vec<Target>)> {
+    let i = image?;
+    if i.is_ended() && !i.lapsed {
+        return None;
+    }
+    let mut groups: Vec<Target> = Vec::new();
+    groups.extend(i.user_id.clone().map(Target::User));
+    groups.extend(i.tenant_id.clone().map(Target::Tenant));
+    groups.extend(i.parent_session_id.clone().map(Target::Family));
+    Some((cfg.common.expiry.due_at(&i.clock()), groups))
+}
+
+/// The index filings of one change, on layouts that keep their own indexes: the due entry moves
+/// only when the due time changes bucket (a touch within the bucket costs nothing), and the
+/// member lists change only when the user, tenant or parent does. A due time already past files
+/// in the bucket of the change, so cleanup, which reads only buckets it has not finished, finds it.
+pub fn filings(change: &Change, cfg: &StreamConfig) -> Vec<Filing> {
+    if matches!(cfg.common.layout, Layout::Native) {
+        return Vec::new();
+    }
+    let index = &cfg.common.index;
+    let old = placement(change.old.as_ref(), cfg);
+    let new = match change.kind {
+        ChangeKind::Remove => None,
+        _ => placement(change.new.as_ref(), cfg),
+    };
+    let id = &change.session_id;
+    let mut out = Vec::new();
+    let from = old.as_ref().and_then(|(d, _)| d.map(|d| index.bucket(d)));
+    let to = new.as_ref().and_then(|(d, _)| {
+        d.map(|d| {
+            let due_at = d.max(change.at);
+            Slot {
+                bucket: index.bucket(due_at),
+                due_at,
+            }
+        })
+    });
+    if from != to.map(|s| s.bucket) {
+        out.push(Filing::Due {
+            id: id.clone(),
+            from,
+            to,
+        });
+    }
+    let (old_groups, new_groups) = (
+        old.map(|(_, g)| g).unwrap_or_default(),
+        new.map(|(_, g)| g).unwrap_or_default(),
+    );
+    for g in &old_groups {
+        if !new_groups.contains(g) {
+            out.push(Filing::Member {
+                id: id.clone(),
+                group: g.clone(),
+                present: false,
+            });
+        }
+    }
+    for g in &new_groups {
+        if !old_groups.contains(g) {
+            out.push(Filing::Member {
+                id: id.clone(),
+                group: g.clone(),
+                present: true,
+            });
+        }
+    }
+    out
+}
+
+/// Folds the filings of a batch so no entry is written twice in one request (DynamoDB refuses
+/// duplicate keys in a batch): per session (and home), the due entry goes from its first `from`
+/// to its last `to`, and each member list keeps its last word. Order is kept otherwise.
+pub fn compact(filings: Vec<Filing>) -> Vec<Filing> {
+    let key = |id: &SessionId| (id.expose().to_string(), id.home().map(str::to_string));
+    let mut out: Vec<Filing> = Vec::new();
+    for f in filings {
+        let slot = out.iter_mut().find(|o| match (o, &f) {
+            (Filing::Due { id: a, .. }, Filing::Due { id: b, .. }) => key(a) == key(b),
+            (
+                Filing::Member {
+                    id: a, group: ga, ..
+                },
+                Filing::Member {
+                    id: b, group: gb, ..
+                },
+            ) => key(a) == key(b) && ga == gb,
+            _ => false,
+        });
+        match (slot, f) {
+            (Some(Filing::Due { to, .. }), Filing::Due { to: last, .. }) => *to = last,
+            (Some(Filing::Member { present, .. }), Filing::Member { present: p, .. }) => {
+                *present = p
+            }
+            (_, f) => out.push(f),
+        }
+    }
+    out
+}
+
 /// Decides the response to one finding: its containment, its gate, and whether it alerts.
 pub fn respond(finding: Finding, seq: &SeqNo, cfg: &StreamConfig, now: i64) -> Response {
     let policy = cfg.response(finding.kind);
     let containment = match (policy.containment, &finding.subject) {
+        // The ID without its home: on a composite-key layout every item that carries the ID ends.
         (Containment::TerminateSession, Subject::Session(id)) => Contain::EndSession(
-            id.clone(),
+            SessionId::new(id.expose()),
             Termination {
                 status: Status::Terminated,
                 reason: TerminationReason::Containment,

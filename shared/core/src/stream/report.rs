@@ -20,6 +20,9 @@ pub struct StreamReport {
     pub processed: u64,
     /// Malformed records dead-lettered.
     pub malformed: u64,
+    /// Records of items that are not sessions under the layout (Auth.js users, accounts,
+    /// verification tokens): skipped and counted, never dead-lettered.
+    pub not_sessions: u64,
     /// New anomalies (first in their dedup window), by type.
     pub anomalies: BTreeMap<String, u64>,
     /// Alert messages published (a digest counts once).
@@ -36,6 +39,10 @@ pub struct StreamReport {
     pub cascades_requested: u64,
     /// TTL deletes seen.
     pub deleted_by_ttl: u64,
+    /// Deletes by the app seen (a logout, on layouts that end by deleting).
+    pub deleted_by_app: u64,
+    /// Entries of the layout's own indexes written.
+    pub index_filings: u64,
     /// IP changes seen.
     pub ip_changes: u64,
     /// The sequence number Lambda must retry from, if any.
@@ -62,9 +69,15 @@ pub fn metrics_of(
     b.counts(&[
         ("StreamRecordsProcessed", &[], r.processed),
         ("StreamRecordsMalformed", &[], r.malformed),
+        (
+            "StreamRecordsSkipped",
+            &[("Reason", "not_a_session")],
+            r.not_sessions,
+        ),
         ("AlertsPublished", &[], r.alerts_published),
         ("AlertsSuppressed", &[], r.alerts_suppressed),
         ("SessionsDeletedByTtl", &[], r.deleted_by_ttl),
+        ("SessionsDeletedByApp", &[], r.deleted_by_app),
         (
             "SessionsTerminated",
             &[("Cause", "containment")],
