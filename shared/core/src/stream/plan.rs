@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use crate::anomaly::{self, AnomalyType, Binding, Fact, Finding, Subject};
 use crate::cascade_message::{CascadeMessage, Target};
 use crate::change::{Change, ChangeKind, Image, SeqNo};
-use crate::config::{Containment, StreamConfig};
+use crate::config::{CommonConfig, Containment, StreamConfig};
 use crate::layout::Layout;
 use crate::ports::{
     BurstScope, Claim, ClaimOutcome, CounterKey, EndOutcome, Filing, GateKey, Slot, Termination,
@@ -191,7 +191,7 @@ pub fn decide(
             Fact::KeysOnly => {}
         }
     }
-    plan.filings = filings(change, cfg);
+    plan.filings = filings(change, &cfg.common);
     for f in detection.findings {
         if f.kind == AnomalyType::SessionFixation {
             if let Some(user) = change.new.as_ref().and_then(|n| n.user_id.clone()) {
@@ -217,7 +217,7 @@ fn has_families(cfg: &StreamConfig) -> bool {
 /// Where an image files its session in the layout's own indexes: its due time and its groups.
 /// `None` when it is not filed: ended by a write (a session that only lapsed stays filed, for
 /// cleanup to end it), or absent.
-fn placement(image: Option<&Image>, cfg: &StreamConfig) -> Option<(Option<i64>, Vec<Target>)> {
+fn placement(image: Option<&Image>, cfg: &CommonConfig) -> Option<(Option<i64>, Vec<Target>)> {
     let i = image?;
     if i.is_ended() && !i.lapsed {
         return None;
@@ -226,18 +226,19 @@ fn placement(image: Option<&Image>, cfg: &StreamConfig) -> Option<(Option<i64>, 
     groups.extend(i.user_id.clone().map(Target::User));
     groups.extend(i.tenant_id.clone().map(Target::Tenant));
     groups.extend(i.parent_session_id.clone().map(Target::Family));
-    Some((cfg.common.expiry.due_at(&i.clock()), groups))
+    Some((cfg.expiry.due_at(&i.clock()), groups))
 }
 
 /// The index filings of one change, on layouts that keep their own indexes: the due entry moves
 /// only when the due time changes bucket (a touch within the bucket costs nothing), and the
 /// member lists change only when the user, tenant or parent does. A due time already past files
 /// in the bucket of the change, so cleanup, which reads only buckets it has not finished, finds it.
-pub fn filings(change: &Change, cfg: &StreamConfig) -> Vec<Filing> {
-    if matches!(cfg.common.layout, Layout::Native) {
+/// `sessionctl backfill` files pre-existing sessions with it too, as INSERTs at scan time.
+pub fn filings(change: &Change, cfg: &CommonConfig) -> Vec<Filing> {
+    if matches!(cfg.layout, Layout::Native) {
         return Vec::new();
     }
-    let index = &cfg.common.index;
+    let index = &cfg.index;
     let old = placement(change.old.as_ref(), cfg);
     let new = match change.kind {
         ChangeKind::Remove => None,
