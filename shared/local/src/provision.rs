@@ -14,6 +14,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 
 use sessionwarden_aws::state::{STATE_PK, STATE_SK};
 use sessionwarden_aws::{sdk_error, AwsClients, PortError};
+use sessionwarden_core::layout::Layout;
 use sessionwarden_core::session::{attr, PARENT_INDEX, SWEEP_INDEX, TENANT_INDEX, USER_INDEX};
 
 /// What `init` created, and the environment the workers need to use it.
@@ -159,7 +160,92 @@ pub async fn create_state_table(clients: &AwsClients, table: &str) -> Result<(),
     enable_ttl(clients, table).await
 }
 
+/// Creates (or reuses) a sessions table shaped as `layout` stores sessions, with a
+/// NEW_AND_OLD_IMAGES stream and TTL on the layout's TTL attribute: the native table, an
+/// express-session table as connect-dynamodb creates it (`id`), the Auth.js adapter's table
+/// (`pk`, `sk`, `GSI1` over `GSI1PK`/`GSI1SK`), or a custom table keyed by its key attribute.
+/// Returns the stream ARN.
+pub async fn create_layout_table(
+    clients: &AwsClients,
+    table: &str,
+    layout: &Layout,
+) -> Result<Option<String>, PortError> {
+    use ScalarAttributeType::S;
+    let m = match layout {
+        Layout::Native => return create_sessions_table(clients, table).await,
+        Layout::Mapped(m) => m,
+    };
+    let mut req = clients
+        .dynamodb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .unwrap_or_else(|_| unreachable!("stream_enabled is set")),
+        );
+    req = match &m.home {
+        None => req
+            .key_schema(key(&m.id.attribute, KeyType::Hash))
+            .attribute_definitions(attr_def(&m.id.attribute, S)),
+        Some(home) => req
+            .key_schema(key(&home.attribute, KeyType::Hash))
+            .key_schema(key(&m.id.attribute, KeyType::Range))
+            .attribute_definitions(attr_def(&home.attribute, S))
+            .attribute_definitions(attr_def(&m.id.attribute, S)),
+    };
+    if let Some(ix) = &m.id_index {
+        // The Auth.js adapter's GSI1: GSI1PK (hash) and GSI1SK (range), all attributes.
+        let sk = ix.key.attribute.replace("PK", "SK");
+        req = req
+            .attribute_definitions(attr_def(&ix.key.attribute, S))
+            .attribute_definitions(attr_def(&sk, S))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(&ix.name)
+                    .key_schema(key(&ix.key.attribute, KeyType::Hash))
+                    .key_schema(key(&sk, KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap_or_else(|_| unreachable!("name, keys and projection are set")),
+            );
+    }
+    reuse_existing(req.send().await)?;
+    if let Some(ttl) = &m.ttl {
+        enable_ttl_on(clients, table, &ttl.attribute).await?;
+    }
+    stream_arn(clients, table).await
+}
+
+/// Like [`init`], with the sessions table shaped as `layout` stores sessions.
+pub async fn init_with_layout(
+    clients: &AwsClients,
+    prefix: &str,
+    layout: &Layout,
+) -> Result<Resources, PortError> {
+    let sessions_table = format!("{prefix}-sessions");
+    let stream = create_layout_table(clients, &sessions_table, layout).await?;
+    let mut r = init(clients, prefix).await?;
+    r.sessions_stream_arn = stream;
+    Ok(r)
+}
+
 async fn enable_ttl(clients: &AwsClients, table: &str) -> Result<(), PortError> {
+    enable_ttl_on(clients, table, attr::EXPIRES_AT).await
+}
+
+async fn enable_ttl_on(
+    clients: &AwsClients,
+    table: &str,
+    attribute: &str,
+) -> Result<(), PortError> {
     let r = clients
         .dynamodb
         .update_time_to_live()
@@ -167,7 +253,7 @@ async fn enable_ttl(clients: &AwsClients, table: &str) -> Result<(), PortError> 
         .time_to_live_specification(
             TimeToLiveSpecification::builder()
                 .enabled(true)
-                .attribute_name(attr::EXPIRES_AT)
+                .attribute_name(attribute)
                 .build()
                 .unwrap_or_else(|_| unreachable!("enabled and attribute are set")),
         )
