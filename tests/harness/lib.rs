@@ -15,6 +15,7 @@ mod app;
 mod checks;
 mod emulators;
 mod factory;
+mod layouts;
 mod messages;
 mod tail;
 
@@ -38,6 +39,7 @@ pub use app::{n, s, ttl_remove};
 pub use checks::{assert_metrics, metric, BeforeEnd, ExpectedMetric, HookedSessions};
 pub use emulators::{dynamo_engine, endpoints, sdk_config, DynamoEngine, Endpoints};
 pub use factory::SessionFactory;
+pub use layouts::{item, nv, sv, ttl_remove_of, LayoutWorld, RawItem};
 pub use messages::ReceivedAlert;
 pub use tail::Tail;
 
@@ -69,22 +71,37 @@ pub struct TestEnv {
     pub namespace: String,
     /// The session reference key.
     pub key: SessionRefKey,
+    /// `SESSION_LAYOUT` of this test's workers (`None`: native).
+    pub layout: Option<String>,
 }
 
 impl TestEnv {
     /// Provisions a fresh set of resources named after `name`.
     pub async fn new(name: &str) -> Self {
+        Self::provision(name, None).await
+    }
+
+    /// Provisions a fresh set of resources whose sessions table is shaped as `layout` (a
+    /// `SESSION_LAYOUT` value) stores sessions; the workers run with that layout.
+    pub async fn with_layout(name: &str, layout: &str) -> Self {
+        Self::provision(name, Some(layout)).await
+    }
+
+    async fn provision(name: &str, layout: Option<&str>) -> Self {
         let prefix = unique(name);
         let counter = RequestCounter::new();
         let clients = AwsClients::local(&sdk_config().await, Some(&counter));
-        let resources = sessionwarden_local::provision::init(&clients, &prefix)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "provisioning {prefix}: {}",
-                    sessionwarden_core::error::error_chain(&e)
-                )
-            });
+        let parsed = sessionwarden_core::layout::Layout::parse(layout.unwrap_or("native"))
+            .expect("the test's layout parses");
+        let resources =
+            sessionwarden_local::provision::init_with_layout(&clients, &prefix, &parsed)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "provisioning {prefix}: {}",
+                        sessionwarden_core::error::error_chain(&e)
+                    )
+                });
         counter.reset();
         TestEnv {
             namespace: format!("SessionWardenTest/{prefix}"),
@@ -93,6 +110,7 @@ impl TestEnv {
             counter,
             resources,
             key: SessionRefKey::new(TEST_REF_KEY.as_bytes().to_vec()).expect("test key"),
+            layout: layout.map(str::to_string),
         }
     }
 
@@ -118,6 +136,9 @@ impl TestEnv {
             .map(|(k, v)| (k.to_string(), v))
             .collect();
         m.insert("SESSION_REF_KEY".into(), TEST_REF_KEY.into());
+        if let Some(l) = &self.layout {
+            m.insert("SESSION_LAYOUT".into(), l.clone());
+        }
         m
     }
 

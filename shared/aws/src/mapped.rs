@@ -432,9 +432,8 @@ impl MappedSessions {
             Ok(Read::Session(seen)) if !seen.image.is_ended() || seen.image.lapsed => {
                 // Touched since the read: file it where it is due now.
                 if let Some(due) = self.policy.due_at(&seen.image.clock()) {
-                    let due = due.max(t.at);
                     let slot = Slot {
-                        bucket: self.index.bucket(due),
+                        bucket: self.index.bucket(due).max(self.index.bucket(t.at) - 1),
                         due_at: due,
                     };
                     self.file(&[Filing::Due {
@@ -476,8 +475,10 @@ impl MappedSessions {
         loop {
             if pos.b > pos.e {
                 // Every finished bucket is read: the next run starts at the oldest one that held
-                // entries (they may not all have ended), or after the last one.
-                self.set_watermark(pos.f.unwrap_or(pos.e + 1)).await?;
+                // entries (they may not all have ended), or at the last one, where the stream
+                // files sessions that are already past due.
+                self.set_watermark(pos.f.unwrap_or(pos.e).min(pos.e))
+                    .await?;
                 return Ok(Page {
                     items: vec![],
                     items_read: 0,

@@ -232,7 +232,8 @@ fn placement(image: Option<&Image>, cfg: &CommonConfig) -> Option<(Option<i64>, 
 /// The index filings of one change, on layouts that keep their own indexes: the due entry moves
 /// only when the due time changes bucket (a touch within the bucket costs nothing), and the
 /// member lists change only when the user, tenant or parent does. A due time already past files
-/// in the bucket of the change, so cleanup, which reads only buckets it has not finished, finds it.
+/// in the bucket before the change's, the oldest that cleanup may not have finished (it always
+/// re-reads the last finished bucket), so the next run finds it.
 /// `sessionctl backfill` files pre-existing sessions with it too, as INSERTs at scan time.
 pub fn filings(change: &Change, cfg: &CommonConfig) -> Vec<Filing> {
     if matches!(cfg.layout, Layout::Native) {
@@ -248,12 +249,9 @@ pub fn filings(change: &Change, cfg: &CommonConfig) -> Vec<Filing> {
     let mut out = Vec::new();
     let from = old.as_ref().and_then(|(d, _)| d.map(|d| index.bucket(d)));
     let to = new.as_ref().and_then(|(d, _)| {
-        d.map(|d| {
-            let due_at = d.max(change.at);
-            Slot {
-                bucket: index.bucket(due_at),
-                due_at,
-            }
+        d.map(|due_at| Slot {
+            bucket: index.bucket(due_at).max(index.bucket(change.at) - 1),
+            due_at,
         })
     });
     if from != to.map(|s| s.bucket) {
