@@ -75,16 +75,24 @@ package: venv-lambda
     sys.exit(f"over 10 MB: {' '.join(too_big)}" if too_big else 0)
     PY
 
-# `just deploy sessionwarden --parameter SessionRefKey=$(openssl rand -hex 24)` (see README, Deploy).
+# `just deploy STACK [--parameter KEY=VALUE]... [--bucket B]` (see README, Deploy). A new stack:
+#   just deploy sessionwarden --parameter SessionRefKey=$(openssl rand -hex 24)
+# Next to an existing sessions table (README, "Deploy next to an existing table"):
+#   just deploy sessionwarden --parameter SessionRefKey=... --parameter ExistingSessionsTableName=TABLE \
+#     --parameter ExistingSessionsStreamArn=STREAM_ARN --parameter SessionLayout=connect-dynamodb
+# The arguments reach deploy.py as the shell split them, so a JSON SessionLayout needs only quotes:
+#   --parameter 'SessionLayout={"...": "..."}'
 # Deploy infra/template.yaml with the zips of `just package` as stack STACK
+[positional-arguments]
 deploy STACK *ARGS: venv
     #!/usr/bin/env bash
     set -euo pipefail
+    shift  # STACK; "$@" is ARGS, word for word
     tolerate=()
     if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
         for t in {{moto_unsupported}}; do tolerate+=(--tolerate-missing "$t"); done
     fi
-    "{{venv}}/bin/python" infra/deploy.py "{{STACK}}" "${tolerate[@]}" {{ARGS}}
+    "{{venv}}/bin/python" infra/deploy.py "{{STACK}}" "${tolerate[@]}" "$@"
 
 # Demo: a private moto, `sessionctl init`, seeded sessions, the cleanup worker's handler, a report
 demo: venv

@@ -9,10 +9,12 @@
    aws-sam-translator, the library CloudFormation itself runs. The result is plain CloudFormation:
    the stack needs no CAPABILITY_AUTO_EXPAND, and emulators without the transform (moto) can create
    it. The packaged template is written to --output.
-3. Deploy. CreateStack, or UpdateStack if the stack exists, then wait, then print every resource's
-   status. Exit status 1 if the stack did not reach *_COMPLETE, or if a resource of the template is
-   missing from the stack (an emulator that skips an unsupported type would otherwise pass silently),
-   unless its type was named with --tolerate-missing.
+3. Deploy. The template's Rules are checked against the parameters first (CloudFormation checks
+   them too, but moto does not), then CreateStack, or UpdateStack if the stack exists, then wait,
+   then print every resource's status. Exit status 1 if the stack did not reach *_COMPLETE, or if a
+   resource of the template is missing from the stack (an emulator that skips an unsupported type
+   would otherwise pass silently), unless its type was named with --tolerate-missing or its
+   Condition is false with the stack's parameters (e.g. SessionsTable next to an existing table).
 
 AWS_ENDPOINT_URL, AWS_REGION and the credentials come from the environment as for any AWS SDK, so
 the same command deploys to an account or to a local emulator. Needs boto3 and aws-sam-translator
@@ -94,6 +96,82 @@ def ensure_bucket(s3, bucket: str, region: str) -> None:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
 
 
+class Unknown(Exception):
+    """A value that cannot be worked out offline (a function or a reference not evaluated here)."""
+
+
+def evaluate(node, values: dict[str, str], conditions: dict):
+    """Evaluates a condition or rule assertion: Fn::Equals, Fn::Not, Fn::And, Fn::Or and Condition
+    over literals and Refs to parameters (`values`). Raises Unknown for anything else."""
+    if isinstance(node, list):
+        return [evaluate(x, values, conditions) for x in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) != 1:
+        raise Unknown(json.dumps(node))
+    ((fn, arg),) = node.items()
+    if fn == "Ref":
+        if arg not in values:
+            raise Unknown(f"Ref {arg}")
+        return values[arg]
+    if fn == "Condition":
+        return evaluate(conditions[arg], values, conditions)
+    if fn == "Fn::Equals":
+        left, right = evaluate(arg, values, conditions)
+        return str(left) == str(right)
+    if fn == "Fn::Not":
+        return not evaluate(arg[0], values, conditions)
+    if fn == "Fn::And":
+        return all(evaluate(arg, values, conditions))
+    if fn == "Fn::Or":
+        return any(evaluate(arg, values, conditions))
+    raise Unknown(fn)
+
+
+def kept_parameters(declared: dict, params: dict[str, str], previous: dict[str, str]) -> list[str]:
+    """The parameters an update leaves out that keep their previous value: those without a default
+    (SessionRefKey) and those set to something else than the default. The others follow the
+    template's default."""
+    return sorted(
+        k
+        for k, decl in declared.items()
+        if k in previous and k not in params and ("Default" not in decl or previous[k] != str(decl["Default"]))
+    )
+
+
+def effective_parameters(declared: dict, params: dict[str, str], previous: dict[str, str]) -> dict[str, str]:
+    """The parameter values the stack will have: given, else kept from the previous deploy, else default."""
+    values = {k: str(decl["Default"]) for k, decl in declared.items() if "Default" in decl}
+    values.update({k: previous[k] for k in kept_parameters(declared, params, previous)})
+    values.update(params)
+    return values
+
+
+def broken_rules(template: dict, values: dict[str, str]) -> list[str]:
+    """The AssertDescription of every assertion of the template's Rules that `values` break."""
+    conditions = template.get("Conditions", {})
+    broken = []
+    for name, rule in template.get("Rules", {}).items():
+        try:
+            if not evaluate(rule.get("RuleCondition", True), values, conditions):
+                continue
+            for assertion in rule.get("Assertions", []):
+                if not evaluate(assertion["Assert"], values, conditions):
+                    broken.append(f"{name}: {' '.join(assertion.get('AssertDescription', 'assertion failed').split())}")
+        except Unknown as e:
+            print(f"rule {name} not checked here ({e}); CloudFormation checks it")
+    return broken
+
+
+def stack_parameters(cfn, stack: str) -> dict[str, str] | None:
+    """The parameters of the deployed stack, or None if there is no such stack."""
+    try:
+        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    except ClientError:
+        return None
+    return {p["ParameterKey"]: p.get("ParameterValue") for p in described.get("Parameters", [])}
+
+
 def deploy(cfn, s3, bucket: str, stack: str, template: dict, params: dict[str, str]) -> str:
     """CreateStack or UpdateStack; returns the operation ("create", "update" or "none")."""
     body = json.dumps(template, separators=(",", ":"), sort_keys=True)
@@ -109,27 +187,13 @@ def deploy(cfn, s3, bucket: str, stack: str, template: dict, params: dict[str, s
         Capabilities=["CAPABILITY_IAM"],
         **source,
     )
-    try:
-        cfn.describe_stacks(StackName=stack)
-        exists = True
-    except ClientError:
-        exists = False
-    if not exists:
+    previous = stack_parameters(cfn, stack)
+    if previous is None:
         cfn.create_stack(**args)
         cfn.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 2, "MaxAttempts": 600})
         return "create"
-    # A parameter not given keeps its previous value if it has no default (SessionRefKey) or was set
-    # to something else than the default; otherwise it follows the template's default.
-    previous = {
-        p["ParameterKey"]: p.get("ParameterValue")
-        for p in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Parameters", [])
-    }
-    keep = [
-        k
-        for k, decl in declared.items()
-        if k in previous and k not in params and ("Default" not in decl or previous[k] != str(decl["Default"]))
-    ]
-    args["Parameters"] += [{"ParameterKey": k, "UsePreviousValue": True} for k in sorted(keep)]
+    keep = kept_parameters(declared, params, previous)
+    args["Parameters"] += [{"ParameterKey": k, "UsePreviousValue": True} for k in keep]
     try:
         cfn.update_stack(**args)
     except ClientError as e:
@@ -143,9 +207,10 @@ def deploy(cfn, s3, bucket: str, stack: str, template: dict, params: dict[str, s
 def report(cfn, stack: str, template: dict, tolerated: set[str]) -> bool:
     """Prints every stack resource's status; True if all are complete and none is missing.
 
-    A resource of a type in `tolerated` may be missing: moto 5.2.5's CloudFormation skips the types
-    it does not implement (AWS::CloudWatch::Alarm, AWS::Lambda::EventInvokeConfig) with a warning,
-    and lists a blank CREATE_COMPLETE entry in their place.
+    A resource whose Condition is false with the stack's parameters is not expected. A resource of
+    a type in `tolerated` may be missing: moto 5.2.5's CloudFormation skips the types it does not
+    implement (AWS::CloudWatch::Alarm, AWS::Lambda::EventInvokeConfig) with a warning, and lists a
+    blank CREATE_COMPLETE entry in their place (as it does for a resource whose Condition is false).
     """
     resources = []
     for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
@@ -156,7 +221,20 @@ def report(cfn, stack: str, template: dict, tolerated: set[str]) -> bool:
         status = r["ResourceStatus"]
         ok &= status.endswith("_COMPLETE") and "ROLLBACK" not in status
         print(f"  {status:<16} {r['ResourceType']:<36} {r['LogicalResourceId']}")
-    missing = sorted(set(template["Resources"]) - {r["LogicalResourceId"] for r in named})
+    values = effective_parameters(template.get("Parameters", {}), stack_parameters(cfn, stack) or {}, {})
+    conditions = template.get("Conditions", {})
+    missing = []
+    for logical_id in sorted(set(template["Resources"]) - {r["LogicalResourceId"] for r in named}):
+        condition = template["Resources"][logical_id].get("Condition")
+        try:
+            expected = condition is None or evaluate(conditions[condition], values, conditions)
+        except Unknown:
+            expected = True
+        if expected:
+            missing.append(logical_id)
+        else:
+            kind = template["Resources"][logical_id]["Type"]
+            print(f"  {'NOT CREATED':<16} {kind:<36} {logical_id}  (condition {condition} is false)")
     for logical_id in missing:
         kind = template["Resources"][logical_id]["Type"]
         ok &= kind in tolerated
@@ -209,11 +287,12 @@ def main() -> int:
     print(f"packaged template: {args.output} ({len(expanded['Resources'])} resources)")
     if args.package_only:
         return 0
-    if "SessionRefKey" not in params:
-        try:
-            cfn.describe_stacks(StackName=args.stack)
-        except ClientError:
-            sys.exit("a new stack needs --parameter SessionRefKey=... (e.g. $(openssl rand -hex 24))")
+    previous = stack_parameters(cfn, args.stack)
+    if "SessionRefKey" not in params and previous is None:
+        sys.exit("a new stack needs --parameter SessionRefKey=... (e.g. $(openssl rand -hex 24))")
+    broken = broken_rules(expanded, effective_parameters(expanded.get("Parameters", {}), params, previous or {}))
+    if broken:
+        sys.exit("the parameters break the template's rules:\n  " + "\n  ".join(broken))
     try:
         op = deploy(cfn, s3, bucket, args.stack, expanded, params)
     except WaiterError as e:

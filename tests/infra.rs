@@ -1,5 +1,6 @@
 //! Checks on `infra/template.yaml` that cfn-lint does not make: least-privilege IAM (no wildcard
-//! actions, and a wildcard resource only where AWS offers no resource type), the resource
+//! actions, and a wildcard resource only where AWS offers no resource type), the sessions table
+//! optional (every reference to it has the existing table as its alternative), the resource
 //! layout matching what `sessionctl init` provisions for local runs, and the functions' SAM build
 //! settings matching the workspace's binaries.
 
@@ -13,6 +14,15 @@ fn iam_has_no_wildcards_except_the_namespace_scoped_put_metric_data() {
         assert!(
             !t.contains(":*\"") && !t.ends_with(":*") && !t.contains("Action: \"*\""),
             "wildcard action at line {}: {t}",
+            i + 1
+        );
+        // No `*` anywhere else either: not in an ARN (`table/*`, `index/*`), an action list or a
+        // resource list item. The one `*` is PutMetricData's `Resource: "*"`, checked below;
+        // comments and parameters' AllowedPattern (a regular expression) are not IAM.
+        let exempt = t.starts_with('#') || t.starts_with("AllowedPattern:");
+        assert!(
+            exempt || !t.contains('*') || t == "Resource: \"*\"",
+            "wildcard at line {}: {t}",
             i + 1
         );
         if t.starts_with("Resource:") && t.contains('*') {
@@ -29,6 +39,47 @@ fn iam_has_no_wildcards_except_the_namespace_scoped_put_metric_data() {
         !TEMPLATE.contains("ManagedPolicyArns"),
         "managed policies carry wildcard resources"
     );
+}
+
+#[test]
+fn every_reference_to_the_created_sessions_table_has_the_existing_table_as_alternative() {
+    assert!(
+        TEMPLATE.contains(
+            "  SessionsTable:\n    Type: AWS::DynamoDB::Table\n    Condition: CreateSessionsTable\n"
+        ),
+        "SessionsTable is not conditional on CreateSessionsTable"
+    );
+    // A reference is `!Ref SessionsTable`, `!GetAtt SessionsTable.X` or `${SessionsTable.X}`; it
+    // must be a branch of an !If on CreateSessionsTable or UseExistingSessionsStream (the
+    // stream's), written on one line or as a block whose condition is at most 3 lines above.
+    let lines: Vec<&str> = TEMPLATE.lines().collect();
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut references = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let t = l.trim();
+        if t.starts_with('#') || t == "SessionsTable:" {
+            continue;
+        }
+        let refers = t.match_indices("SessionsTable").any(|(at, m)| {
+            !t[..at].ends_with(is_ident) && !t[at + m.len()..].starts_with(is_ident)
+        });
+        if !refers {
+            continue;
+        }
+        references += 1;
+        let guarded = lines[i.saturating_sub(3)..=i].iter().any(|above| {
+            let above = above.trim();
+            ["CreateSessionsTable", "UseExistingSessionsStream"]
+                .iter()
+                .any(|c| above == format!("- {c}") || above.contains(&format!("!If [{c},")))
+        });
+        assert!(
+            guarded,
+            "line {}: a reference to SessionsTable outside an !If on CreateSessionsTable: {t}",
+            i + 1
+        );
+    }
+    assert!(references >= 10, "only {references} references found");
 }
 
 #[test]
