@@ -136,7 +136,7 @@ pub struct IndexConfig {
     pub bucket_seconds: i64,
     /// `DUE_INDEX_SHARDS` (default 4): partitions per bucket, so no partition takes every write.
     pub shards: u32,
-    /// `DUE_INDEX_LOOKBACK_SECONDS` (default 86400): how far back the first cleanup run looks,
+    /// `DUE_INDEX_LOOKBACK_SECONDS` (default 21600): how far back the first cleanup run looks,
     /// before any run or backfill has recorded where the index starts.
     pub lookback_seconds: i64,
 }
@@ -146,7 +146,7 @@ impl Default for IndexConfig {
         IndexConfig {
             bucket_seconds: 900,
             shards: 4,
-            lookback_seconds: 86_400,
+            lookback_seconds: 21_600,
         }
     }
 }
@@ -202,7 +202,7 @@ impl CommonConfig {
             index: IndexConfig {
                 bucket_seconds: r.int("DUE_INDEX_BUCKET_SECONDS", 900, 60, 86_400)?,
                 shards: r.int("DUE_INDEX_SHARDS", 4, 1, 64)? as u32,
-                lookback_seconds: r.int("DUE_INDEX_LOOKBACK_SECONDS", 86_400, 0, 30 * 86_400)?,
+                lookback_seconds: r.int("DUE_INDEX_LOOKBACK_SECONDS", 21_600, 0, 30 * 86_400)?,
             },
         })
     }
