@@ -104,8 +104,11 @@ async fn users_accounts_and_tokens_are_skipped_never_dead_lettered_nor_alerted_o
         &[("name", sv("Ada"))],
     )
     .await;
-    w.delete(item(&[("pk", sv("VT#u-3@example.com")), ("sk", sv("VT#vt-123"))]))
-        .await;
+    w.delete(item(&[
+        ("pk", sv("VT#u-3@example.com")),
+        ("sk", sv("VT#vt-123")),
+    ]))
+    .await;
     w.step_ok().await;
     assert!(w.alerts().await.is_empty());
     assert!(w.env.dead_letters().await.is_empty());
@@ -114,11 +117,7 @@ async fn users_accounts_and_tokens_are_skipped_never_dead_lettered_nor_alerted_o
         &m,
         &[
             // 2 users, 2 accounts, 1 token, 1 user update, 1 token delete.
-            (
-                "StreamRecordsSkipped",
-                &[("Reason", "not_a_session")],
-                7.0,
-            ),
+            ("StreamRecordsSkipped", &[("Reason", "not_a_session")], 7.0),
             ("StreamRecordsMalformed", &[], 0.0),
         ],
     );
@@ -155,7 +154,8 @@ async fn updating_a_lapsed_session_is_activity_after_termination() {
     w.put(session("u-1", &t, now() - 600)).await;
     w.step_ok().await;
     // updateSession on a session past its expires (an adapter that skipped its expiry check).
-    w.update(key("u-1", &t), &[("expires", nv(now() + H))]).await;
+    w.update(key("u-1", &t), &[("expires", nv(now() + H))])
+        .await;
     w.step_ok().await;
     let alerts = w.alerts().await;
     assert_eq!(alerts.len(), 1, "{alerts:#?}");

@@ -43,23 +43,21 @@ impl Layout {
                 )),
             };
         }
-        let de = &mut serde_json::Deserializer::from_str(raw);
-        let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            LayoutError::new(
-                if field == "." {
-                    "SESSION_LAYOUT"
-                } else {
-                    &field
-                },
-                e.into_inner().to_string(),
-            )
-        })?;
-        let mapped = match spec {
-            Spec::Preset(Preset::Native) => return Ok(Layout::Native),
-            Spec::Preset(Preset::ConnectDynamodb(o)) => connect_dynamodb(&o),
-            Spec::Preset(Preset::Authjs(o)) => authjs(&o),
-            Spec::Custom(c) => c.into_mapped()?,
+        let value: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|e| LayoutError::new("SESSION_LAYOUT", format!("valid JSON ({e})")))?;
+        let mapped = if value.get("preset").is_some() {
+            match typed::<Preset>(value)? {
+                Preset::Native => return Ok(Layout::Native),
+                Preset::ConnectDynamodb(o) => connect_dynamodb(&o),
+                Preset::Authjs(o) => authjs(&o),
+            }
+        } else if value.get("layout").and_then(|l| l.as_str()) == Some("custom") {
+            typed::<Custom>(value)?.into_mapped()?
+        } else {
+            return Err(LayoutError::new(
+                "SESSION_LAYOUT",
+                "a JSON object with \"preset\" (native, connect-dynamodb, authjs) or \"layout\": \"custom\"",
+            ));
         };
         mapped.validate()?;
         Ok(Layout::Mapped(Box::new(mapped)))
@@ -135,7 +133,7 @@ pub enum TimeFormat {
     /// A number of milliseconds since the epoch.
     EpochMillis,
     /// An ISO-8601 / RFC 3339 string, such as `2026-11-20T10:00:00Z`.
-    #[serde(alias = "iso8601")]
+    #[serde(rename = "iso-8601", alias = "iso8601")]
     Iso8601,
 }
 
@@ -463,11 +461,19 @@ pub fn authjs(o: &AuthjsOptions) -> Mapped {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Spec {
-    Preset(Preset),
-    Custom(Box<Custom>),
+/// Deserializes `value` as `T`; an error names the JSON path of the field at fault.
+fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, LayoutError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        LayoutError::new(
+            if field == "." {
+                "SESSION_LAYOUT"
+            } else {
+                &field
+            },
+            e.into_inner().to_string(),
+        )
+    })
 }
 
 #[derive(Deserialize)]
