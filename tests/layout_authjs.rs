@@ -197,7 +197,7 @@ async fn benign_traffic_raises_nothing() {
 
 #[tokio::test]
 async fn logout_everywhere_reads_the_user_partition_and_touches_only_sessions() {
-    let mut w = world("aj-cascade").await;
+    let w = world("aj-cascade").await;
     let mine: Vec<String> = (0..3).map(|i| token(&format!("m{i}"))).collect();
     w.put(user_item("u-1")).await;
     w.put(account_item("u-1")).await;

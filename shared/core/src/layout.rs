@@ -464,15 +464,23 @@ pub fn authjs(o: &AuthjsOptions) -> Mapped {
 /// Deserializes `value` as `T`; an error names the JSON path of the field at fault.
 fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, LayoutError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let field = e.path().to_string();
-        LayoutError::new(
-            if field == "." {
-                "SESSION_LAYOUT"
-            } else {
-                &field
-            },
-            e.into_inner().to_string(),
-        )
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // An unknown field is reported on its container: name the field itself.
+        let unknown = message
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+            .map(|f| match path.as_str() {
+                "." => f.to_string(),
+                p if p == f || p.ends_with(&format!(".{f}")) => p.to_string(),
+                p => format!("{p}.{f}"),
+            });
+        let field = match (unknown, path.as_str()) {
+            (Some(f), _) => f,
+            (None, ".") => "SESSION_LAYOUT".to_string(),
+            (None, p) => p.to_string(),
+        };
+        LayoutError::new(&field, message)
     })
 }
 
