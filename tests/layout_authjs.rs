@@ -121,8 +121,9 @@ async fn users_accounts_and_tokens_are_skipped_never_dead_lettered_nor_alerted_o
             ("StreamRecordsMalformed", &[], 0.0),
         ],
     );
-    // Only sessions are filed: one due entry and one member entry each.
-    assert_eq!(w.state_items("member#").await.len(), 2);
+    // Only sessions are filed, one due entry each; no user list: the USER# partition is one.
+    assert_eq!(w.state_items("due#").await.len(), 2);
+    assert!(w.state_items("member#").await.is_empty());
     w.env.teardown().await;
 }
 

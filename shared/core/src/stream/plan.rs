@@ -240,11 +240,19 @@ pub fn filings(change: &Change, cfg: &CommonConfig) -> Vec<Filing> {
         return Vec::new();
     }
     let index = &cfg.index;
-    let old = placement(change.old.as_ref(), cfg);
-    let new = match change.kind {
+    let mut old = placement(change.old.as_ref(), cfg);
+    let mut new = match change.kind {
         ChangeKind::Remove => None,
         _ => placement(change.new.as_ref(), cfg),
     };
+    // Where a user's sessions share a partition (Auth.js), the table is already the user list.
+    if let Layout::Mapped(m) = &cfg.layout {
+        if m.home_is_user {
+            for (_, groups) in old.iter_mut().chain(new.iter_mut()) {
+                groups.retain(|g| !matches!(g, Target::User(_)));
+            }
+        }
+    }
     let id = &change.session_id;
     let mut out = Vec::new();
     let from = old.as_ref().and_then(|(d, _)| d.map(|d| index.bucket(d)));
