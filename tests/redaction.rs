@@ -182,3 +182,84 @@ async fn stream_logs_alerts_and_metric_dimensions_carry_no_raw_session_id() {
     }
     env.teardown().await;
 }
+
+/// Every worker on the connect-dynamodb and Auth.js layouts: the raw ID never appears in logs,
+/// alerts, metric dimensions or reports, with its `sess:` prefix or inside `SESSION#<token>`
+/// keys. A record that cannot be read is logged with its sequence number and reason only.
+#[tokio::test(flavor = "current_thread")]
+async fn every_worker_on_other_layouts_names_sessions_only_by_reference() {
+    use sessionwarden_tests::{item, nv, sv, LayoutWorld};
+    let (logs, _guard) = Captured::install();
+    let now = chrono::Utc::now().timestamp();
+    let mut raw_ids = Vec::new();
+    let mut outputs = String::new();
+
+    let mut w = LayoutWorld::new("redaction-cd", "connect-dynamodb").await;
+    let sess = |user: &str| format!(r#"{{"cookie":{{}},"user":{{"id":"{user}"}}}}"#);
+    let put = |sid: &str, expires: i64, sess: String| {
+        item(&[
+            ("id", sv(&format!("sess:{sid}"))),
+            ("expires", nv(expires)),
+            ("type", sv("connect-session")),
+            ("sess", sv(&sess)),
+        ])
+    };
+    let (bleed, lapsed, broken) = (
+        format!("cd-bleed-{}", rand::random::<u64>()),
+        format!("cd-lapsed-{}", rand::random::<u64>()),
+        format!("cd-broken-{}", rand::random::<u64>()),
+    );
+    w.put(put(&bleed, now + H, sess("u-1"))).await;
+    w.put(put(&lapsed, now - H, sess("u-1"))).await;
+    w.put(put(&broken, now + H, "{not json".into())).await;
+    w.step_ok().await;
+    w.put(put(&bleed, now + H, sess("u-2"))).await;
+    w.step_ok().await;
+    outputs.push_str(&serde_json::to_string(&w.cleanup().await).unwrap());
+    outputs.push_str(&serde_json::to_string(&w.revoke_user("u-1").await).unwrap());
+    outputs.extend(w.alerts().await.iter().map(|a| a.raw.clone()));
+    outputs.extend(
+        w.env
+            .metrics()
+            .await
+            .iter()
+            .map(|m| format!("{:?}", m.dimensions)),
+    );
+    raw_ids.extend([bleed, lapsed, broken]);
+    w.env.teardown().await;
+
+    let mut w = LayoutWorld::new("redaction-aj", "authjs").await;
+    let token = format!("aj-token-{}", rand::random::<u64>());
+    for user in ["u-1", "u-2"] {
+        w.put(item(&[
+            ("pk", sv(&format!("USER#{user}"))),
+            ("sk", sv(&format!("SESSION#{token}"))),
+            ("GSI1PK", sv(&format!("SESSION#{token}"))),
+            ("GSI1SK", sv(&format!("SESSION#{token}"))),
+            ("type", sv("SESSION")),
+            ("sessionToken", sv(&token)),
+            ("userId", sv(user)),
+            ("expires", nv(now + H)),
+        ]))
+        .await;
+        w.step_ok().await;
+    }
+    outputs.push_str(&serde_json::to_string(&w.cleanup().await).unwrap());
+    outputs.extend(w.alerts().await.iter().map(|a| a.raw.clone()));
+    raw_ids.push(token);
+    w.env.teardown().await;
+
+    let logs = logs.text();
+    assert!(logs.contains("anomaly detected") && logs.contains("malformed stream record"));
+    assert!(outputs.contains("SESSION_USER_CHANGED"), "{outputs}");
+    for id in &raw_ids {
+        assert!(
+            !logs.contains(id.as_str()),
+            "raw session ID {id} in the logs"
+        );
+        assert!(
+            !outputs.contains(id.as_str()),
+            "raw session ID {id} in an output"
+        );
+    }
+}
