@@ -1,8 +1,9 @@
 //! `sessionctl` commands: provisioning (`init`), local worker runs (`cleanup`), the demo,
-//! session references for on-call, and onboarding a table of another layout (`layout check`).
-//! Output meant for machines or for reading goes to stdout; everything else (progress, logs) to
-//! stderr, so `sessionctl init --prefix demo > local.env` works.
+//! session references for on-call, and onboarding a table of another layout (`layout check`,
+//! `backfill`). Output meant for machines or for reading goes to stdout; everything else
+//! (progress, logs) to stderr, so `sessionctl init --prefix demo > local.env` works.
 
+pub mod backfill;
 pub mod demo;
 pub mod layout_check;
 
@@ -12,10 +13,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{Context, LambdaEvent};
-use sessionwarden_aws::{load_sdk_config, AwsClients};
+use sessionwarden_aws::{load_sdk_config, AwsClients, RequestCounter};
 use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
 use sessionwarden_core::config::{
-    CascadeConfig, CleanupConfig, CleanupStrategy, CommonConfig, ProcessEnv, StreamConfig,
+    CascadeConfig, CleanupConfig, CleanupStrategy, CommonConfig, ConfigError, ProcessEnv,
+    StreamConfig,
 };
 use sessionwarden_core::deadline::EpochDeadline;
 use sessionwarden_core::layout::Layout;
@@ -99,6 +101,23 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: LayoutCommand,
+    },
+    /// Index the sessions that existed before deployment, once, on a non-native layout
+    /// (SESSIONS_TABLE, STATE_TABLE, SESSION_LAYOUT, SESSION_REF_KEY): a resumable, segmented
+    /// parallel scan that files every session in sessionwarden's own indexes.
+    Backfill {
+        /// Parallel scan segments.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        segments: u32,
+        /// Forget the stored cursors and scan the whole table again.
+        #[arg(long)]
+        restart: bool,
+        /// Items per Scan page (its Limit).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        page_size: u32,
+        /// Stop after this many pages in all, as an interrupted run would (for tests).
+        #[arg(long, hide = true)]
+        max_pages: Option<u64>,
     },
 }
 
@@ -265,6 +284,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if report.items() > 0 && report.best().is_none() {
                 anyhow::bail!("no layout fits {table}");
             }
+            Ok(())
+        }
+        Command::Backfill {
+            segments,
+            restart,
+            page_size,
+            max_pages,
+        } => {
+            let common = CommonConfig::from_source(&ProcessEnv)?;
+            let layout = match &common.layout {
+                Layout::Native => {
+                    println!(
+                        "{} has the native layout: its GSIs (by-sweep, by-user, by-tenant, by-parent) index every session already, so there is nothing to backfill",
+                        common.sessions_table
+                    );
+                    return Ok(());
+                }
+                Layout::Mapped(m) => (**m).clone(),
+            };
+            let state_table = std::env::var("STATE_TABLE")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing { var: "STATE_TABLE" })?;
+            let counter = RequestCounter::new();
+            let clients = AwsClients::local(&load_sdk_config().await, Some(&counter));
+            let summary = backfill::run(
+                clients.dynamodb.clone(),
+                &counter,
+                &common,
+                &layout,
+                &state_table,
+                backfill::Options {
+                    segments,
+                    restart,
+                    page_size,
+                    max_pages,
+                },
+            )
+            .await?;
+            for line in summary.details() {
+                println!("{line}");
+            }
+            println!("{summary}");
             Ok(())
         }
     }
