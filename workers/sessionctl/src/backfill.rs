@@ -369,8 +369,9 @@ impl Summary {
             ));
         } else if self.stopped {
             out.push(format!(
-                "stopped after {} pages (--max-pages): run again to resume from the stored cursors",
-                t.pages
+                "stopped after {} page{} (--max-pages): run again to resume from the stored cursors",
+                t.pages,
+                if t.pages == 1 { "" } else { "s" }
             ));
         }
         out

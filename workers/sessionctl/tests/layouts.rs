@@ -539,7 +539,7 @@ async fn an_interrupted_backfill_resumes_from_its_cursors() {
     let text = stdout(&out);
     let first = count(&text, "items scanned");
     assert!((1..=5).contains(&first), "{text}");
-    assert!(text.contains("stopped after 1 pages"), "{text}");
+    assert!(text.contains("stopped after 1 page "), "{text}");
     let partial = w.state().await;
     assert!(due(&partial).len() <= 5, "only the first page is filed");
     assert!(
