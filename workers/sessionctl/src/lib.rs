@@ -1,8 +1,11 @@
-//! `sessionctl` commands: provisioning (`init`), local worker runs (`cleanup`), the demo, and
-//! session references for on-call. Output meant for machines goes to stdout; everything else
+//! `sessionctl` commands: provisioning (`init`), local worker runs (`cleanup`), the demo,
+//! session references for on-call, and onboarding a table of another layout (`layout check`,
+//! `backfill`). Output meant for machines or for reading goes to stdout; everything else
 //! (progress, logs) to stderr, so `sessionctl init --prefix demo > local.env` works.
 
+pub mod backfill;
 pub mod demo;
+pub mod layout_check;
 
 use sessionwarden_core::ports::CascadeQueue as _;
 use std::time::Duration;
@@ -10,12 +13,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{Context, LambdaEvent};
-use sessionwarden_aws::{load_sdk_config, AwsClients};
+use sessionwarden_aws::{load_sdk_config, AwsClients, RequestCounter};
 use sessionwarden_cleanup::{CleanupWorker, ScheduledEvent};
 use sessionwarden_core::config::{
-    CascadeConfig, CleanupConfig, CleanupStrategy, CommonConfig, ProcessEnv, StreamConfig,
+    CascadeConfig, CleanupConfig, CleanupStrategy, CommonConfig, ConfigError, ProcessEnv,
+    StreamConfig,
 };
 use sessionwarden_core::deadline::EpochDeadline;
+use sessionwarden_core::layout::Layout;
 
 /// sessionwarden's command line.
 #[derive(Debug, Parser)]
@@ -90,6 +95,49 @@ pub enum Command {
     Ref {
         /// The raw session ID.
         session_id: String,
+    },
+    /// Session layouts: which one a table's items fit.
+    Layout {
+        /// What to do.
+        #[command(subcommand)]
+        command: LayoutCommand,
+    },
+    /// Index the sessions that existed before deployment, once, on a non-native layout
+    /// (SESSIONS_TABLE, STATE_TABLE, SESSION_LAYOUT, SESSION_REF_KEY): a resumable, segmented
+    /// parallel scan that files every session in sessionwarden's own indexes.
+    Backfill {
+        /// Parallel scan segments.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        segments: u32,
+        /// Forget the stored cursors and scan the whole table again.
+        #[arg(long)]
+        restart: bool,
+        /// Items per Scan page (its Limit).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        page_size: u32,
+        /// Stop after this many pages in all, as an interrupted run would (for tests).
+        #[arg(long, hide = true)]
+        max_pages: Option<u64>,
+    },
+}
+
+/// `sessionctl layout` commands.
+#[derive(Debug, Subcommand)]
+pub enum LayoutCommand {
+    /// Read a sample of TABLE and say which layout (native, connect-dynamodb, authjs, or the
+    /// one given) its items fit, what it reads from a few sessions (by reference), and which
+    /// items it cannot read.
+    Check {
+        /// The table to check.
+        #[arg(long, env = "SESSIONS_TABLE")]
+        table: String,
+        /// A layout to try besides the presets, as SESSION_LAYOUT takes it: a preset name or a
+        /// JSON object.
+        #[arg(long)]
+        layout: Option<String>,
+        /// Items to sample.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100000))]
+        sample: u32,
     },
 }
 
@@ -222,7 +270,118 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", common.session_ref_key.reference(&session_id));
             Ok(())
         }
+        Command::Layout {
+            command:
+                LayoutCommand::Check {
+                    table,
+                    layout,
+                    sample,
+                },
+        } => {
+            let clients = local_clients().await;
+            let report = layout_check(&clients, &table, layout.as_deref(), sample as usize).await?;
+            print!("{}", layout_check::render(&report));
+            if report.items() > 0 && report.best().is_none() {
+                anyhow::bail!("no layout fits {table}");
+            }
+            Ok(())
+        }
+        Command::Backfill {
+            segments,
+            restart,
+            page_size,
+            max_pages,
+        } => {
+            let common = CommonConfig::from_source(&ProcessEnv)?;
+            let layout = match &common.layout {
+                Layout::Native => {
+                    println!(
+                        "{} has the native layout: its GSIs (by-sweep, by-user, by-tenant, by-parent) index every session already, so there is nothing to backfill",
+                        common.sessions_table
+                    );
+                    return Ok(());
+                }
+                Layout::Mapped(m) => (**m).clone(),
+            };
+            let state_table = std::env::var("STATE_TABLE")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing { var: "STATE_TABLE" })?;
+            let counter = RequestCounter::new();
+            let clients = AwsClients::local(&load_sdk_config().await, Some(&counter));
+            let summary = backfill::run(
+                clients.dynamodb.clone(),
+                &counter,
+                &common,
+                &layout,
+                &state_table,
+                backfill::Options {
+                    segments,
+                    restart,
+                    page_size,
+                    max_pages,
+                },
+            )
+            .await?;
+            for line in summary.details() {
+                println!("{line}");
+            }
+            println!("{summary}");
+            Ok(())
+        }
     }
+}
+
+/// Reads up to `sample` items of `table` (Scan pages, in table order).
+pub async fn sample_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    sample: usize,
+) -> anyhow::Result<Vec<layout_check::SdkItem>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    while items.len() < sample {
+        let out = client
+            .scan()
+            .table_name(table)
+            .limit((sample - items.len()).min(10_000) as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| sessionwarden_aws::sdk_error("DynamoDB.Scan", e))
+            .with_context(|| format!("scanning {table}"))?;
+        items.extend(out.items.unwrap_or_default());
+        start = out.last_evaluated_key.filter(|k| !k.is_empty());
+        if start.is_none() {
+            break;
+        }
+    }
+    items.truncate(sample);
+    Ok(items)
+}
+
+/// `sessionctl layout check`: samples `table` and reads the sample under every candidate
+/// layout (the presets, plus `layout` if given). The expiry policy and the reference key come
+/// from the environment where set.
+pub async fn layout_check(
+    clients: &AwsClients,
+    table: &str,
+    layout: Option<&str>,
+    sample: usize,
+) -> anyhow::Result<layout_check::Report> {
+    let given = layout
+        .map(|raw| Layout::parse(raw).map(|l| (raw, l)))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--layout is invalid: {e}"))?;
+    let (policy, key, ephemeral_key) = layout_check::settings(&ProcessEnv)?;
+    let items = sample_items(&clients.dynamodb, table, sample).await?;
+    let now = chrono::Utc::now().timestamp();
+    Ok(layout_check::Report {
+        table: table.to_string(),
+        sample,
+        tallies: layout_check::tally(layout_check::candidates(given), &items, &key, &policy, now),
+        ephemeral_key,
+    })
 }
 
 /// Provisions PREFIX and returns the environment lines, including a fresh `SESSION_REF_KEY`
