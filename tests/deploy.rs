@@ -370,7 +370,8 @@ fn expected_grants(sessions: &SessionsTable, state: &str) -> Grants {
     let roles = [
         (
             "CleanupRole",
-            [SESSION_ITEMS, &["dynamodb:Scan"]].concat(),
+            // BatchGetItem: the re-check of due-index entries on non-native layouts.
+            [SESSION_ITEMS, &["dynamodb:Scan", "dynamodb:BatchGetItem"]].concat(),
             vec![
                 "dynamodb:Query",
                 "dynamodb:GetItem",
