@@ -17,6 +17,7 @@ pub(crate) const H: i64 = 3600;
 pub(crate) const M: i64 = 60;
 
 mod cascade;
+pub mod library;
 mod seed;
 mod stream;
 
