@@ -305,7 +305,7 @@ impl Demo {
 
 fn report_line(r: &sessionwarden_core::stream::StreamReport) -> String {
     format!(
-        "{} records ({} not sessions) -> anomalies {:?}, {} alerts, {} terminated by containment, {} deletes by the app, {} index entries filed",
+        "{} records ({} not sessions) -> anomalies {:?}, {} alerts, {} terminated by containment, {} deletes not by TTL, {} index entries filed",
         r.records,
         r.not_sessions,
         r.anomalies,
