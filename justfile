@@ -94,8 +94,9 @@ deploy STACK *ARGS: venv
     fi
     "{{venv}}/bin/python" infra/deploy.py "{{STACK}}" "${tolerate[@]}" "$@"
 
-# Demo: a private moto, `sessionctl init`, seeded sessions, the cleanup worker's handler, a report
-demo: venv
+# Demo: a private moto, `sessionctl init`, seeded sessions, the three workers' handlers, a report.
+# `just demo connect-dynamodb` / `just demo authjs`: the same on a table of that library's layout.
+demo LAYOUT="native": venv
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build --quiet -p sessionctl
@@ -107,6 +108,12 @@ demo: venv
     for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
     export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
     unset SESSION_REF_KEY
+    if [ "{{LAYOUT}}" != native ]; then
+        # Provisions demo-{{LAYOUT}}-* itself (init_with_layout) and runs the workers with SESSION_LAYOUT={{LAYOUT}}.
+        echo "sessionctl demo --layout {{LAYOUT}} (moto on 127.0.0.1:$port)"
+        "$sessionctl" demo --layout "{{LAYOUT}}"
+        exit
+    fi
     "$sessionctl" init --prefix demo > local.env
     echo "sessionctl init --prefix demo wrote $(wc -l < local.env) variables to local.env (moto on 127.0.0.1:$port)"
     set -a; . ./local.env; set +a

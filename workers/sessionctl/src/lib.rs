@@ -57,8 +57,18 @@ pub enum Command {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
-    /// Seed a realistic mix of sessions, run cleanup, and print a readable report.
-    Demo,
+    /// Seed a realistic mix of sessions, run the three workers, and print a readable report.
+    /// `--layout native` (the default) runs on the environment `sessionctl init` printed; another
+    /// layout provisions its own PREFIX-<layout>-* resources shaped as that library stores
+    /// sessions, and seeds them in the library's item format.
+    Demo {
+        /// The sessions table's layout: native, connect-dynamodb or authjs.
+        #[arg(long, value_enum, default_value_t = demo::DemoLayout::Native)]
+        layout: demo::DemoLayout,
+        /// Resource name prefix of a non-native layout's demo: PREFIX-<layout>-sessions, ...
+        #[arg(long, default_value = "demo")]
+        prefix: String,
+    },
     /// Run the stream worker's handler once over every record in the sessions table's stream
     /// (from its start) and print the report and the partial batch response.
     Stream,
@@ -175,7 +185,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
-        Command::Demo => {
+        Command::Demo { layout, prefix } if layout != demo::DemoLayout::Native => {
+            demo::layouts::run(layout, &prefix).await
+        }
+        Command::Demo { .. } => {
             demo::run(
                 CleanupConfig::from_env()?,
                 StreamConfig::from_env()?,

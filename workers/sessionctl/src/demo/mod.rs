@@ -3,7 +3,8 @@
 //! cleanup worker's real handler against the emulator, and prints what an operator would want
 //! to see: what expired and why, what was left alone, the AWS requests it cost, and the metrics
 //! read back from CloudWatch. [`seed`] is the traffic, [`stream`] and [`cascade`] the
-//! other two workers' parts.
+//! other two workers' parts. [`layouts`] is the demo on another library's table
+//! (`sessionctl demo --layout connect-dynamodb|authjs`), seeded by [`library`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,10 +18,13 @@ pub(crate) const H: i64 = 3600;
 pub(crate) const M: i64 = 60;
 
 mod cascade;
+pub mod layouts;
+pub mod library;
 mod seed;
 mod stream;
 
 use cascade::cascade_part;
+pub use layouts::DemoLayout;
 pub use seed::{demo_sessions, Seeded};
 use stream::{print_series, recent_series, stream_part};
 

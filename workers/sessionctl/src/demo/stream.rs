@@ -124,26 +124,7 @@ pub(super) async fn stream_part(
 
     println!("\nAlerts, as the on-call subscriber received them:");
     let messages = sessionwarden_local::provision::drain_queue(clients, &inbox).await?;
-    let mut docs = Vec::new();
-    for raw in &messages {
-        let envelope: serde_json::Value = serde_json::from_str(raw)?;
-        let doc: serde_json::Value =
-            serde_json::from_str(envelope["Message"].as_str().unwrap_or("{}"))?;
-        let attrs = envelope["MessageAttributes"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={}", v["Value"].as_str().unwrap_or("")))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        println!("{}", "-".repeat(100));
-        println!("Subject: {}", envelope["Subject"].as_str().unwrap_or(""));
-        println!("Attributes: {attrs}\n");
-        println!("{}", doc["text"].as_str().unwrap_or(""));
-        docs.push(doc);
-    }
+    let mut docs = print_alerts(&messages)?;
     if let Some(doc) = docs
         .iter_mut()
         .find(|d| d["type"] == "SESSION_USER_CHANGED")
@@ -194,6 +175,32 @@ pub(super) async fn stream_part(
         );
     }
     Ok(tail)
+}
+
+/// Prints alerts as the on-call subscriber received them (SNS envelopes from an SQS inbox):
+/// subject, message attributes and text. Returns each alert's JSON document.
+pub(super) fn print_alerts(messages: &[String]) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut docs = Vec::new();
+    for raw in messages {
+        let envelope: serde_json::Value = serde_json::from_str(raw)?;
+        let doc: serde_json::Value =
+            serde_json::from_str(envelope["Message"].as_str().unwrap_or("{}"))?;
+        let attrs = envelope["MessageAttributes"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v["Value"].as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        println!("{}", "-".repeat(100));
+        println!("Subject: {}", envelope["Subject"].as_str().unwrap_or(""));
+        println!("Attributes: {attrs}\n");
+        println!("{}", doc["text"].as_str().unwrap_or(""));
+        docs.push(doc);
+    }
+    Ok(docs)
 }
 
 /// Every series of `namespace` read back over the ten minutes around `now`.
