@@ -6,7 +6,6 @@
 //! They run on moto alone, as `just demo` does: DynamoDB Local's TTL deletes an item whose
 //! `expires` has passed within about a second (README, "Emulator differences"), so the sessions
 //! the expiry part needs (past their `expires`, not yet deleted) would be gone before cleanup runs.
-//! Each demo waits up to a minute for its due bucket to close (`DUE_INDEX_BUCKET_SECONDS=60`).
 
 use std::process::{Child, Command, Stdio};
 
@@ -95,8 +94,7 @@ fn assert_common(stdout: &str) {
     );
 }
 
-/// Both demos at once: each spends most of its time waiting for its due bucket to close, so
-/// together they hold one test slot for that minute, not two.
+/// Both demos at once, as two processes: they share one test slot.
 #[test]
 fn layout_demos_catch_a_bleed_and_a_fixation_end_lapsed_sessions_and_log_a_user_out() {
     let (connect, authjs) = (start("connect-dynamodb"), start("authjs"));
