@@ -152,7 +152,7 @@ async fn benign_traffic_raises_nothing_and_deletes_are_told_apart() {
     sessionwarden_tests::assert_metrics(
         &m,
         &[
-            ("SessionsDeletedByApp", &[], 1.0),
+            ("SessionsDeletedByWrite", &[], 1.0),
             ("SessionsDeletedByTtl", &[], 1.0),
             ("StreamRecordsMalformed", &[], 0.0),
         ],

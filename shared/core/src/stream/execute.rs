@@ -43,8 +43,8 @@ pub struct Part {
     pub cascades: Vec<(CascadeMessage, SeqNo)>,
     /// TTL deletes seen.
     pub ttl: u64,
-    /// App deletes seen.
-    pub app_deletes: u64,
+    /// Deletes by a write seen.
+    pub write_deletes: u64,
     /// Index filings, with their records.
     pub filings: Vec<(crate::ports::Filing, SeqNo)>,
     /// IP changes seen.
@@ -136,7 +136,7 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
             let record = plan::decide(&change, prior.as_ref(), self.cfg, self.now);
             part.ip += record.ip_changes;
             part.ttl += record.ttl_deletes;
-            part.app_deletes += record.app_deletes;
+            part.write_deletes += record.write_deletes;
             part.filings
                 .extend(record.filings.into_iter().map(|f| (f, change.seq.clone())));
             part.cascades

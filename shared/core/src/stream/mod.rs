@@ -176,7 +176,7 @@ where
     for mut p in parts.into_iter().chain(std::iter::once(burst_part)) {
         cascades.append(&mut p.cascades);
         filings.append(&mut p.filings);
-        report.deleted_by_app += p.app_deletes;
+        report.deleted_by_write += p.write_deletes;
         failed = min_seq(failed, p.failed_at.take());
         report.processed += p.processed;
         report.alerts_suppressed += p.suppressed;

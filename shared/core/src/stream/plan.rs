@@ -89,8 +89,8 @@ pub struct RecordPlan {
     pub ip_changes: u64,
     /// 1 if DynamoDB's TTL deleted the item.
     pub ttl_deletes: u64,
-    /// 1 if the app deleted the item (a logout, on layouts that end by deleting).
-    pub app_deletes: u64,
+    /// 1 if a write deleted the item (the app's logout, or sessionwarden's own end).
+    pub write_deletes: u64,
     /// Changes to the layout's own indexes (empty on the native layout).
     pub filings: Vec<Filing>,
     /// Cascades the change implies (revokeScope, families).
@@ -187,7 +187,7 @@ pub fn decide(
                     ));
                 }
             }
-            Fact::Deleted => plan.app_deletes += 1,
+            Fact::Deleted => plan.write_deletes += 1,
             Fact::KeysOnly => {}
         }
     }

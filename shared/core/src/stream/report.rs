@@ -39,8 +39,9 @@ pub struct StreamReport {
     pub cascades_requested: u64,
     /// TTL deletes seen.
     pub deleted_by_ttl: u64,
-    /// Deletes by the app seen (a logout, on layouts that end by deleting).
-    pub deleted_by_app: u64,
+    /// Deletes by a write seen: the app's (a logout), or sessionwarden's own end on layouts that
+    /// end a session by deleting it (the worker that ended it counts it too). Not TTL deletes.
+    pub deleted_by_write: u64,
     /// Entries of the layout's own indexes written.
     pub index_filings: u64,
     /// IP changes seen.
@@ -77,7 +78,7 @@ pub fn metrics_of(
         ("AlertsPublished", &[], r.alerts_published),
         ("AlertsSuppressed", &[], r.alerts_suppressed),
         ("SessionsDeletedByTtl", &[], r.deleted_by_ttl),
-        ("SessionsDeletedByApp", &[], r.deleted_by_app),
+        ("SessionsDeletedByWrite", &[], r.deleted_by_write),
         (
             "SessionsTerminated",
             &[("Cause", "containment")],

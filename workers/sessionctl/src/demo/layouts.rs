@@ -311,7 +311,7 @@ fn report_line(r: &sessionwarden_core::stream::StreamReport) -> String {
         r.anomalies,
         r.alerts_published,
         r.sessions_terminated,
-        r.deleted_by_app,
+        r.deleted_by_write,
         r.index_filings
     )
 }
