@@ -219,6 +219,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Resolve { session_ref } => {
             let common = CommonConfig::from_source(&ProcessEnv)?;
             let clients = local_clients().await;
+            if let sessionwarden_core::layout::Layout::Mapped(m) = &common.layout {
+                return resolve_mapped(&clients, &common, m, session_ref.trim()).await;
+            }
             let table = sessionwarden_local::seed::SeedTable::new(
                 clients.dynamodb.clone(),
                 common.sessions_table.clone(),
@@ -519,4 +522,53 @@ pub async fn drain_cascades(
 /// since emulators can be far slower than AWS.
 pub async fn local_clients() -> AwsClients {
     AwsClients::local(&load_sdk_config().await, None)
+}
+
+/// `resolve` on a non-native layout: scans the table and reads every item through the layout, so
+/// a reference from an alert finds its `sess:<sid>` or `SESSION#<token>` item (every item that
+/// carries the ID, on Auth.js).
+async fn resolve_mapped(
+    clients: &AwsClients,
+    common: &CommonConfig,
+    m: &sessionwarden_core::layout::Mapped,
+    session_ref: &str,
+) -> anyhow::Result<()> {
+    use sessionwarden_aws::layout::{from_sdk, read, Read};
+    let now = chrono::Utc::now().timestamp();
+    let mut pages = clients
+        .dynamodb
+        .scan()
+        .table_name(&common.sessions_table)
+        .into_paginator()
+        .items()
+        .send();
+    let mut found = 0;
+    while let Some(item) = pages.next().await {
+        let item = item.map_err(|e| sessionwarden_aws::sdk_error("DynamoDB.Scan", e))?;
+        let Ok(Read::Session(seen)) = read(m, &from_sdk(&item), now) else {
+            continue;
+        };
+        if common.session_ref_key.of(&seen.id).as_str() != session_ref {
+            continue;
+        }
+        found += 1;
+        let i = &seen.image;
+        eprintln!("warning: the next line holds a raw session ID, a bearer credential");
+        println!(
+            "{}\thome={}\tuser={}\ttenant={}\tstatus={}",
+            seen.id.expose(),
+            seen.id.home().unwrap_or("-"),
+            i.user_id.as_deref().unwrap_or("-"),
+            i.tenant_id.as_deref().unwrap_or("-"),
+            i.status.map(|s| s.as_str()).unwrap_or("-"),
+        );
+    }
+    if found == 0 {
+        anyhow::bail!(
+            "no session in {} has reference {session_ref} under layout {} (deleted, or another SESSION_REF_KEY)",
+            common.sessions_table,
+            m.name
+        );
+    }
+    Ok(())
 }

@@ -583,3 +583,28 @@ async fn an_interrupted_backfill_resumes_from_its_cursors() {
     assert_indexed(&w.state().await, &sessions, started);
     w.teardown().await;
 }
+
+/// The reference in an alert leads on-call back to the item on any layout: `resolve` reads the
+/// table through `SESSION_LAYOUT`, and prints the raw ID (without its `sess:` prefix) only on
+/// request.
+#[tokio::test]
+async fn resolve_finds_a_connect_dynamodb_session_by_its_reference() {
+    let w = World::connect("resolve-connect").await;
+    let t = now();
+    w.put(vec![
+        connect_item("raw-sid-wanted", t + 3600, &sess(Some("u-1"))),
+        connect_item("raw-sid-other", t + 3600, &sess(Some("u-2"))),
+    ])
+    .await;
+    let reference = key().reference("raw-sid-wanted").to_string();
+    let env = w.env();
+    let out = sessionctl(&["resolve", &reference], &env);
+    sessionwarden_tests::assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.starts_with("raw-sid-wanted\t"), "{text}");
+    assert!(text.contains("user=u-1"), "{text}");
+    assert!(!text.contains("raw-sid-other"), "{text}");
+    let missing = sessionctl(&["resolve", "000000000000"], &env);
+    assert!(!missing.status.success());
+    w.teardown().await;
+}
