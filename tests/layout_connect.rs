@@ -9,7 +9,18 @@
 //! DeleteItem. The session JSON holds the cookie and whatever the app stored: `user.id`,
 //! `userId` or passport's `passport.user`.
 
-use sessionwarden_tests::{item, nv, sv, ttl_remove_of, LayoutWorld, RawItem};
+use std::time::Duration;
+
+use sessionwarden_aws::cloudwatch::CloudWatchMetrics;
+use sessionwarden_aws::ports::Sessions;
+use sessionwarden_core::cleanup::run_cleanup;
+use sessionwarden_core::config::CleanupStrategy;
+use sessionwarden_core::deadline::EpochDeadline;
+use sessionwarden_core::error::PortError;
+use sessionwarden_core::session::SessionId;
+use sessionwarden_tests::{
+    item, nv, sv, ttl_remove_of, BeforeEnd, HookedSessions, LayoutWorld, RawItem,
+};
 
 const H: i64 = 3600;
 
@@ -245,5 +256,68 @@ async fn logout_everywhere_ends_every_session_of_the_user_from_the_member_index(
     w.step_ok().await;
     assert!(w.state_items("member#user#u-1").await.is_empty());
     assert!(w.alerts().await.is_empty());
+    w.env.teardown().await;
+}
+
+/// Plays connect-dynamodb's `touch` (the user came back) between cleanup's read and its write.
+struct TouchBeforeWrite {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    victim: String,
+}
+
+impl BeforeEnd for TouchBeforeWrite {
+    async fn before_end(&self, id: &SessionId) -> Result<(), PortError> {
+        if id.expose() == self.victim {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("id", sv(&format!("sess:{}", self.victim)))
+                .update_expression("SET expires = :e")
+                .expression_attribute_values(":e", nv(now() + H))
+                .send()
+                .await
+                .expect("touch");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_session_touched_between_read_and_delete_survives() {
+    let mut w = world("cd-touch").await;
+    let (victim, other) = (sid("victim"), sid("other"));
+    w.put(set(&victim, now() - H, user("u-1"))).await;
+    w.put(set(&other, now() - H, user("u-2"))).await;
+    w.step_ok().await;
+    let config = w.env.cleanup_config(CleanupStrategy::Index, &[]);
+    let state = config.state_table.clone().expect("STATE_TABLE");
+    let Sessions::Mapped(inner) = Sessions::new(&w.env.clients, &config.common, &state) else {
+        panic!("connect-dynamodb is mapped");
+    };
+    let store = HookedSessions {
+        inner: *inner,
+        hook: TouchBeforeWrite {
+            client: w.env.clients.dynamodb.clone(),
+            table: w.env.resources.sessions_table.clone(),
+            victim: victim.clone(),
+        },
+    };
+    let report = run_cleanup(
+        &store,
+        &CloudWatchMetrics::new(w.env.clients.cloudwatch.clone()),
+        &config,
+        chrono::Utc::now(),
+        &EpochDeadline::in_from_now(Duration::from_secs(300)),
+    )
+    .await
+    .expect("run");
+    assert_eq!(report.skipped_touched, 1, "{report:#?}");
+    assert_eq!(report.expired.ttl, 1, "{report:#?}");
+    assert!(
+        w.get(key(&victim)).await.is_some(),
+        "the touched session survives"
+    );
+    assert!(w.get(key(&other)).await.is_none());
     w.env.teardown().await;
 }

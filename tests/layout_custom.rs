@@ -214,3 +214,31 @@ async fn logout_everywhere_sets_is_current_false_on_every_session_of_the_user() 
     assert_eq!(o["isCurrent"], AttributeValue::Bool(true));
     w.env.teardown().await;
 }
+
+#[tokio::test]
+async fn benign_traffic_on_the_custom_table_raises_nothing() {
+    let mut w = world("cu-benign").await;
+    let (a, b) = (sid("a"), sid("b"));
+    w.put(login(&a, Some("u-1"), now() - 60, 480)).await;
+    w.put(login(&b, Some("u-2"), now() - 60, 480)).await;
+    w.step_ok().await;
+    // Requests: lastActivity moves forward; a multi-tab race writes the same value twice.
+    for t in [now(), now(), now() + 1] {
+        w.update(key(&a), &[("lastActivity", sv(&iso(t)))]).await;
+    }
+    // Logout, then a login again under a new ID; the app deletes an old ended row.
+    w.update(
+        key(&a),
+        &[
+            ("isCurrent", AttributeValue::Bool(false)),
+            ("expiredAt", sv(&iso(now()))),
+        ],
+    )
+    .await;
+    w.put(login(&sid("a2"), Some("u-1"), now(), 480)).await;
+    w.delete(key(&b)).await;
+    w.step_ok().await;
+    assert!(w.alerts().await.is_empty());
+    assert!(w.env.dead_letters().await.is_empty());
+    w.env.teardown().await;
+}
