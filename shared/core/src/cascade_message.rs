@@ -55,7 +55,7 @@ pub struct CascadeMessage {
 }
 
 /// What a cascade ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// Every ACTIVE session of a user.
     User(String),

@@ -298,26 +298,31 @@ pub fn filings(change: &Change, cfg: &CommonConfig) -> Vec<Filing> {
 /// duplicate keys in a batch): per session (and home), the due entry goes from its first `from`
 /// to its last `to`, and each member list keeps its last word. Order is kept otherwise.
 pub fn compact(filings: Vec<Filing>) -> Vec<Filing> {
-    let key = |id: &SessionId| (id.expose().to_string(), id.home().map(str::to_string));
+    // (ID, home, list): `None` for the due entry.
+    type EntryKey = (String, Option<String>, Option<Target>);
+    let key = |f: &Filing| -> EntryKey {
+        match f {
+            Filing::Due { id, .. } => (id.expose().into(), id.home().map(String::from), None),
+            Filing::Member { id, group, .. } => (
+                id.expose().into(),
+                id.home().map(String::from),
+                Some(group.clone()),
+            ),
+        }
+    };
+    let mut at: HashMap<EntryKey, usize> = HashMap::new();
     let mut out: Vec<Filing> = Vec::new();
     for f in filings {
-        let slot = out.iter_mut().find(|o| match (o, &f) {
-            (Filing::Due { id: a, .. }, Filing::Due { id: b, .. }) => key(a) == key(b),
-            (
-                Filing::Member {
-                    id: a, group: ga, ..
-                },
-                Filing::Member {
-                    id: b, group: gb, ..
-                },
-            ) => key(a) == key(b) && ga == gb,
-            _ => false,
-        });
-        match (slot, f) {
-            (Some(Filing::Due { to, .. }), Filing::Due { to: last, .. }) => *to = last,
-            (Some(Filing::Member { present, .. }), Filing::Member { present: p, .. }) => {
-                *present = p
-            }
+        let k = key(&f);
+        let Some(&i) = at.get(&k) else {
+            at.insert(k, out.len());
+            out.push(f);
+            continue;
+        };
+        match (&mut out[i], f) {
+            (Filing::Due { to, .. }, Filing::Due { to: last, .. }) => *to = last,
+            (Filing::Member { present, .. }, Filing::Member { present: p, .. }) => *present = p,
+            // The key tells the variants apart: unreachable.
             (_, f) => out.push(f),
         }
     }
