@@ -128,9 +128,11 @@ test: venv dynamodb-local
     tests/with-emulators cargo nextest run --workspace --no-fail-fast
 
 # `just bench [LIVE_SESSIONS ...]`: both cleanup strategies at 10k and 100k sessions on the
-# emulators (see README). `just bench stream [--sizes 1000,10000 ...]`: the stream worker's CPU time
-# per record, in process with in-memory ports, release build. `just bench stream-requests [N ...]`:
-# the AWS requests of one stream batch of 1,000 new sessions, against the budget of 50.
+# emulators (see README). `just bench layouts [LIVE_SESSIONS ...]`: cleanup on the connect-dynamodb
+# and custom layouts, from sessionwarden's own due index, at 1k, 10k and 100k live sessions with 500
+# due. `just bench stream [--sizes 1000,10000 ...]`: the stream worker's CPU time per record, in
+# process with in-memory ports, release build. `just bench stream-requests [N ...]`: the AWS
+# requests of one stream batch of 1,000 new sessions, against the budget of 50.
 bench *args: venv dynamodb-local
     #!/usr/bin/env bash
     set -euo pipefail
@@ -140,6 +142,8 @@ bench *args: venv dynamodb-local
     case "${1:-}" in
         stream) shift; exec cargo run --quiet --release "${pkg[@]}" --bin stream-bench -- "$@" ;;
         stream-requests) shift; run stream-requests-bench "$@" ;;
+        # One `tests/with-emulators` per layout and size, started by the bench itself.
+        layouts) shift; exec cargo run --quiet "${pkg[@]}" --bin layouts-bench -- "$@" ;;
         *) run cleanup-bench "$@" ;;
     esac
 
