@@ -10,7 +10,7 @@ use sessionwarden_core::expiry::{ExpiryPolicy, ExpiryReason, SessionClock, Verdi
 use sessionwarden_core::fake::vars;
 use sessionwarden_core::ports::{Filing, Slot};
 use sessionwarden_core::session::{SessionId, Status};
-use sessionwarden_core::stream::plan::{compact, filings};
+use sessionwarden_core::stream::filing::{compact, filings};
 
 const NOW: i64 = 1_800_000_000;
 

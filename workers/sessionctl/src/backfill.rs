@@ -3,7 +3,7 @@
 //! each session it sees change; sessions nobody touches after the deployment never pass through
 //! it, so this command files them as the stream would: a segmented parallel Scan of the sessions
 //! table, each item read through the layout, each session filed as an INSERT seen now
-//! (`plan::filings`), one `MappedSessions::file` call per page.
+//! (`stream::filing::filings`), one `MappedSessions::file` call per page.
 //!
 //! It is resumable. After each page, the segment's cursor (its `LastEvaluatedKey`, as JSON) is
 //! stored in the state table under `pk = backfill#<table>`, `sk = segment#<i>`, with
@@ -32,7 +32,7 @@ use sessionwarden_core::change::{Change, ChangeKind, SeqNo};
 use sessionwarden_core::config::CommonConfig;
 use sessionwarden_core::layout::Mapped;
 use sessionwarden_core::ports::{Filing, SessionStore as _};
-use sessionwarden_core::stream::plan;
+use sessionwarden_core::stream::filing;
 
 /// A DynamoDB item as the SDK returns it.
 pub type SdkItem = HashMap<String, AttributeValue>;
@@ -122,7 +122,7 @@ pub fn page(items: &[SdkItem], m: &Mapped, common: &CommonConfig, now: i64) -> P
                     by_ttl: false,
                     at: now,
                 };
-                let f = plan::filings(&change, common);
+                let f = filing::filings(&change, common);
                 if f.is_empty() {
                     w.totals.ended += 1;
                 } else {
@@ -148,7 +148,7 @@ pub fn page(items: &[SdkItem], m: &Mapped, common: &CommonConfig, now: i64) -> P
             }
         }
     }
-    w.filings = plan::compact(filings);
+    w.filings = filing::compact(filings);
     w
 }
 

@@ -4,6 +4,7 @@
 //! Decide, then do: [`plan`] decides purely what each record asks for, [`execute`] carries the
 //! plans out through the ports, and [`process_batch`] is the batch plumbing around them (parse,
 //! dead letters, grouping, claims, bursts, publication, metrics). [`report`] is what a batch did.
+//! [`filing`] decides what a change files in the own indexes of non-native layouts.
 //!
 //! Ordering and cost rest on one DynamoDB guarantee: all records of one item (one session ID) sit
 //! in one shard, in order. So:
@@ -22,6 +23,7 @@
 //! safe to redo. A malformed record is dead-lettered raw with its reason and never blocks.
 
 pub mod execute;
+pub mod filing;
 pub mod plan;
 pub mod report;
 
@@ -203,7 +205,7 @@ where
     }
     if !filings.is_empty() {
         let lowest = filings.iter().map(|(_, s)| s.clone()).min();
-        let batch = plan::compact(filings.into_iter().map(|(f, _)| f).collect());
+        let batch = filing::compact(filings.into_iter().map(|(f, _)| f).collect());
         match ports.sessions.file(&batch).await {
             Ok(()) => report.index_filings = batch.len() as u64,
             Err(e) => {
