@@ -107,7 +107,7 @@ async fn batch_put(env: &TestEnv, table: &str, items: Vec<RawItem>) -> anyhow::R
     let chunks: Vec<Vec<RawItem>> = items.chunks(25).map(<[RawItem]>::to_vec).collect();
     stream::iter(chunks)
         .map(|chunk| async move {
-            let mut pending = chunk
+            let writes = chunk
                 .into_iter()
                 .map(|i| {
                     PutRequest::builder()
@@ -116,23 +116,8 @@ async fn batch_put(env: &TestEnv, table: &str, items: Vec<RawItem>) -> anyhow::R
                         .map(|p| WriteRequest::builder().put_request(p).build())
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            for attempt in 0..10u32 {
-                if pending.is_empty() {
-                    return Ok(());
-                }
-                sessionwarden_aws::retry_pause(attempt, 50).await;
-                let out = client
-                    .batch_write_item()
-                    .request_items(table, pending)
-                    .send()
-                    .await?;
-                pending = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(table))
-                    .unwrap_or_default();
-            }
-            anyhow::ensure!(pending.is_empty(), "items still unprocessed after retries");
-            Ok(())
+            sessionwarden_aws::batch::write_all(client, table, writes).await?;
+            anyhow::Ok(())
         })
         .buffer_unordered(IN_FLIGHT)
         .try_collect::<Vec<()>>()

@@ -3,6 +3,7 @@
 //! [`PortError`] that says what the caller should do with it: retry later (transient) or give up
 //! (permanent). [`ports`] wires them into the [`sessionwarden_core::ports::Ports`] of a worker.
 
+pub mod batch;
 pub mod cascade_queue;
 pub mod cloudwatch;
 pub mod counter;

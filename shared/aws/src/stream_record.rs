@@ -27,7 +27,13 @@ pub fn parse(layout: &Layout, raw: &serde_json::Value) -> Result<Option<Change>,
 
 /// Parses one raw record of the `Records` array, on the native layout.
 pub fn parse_record(raw: &serde_json::Value) -> Result<Change, Malformed> {
-    let Envelope { rec, seq, kind } = envelope(raw)?;
+    let Envelope {
+        rec,
+        seq,
+        kind,
+        by_ttl,
+        at,
+    } = envelope(raw)?;
     let seq_no = seq.clone();
     let bad = |reason: String| Malformed {
         seq: Some(seq.clone()),
@@ -40,24 +46,6 @@ pub fn parse_record(raw: &serde_json::Value) -> Result<Change, Malformed> {
     };
     let old = image(&rec.change.old_image).map_err(|e| bad(format!("OldImage: {e}")))?;
     let new = image(&rec.change.new_image).map_err(|e| bad(format!("NewImage: {e}")))?;
-    match kind {
-        ChangeKind::Modify if rec.change.old_image.is_empty() => {
-            return Err(bad(
-                "MODIFY without OldImage: the stream view type must be NEW_AND_OLD_IMAGES".into(),
-            ))
-        }
-        ChangeKind::Modify | ChangeKind::Insert if rec.change.new_image.is_empty() => {
-            return Err(bad(format!(
-                "{} without NewImage: the stream view type must be NEW_AND_OLD_IMAGES",
-                rec.event_name
-            )))
-        }
-        _ => {}
-    }
-    let by_ttl = rec
-        .user_identity
-        .as_ref()
-        .is_some_and(|u| u.type_ == "Service" && u.principal_id == TTL_PRINCIPAL);
     Ok(Change {
         seq: SeqNo(seq_no),
         kind,
@@ -65,7 +53,7 @@ pub fn parse_record(raw: &serde_json::Value) -> Result<Change, Malformed> {
         old,
         new,
         by_ttl,
-        at: rec.change.approximate_creation_date_time.timestamp(),
+        at,
     })
 }
 
@@ -131,11 +119,14 @@ fn image(item: &serde_dynamo::Item) -> Result<Option<Image>, String> {
     }))
 }
 
-/// The parts every layout reads the same way: sequence number, kind, images present.
+/// The parts every layout reads the same way: the record, its sequence number and kind (with the
+/// images its kind needs present), whether TTL deleted the item, and when.
 struct Envelope {
     rec: EventRecord,
     seq: String,
     kind: ChangeKind,
+    by_ttl: bool,
+    at: i64,
 }
 
 fn envelope(raw: &serde_json::Value) -> Result<Envelope, Malformed> {
@@ -159,15 +150,41 @@ fn envelope(raw: &serde_json::Value) -> Result<Envelope, Malformed> {
         "REMOVE" => ChangeKind::Remove,
         other => return Err(bad(format!("unknown eventName {other:?}"))),
     };
+    match kind {
+        ChangeKind::Modify if rec.change.old_image.is_empty() => {
+            return Err(bad(
+                "MODIFY without OldImage: the stream view type must be NEW_AND_OLD_IMAGES".into(),
+            ))
+        }
+        ChangeKind::Modify | ChangeKind::Insert if rec.change.new_image.is_empty() => {
+            return Err(bad(format!(
+                "{} without NewImage: the stream view type must be NEW_AND_OLD_IMAGES",
+                rec.event_name
+            )))
+        }
+        _ => {}
+    }
+    let by_ttl = rec
+        .user_identity
+        .as_ref()
+        .is_some_and(|u| u.type_ == "Service" && u.principal_id == TTL_PRINCIPAL);
     Ok(Envelope {
+        at: rec.change.approximate_creation_date_time.timestamp(),
         rec,
         seq: seq_no,
         kind,
+        by_ttl,
     })
 }
 
 fn parse_mapped(m: &Mapped, raw: &serde_json::Value) -> Result<Option<Change>, Malformed> {
-    let Envelope { rec, seq, kind } = envelope(raw)?;
+    let Envelope {
+        rec,
+        seq,
+        kind,
+        by_ttl,
+        at,
+    } = envelope(raw)?;
     let bad = |reason: String| Malformed {
         seq: Some(seq.clone()),
         reason,
@@ -175,7 +192,6 @@ fn parse_mapped(m: &Mapped, raw: &serde_json::Value) -> Result<Option<Change>, M
     let Some(session_id) = layout::id_of(m, &rec.change.keys).map_err(&bad)? else {
         return Ok(None);
     };
-    let at = rec.change.approximate_creation_date_time.timestamp();
     let key_only = |i: &serde_dynamo::Item| {
         i.keys()
             .all(|k| *k == m.id.attribute || m.home.as_ref().is_some_and(|h| *k == h.attribute))
@@ -198,24 +214,6 @@ fn parse_mapped(m: &Mapped, raw: &serde_json::Value) -> Result<Option<Change>, M
     if not_session {
         return Ok(None);
     }
-    match kind {
-        ChangeKind::Modify if rec.change.old_image.is_empty() => {
-            return Err(bad(
-                "MODIFY without OldImage: the stream view type must be NEW_AND_OLD_IMAGES".into(),
-            ))
-        }
-        ChangeKind::Modify | ChangeKind::Insert if rec.change.new_image.is_empty() => {
-            return Err(bad(format!(
-                "{} without NewImage: the stream view type must be NEW_AND_OLD_IMAGES",
-                rec.event_name
-            )))
-        }
-        _ => {}
-    }
-    let by_ttl = rec
-        .user_identity
-        .as_ref()
-        .is_some_and(|u| u.type_ == "Service" && u.principal_id == TTL_PRINCIPAL);
     Ok(Some(Change {
         seq: SeqNo(seq),
         kind,

@@ -47,9 +47,9 @@ impl SeedTable {
     /// unprocessed items. For seeding: unconditional, so it overwrites.
     pub async fn put_sessions(&self, sessions: &[Session]) -> Result<(), PortError> {
         let (client, table) = (&self.client, self.table.as_str());
-        stream::iter(sessions.chunks(25))
+        stream::iter(sessions.chunks(sessionwarden_aws::batch::MAX_WRITE))
             .map(|chunk| async move {
-                let mut pending: Vec<WriteRequest> = chunk
+                let writes: Vec<WriteRequest> = chunk
                     .iter()
                     .map(|s| {
                         PutRequest::builder()
@@ -62,31 +62,9 @@ impl SeedTable {
                             })
                     })
                     .collect::<Result<_, _>>()?;
-                for attempt in 0..10u32 {
-                    if pending.is_empty() {
-                        break;
-                    }
-                    sessionwarden_aws::retry_pause(attempt, 50).await;
-                    let out = client
-                        .batch_write_item()
-                        .request_items(table, pending)
-                        .send()
-                        .await
-                        .map_err(|e| sessionwarden_aws::sdk_error("DynamoDB.BatchWriteItem", e))?;
-                    pending = out
-                        .unprocessed_items
-                        .and_then(|mut m| m.remove(table))
-                        .unwrap_or_default();
-                }
-                if pending.is_empty() {
-                    Ok(())
-                } else {
-                    Err(PortError::Transient {
-                        operation: "DynamoDB.BatchWriteItem",
-                        source: format!("{} items still unprocessed after retries", pending.len())
-                            .into(),
-                    })
-                }
+                sessionwarden_aws::batch::write_all(client, table, writes)
+                    .await
+                    .map(|_| ())
             })
             .buffer_unordered(8)
             .try_collect::<()>()

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use sessionwarden_core::anomaly::Binding;
 use sessionwarden_core::ports::{BindingStore, Claim, ClaimOutcome, CounterKey};
@@ -18,8 +17,6 @@ use crate::PortError;
 
 /// TransactWriteItems takes at most 100 actions.
 const MAX_TX_ACTIONS: usize = 100;
-/// BatchGetItem takes at most 100 keys.
-const MAX_BATCH_GET: usize = 100;
 
 impl BindingStore for StateTable {
     /// Claims bindings with conditional Puts; counters of new bindings are incremented in the same
@@ -101,78 +98,30 @@ impl BindingStore for StateTable {
         Ok(())
     }
 
-    /// Reads counters with BatchGetItem (100 keys per request), retrying unprocessed keys.
+    /// Reads counters with consistent BatchGetItem (100 keys per request).
     async fn counters(&self, keys: &[CounterKey]) -> Result<HashMap<CounterKey, u64>, PortError> {
-        let mut out = HashMap::new();
-        for chunk in keys.chunks(MAX_BATCH_GET) {
-            let mut pending: Vec<Item> = chunk.iter().map(Self::counter_key).collect();
-            // (pk, sk) of each requested key, to match the unordered response.
-            let key_strings: Vec<(String, String)> = pending
-                .iter()
-                .map(|k| {
-                    let part = |n: &str| {
-                        k.get(n)
-                            .and_then(|v| v.as_s().ok())
-                            .cloned()
-                            .unwrap_or_default()
-                    };
-                    (part(STATE_PK), part(STATE_SK))
-                })
-                .collect();
-            let by_key: HashMap<(&str, &str), &CounterKey> = key_strings
-                .iter()
-                .map(|(p, s)| (p.as_str(), s.as_str()))
-                .zip(chunk.iter())
-                .collect();
-            for attempt in 0..8u32 {
-                if pending.is_empty() {
-                    break;
-                }
-                crate::retry_pause(attempt, 25).await;
-                let ka = KeysAndAttributes::builder()
-                    .set_keys(Some(pending))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| permanent("DynamoDB.BatchGetItem", e))?;
-                let resp = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, ka)
-                    .send()
-                    .await
-                    .map_err(|e| crate::sdk_error("DynamoDB.BatchGetItem", e))?;
-                for item in resp
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    let found = (|| {
-                        by_key.get(&(
-                            item.get(STATE_PK)?.as_s().ok()?.as_str(),
-                            item.get(STATE_SK)?.as_s().ok()?.as_str(),
-                        ))
-                    })();
-                    if let Some(k) = found {
-                        out.insert(
-                            (*k).clone(),
-                            items::number(&item, "count").unwrap_or(0).max(0) as u64,
-                        );
-                    }
-                }
-                pending = resp
-                    .unprocessed_keys
-                    .and_then(|mut m| m.remove(&self.table))
-                    .map(|ka| ka.keys)
-                    .unwrap_or_default();
-            }
-            if !pending.is_empty() {
-                return Err(PortError::Transient {
-                    operation: "DynamoDB.BatchGetItem",
-                    source: "keys still unprocessed after retries".into(),
-                });
-            }
-        }
-        Ok(out)
+        let requested: Vec<Item> = keys.iter().map(Self::counter_key).collect();
+        // (pk, sk) of each requested key, to match the unordered response.
+        let pk_sk = |i: &Item| -> Option<(String, String)> {
+            Some((
+                i.get(STATE_PK)?.as_s().ok()?.clone(),
+                i.get(STATE_SK)?.as_s().ok()?.clone(),
+            ))
+        };
+        let by_key: HashMap<(String, String), &CounterKey> = requested
+            .iter()
+            .filter_map(pk_sk)
+            .zip(keys.iter())
+            .collect();
+        let (found, _) = crate::batch::get_all(&self.client, &self.table, requested, true).await?;
+        Ok(found
+            .iter()
+            .filter_map(|item| {
+                let k = by_key.get(&pk_sk(item)?)?;
+                let count = items::number(item, "count").unwrap_or(0).max(0) as u64;
+                Some(((*k).clone(), count))
+            })
+            .collect())
     }
 }
 
