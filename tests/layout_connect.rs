@@ -9,18 +9,7 @@
 //! DeleteItem. The session JSON holds the cookie and whatever the app stored: `user.id`,
 //! `userId` or passport's `passport.user`.
 
-use std::time::Duration;
-
-use sessionwarden_aws::cloudwatch::CloudWatchMetrics;
-use sessionwarden_aws::ports::Sessions;
-use sessionwarden_core::cleanup::run_cleanup;
-use sessionwarden_core::config::CleanupStrategy;
-use sessionwarden_core::deadline::EpochDeadline;
-use sessionwarden_core::error::PortError;
-use sessionwarden_core::session::SessionId;
-use sessionwarden_tests::{
-    item, nv, sv, ttl_remove_of, BeforeEnd, HookedSessions, LayoutWorld, RawItem,
-};
+use sessionwarden_tests::{item, nv, sv, ttl_remove_of, LayoutWorld, RawItem};
 
 const H: i64 = 3600;
 
@@ -259,30 +248,6 @@ async fn logout_everywhere_ends_every_session_of_the_user_from_the_member_index(
     w.env.teardown().await;
 }
 
-/// Plays connect-dynamodb's `touch` (the user came back) between cleanup's read and its write.
-struct TouchBeforeWrite {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-    victim: String,
-}
-
-impl BeforeEnd for TouchBeforeWrite {
-    async fn before_end(&self, id: &SessionId) -> Result<(), PortError> {
-        if id.expose() == self.victim {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("id", sv(&format!("sess:{}", self.victim)))
-                .update_expression("SET expires = :e")
-                .expression_attribute_values(":e", nv(now() + H))
-                .send()
-                .await
-                .expect("touch");
-        }
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_session_touched_between_read_and_delete_survives() {
     let mut w = world("cd-touch").await;
@@ -290,28 +255,10 @@ async fn a_session_touched_between_read_and_delete_survives() {
     w.put(set(&victim, now() - H, user("u-1"))).await;
     w.put(set(&other, now() - H, user("u-2"))).await;
     w.step_ok().await;
-    let config = w.env.cleanup_config(CleanupStrategy::Index, &[]);
-    let state = config.state_table.clone().expect("STATE_TABLE");
-    let Sessions::Mapped(inner) = Sessions::new(&w.env.clients, &config.common, &state) else {
-        panic!("connect-dynamodb is mapped");
-    };
-    let store = HookedSessions {
-        inner: *inner,
-        hook: TouchBeforeWrite {
-            client: w.env.clients.dynamodb.clone(),
-            table: w.env.resources.sessions_table.clone(),
-            victim: victim.clone(),
-        },
-    };
-    let report = run_cleanup(
-        &store,
-        &CloudWatchMetrics::new(w.env.clients.cloudwatch.clone()),
-        &config,
-        chrono::Utc::now(),
-        &EpochDeadline::in_from_now(Duration::from_secs(300)),
-    )
-    .await
-    .expect("run");
+    // connect-dynamodb's `touch`: the user came back.
+    let report = w
+        .cleanup_touching(&victim, key(&victim), ("expires", nv(now() + H)))
+        .await;
     assert_eq!(report.skipped_touched, 1, "{report:#?}");
     assert_eq!(report.expired.ttl, 1, "{report:#?}");
     assert!(

@@ -5,18 +5,9 @@
 //! `expiredAt`. The items are written as that app writes them: a PutItem at login, `UpdateItem SET
 //! lastActivity` on each request, `SET isCurrent = false` at logout.
 
-use std::time::Duration;
-
 use aws_sdk_dynamodb::types::AttributeValue;
-use sessionwarden_aws::cloudwatch::CloudWatchMetrics;
-use sessionwarden_aws::ports::Sessions;
-use sessionwarden_core::cleanup::run_cleanup;
-use sessionwarden_core::config::CleanupStrategy;
-use sessionwarden_core::deadline::EpochDeadline;
-use sessionwarden_core::error::PortError;
 use sessionwarden_core::layout::IS_CURRENT_EXAMPLE;
-use sessionwarden_core::session::SessionId;
-use sessionwarden_tests::{item, nv, sv, BeforeEnd, HookedSessions, LayoutWorld, RawItem};
+use sessionwarden_tests::{item, nv, sv, LayoutWorld, RawItem};
 
 const M: i64 = 60;
 
@@ -87,30 +78,6 @@ async fn idle_expiry_from_iso_last_activity_and_a_timeout_in_minutes() {
     w.env.teardown().await;
 }
 
-/// Plays the app touching the victim between cleanup's read and its write.
-struct TouchBeforeWrite {
-    w: aws_sdk_dynamodb::Client,
-    table: String,
-    victim: String,
-}
-
-impl BeforeEnd for TouchBeforeWrite {
-    async fn before_end(&self, id: &SessionId) -> Result<(), PortError> {
-        if id.expose() == self.victim {
-            self.w
-                .update_item()
-                .table_name(&self.table)
-                .key("id", sv(&self.victim))
-                .update_expression("SET lastActivity = :t")
-                .expression_attribute_values(":t", sv(&iso(now())))
-                .send()
-                .await
-                .expect("touch");
-        }
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_session_touched_between_read_and_write_survives() {
     let mut w = world("cu-touch").await;
@@ -119,28 +86,9 @@ async fn a_session_touched_between_read_and_write_survives() {
         .await;
     w.put(login(&other, Some("u-2"), now() - 120 * M, 60)).await;
     w.step_ok().await;
-    let config = w.env.cleanup_config(CleanupStrategy::Index, &[]);
-    let state = config.state_table.clone().expect("STATE_TABLE");
-    let Sessions::Mapped(inner) = Sessions::new(&w.env.clients, &config.common, &state) else {
-        panic!("a custom layout is mapped");
-    };
-    let store = HookedSessions {
-        inner: *inner,
-        hook: TouchBeforeWrite {
-            w: w.env.clients.dynamodb.clone(),
-            table: w.env.resources.sessions_table.clone(),
-            victim: victim.clone(),
-        },
-    };
-    let report = run_cleanup(
-        &store,
-        &CloudWatchMetrics::new(w.env.clients.cloudwatch.clone()),
-        &config,
-        chrono::Utc::now(),
-        &EpochDeadline::in_from_now(Duration::from_secs(300)),
-    )
-    .await
-    .expect("run");
+    let report = w
+        .cleanup_touching(&victim, key(&victim), ("lastActivity", sv(&iso(now()))))
+        .await;
     assert_eq!(report.skipped_touched, 1, "{report:#?}");
     assert_eq!(report.expired.idle, 1, "{report:#?}");
     let v = w.get(key(&victim)).await.expect("exists");

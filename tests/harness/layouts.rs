@@ -8,14 +8,19 @@ use std::time::Duration;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_runtime::LambdaEvent;
+use sessionwarden_aws::cloudwatch::CloudWatchMetrics;
+use sessionwarden_aws::ports::Sessions;
 use sessionwarden_cascade::CascadeWorker;
 use sessionwarden_core::cascade::CascadeReport;
-use sessionwarden_core::cleanup::CleanupReport;
+use sessionwarden_core::cleanup::{run_cleanup, CleanupReport};
 use sessionwarden_core::config::CleanupStrategy;
+use sessionwarden_core::deadline::EpochDeadline;
+use sessionwarden_core::error::PortError;
+use sessionwarden_core::session::SessionId;
 use sessionwarden_local::streams::lambda_event;
 use sessionwarden_stream::{StreamEvent, StreamWorker};
 
-use crate::{context_with, ReceivedAlert, Tail, TestEnv};
+use crate::{context_with, BeforeEnd, HookedSessions, ReceivedAlert, Tail, TestEnv};
 
 /// A DynamoDB item.
 pub type RawItem = HashMap<String, AttributeValue>;
@@ -163,6 +168,41 @@ impl LayoutWorld {
         self.env.invoke_cleanup(cfg, Duration::from_secs(300)).await
     }
 
+    /// One cleanup run on the layout's real store in which the app touches one session (an
+    /// `UpdateItem SET attribute = value` on `key`) between cleanup's read and its write.
+    pub async fn cleanup_touching(
+        &self,
+        victim: &str,
+        key: RawItem,
+        set: (&str, AttributeValue),
+    ) -> CleanupReport {
+        let config = self.env.cleanup_config(CleanupStrategy::Index, &[]);
+        let state = config.state_table.clone().expect("STATE_TABLE");
+        let store = match Sessions::new(&self.env.clients, &config.common, &state) {
+            Sessions::Mapped(inner) => *inner,
+            Sessions::Native(_) => panic!("cleanup_touching is for non-native layouts"),
+        };
+        let store = HookedSessions {
+            inner: store,
+            hook: TouchBeforeEnd {
+                client: self.env.clients.dynamodb.clone(),
+                table: self.table().to_string(),
+                victim: victim.to_string(),
+                key,
+                set: (set.0.to_string(), set.1),
+            },
+        };
+        run_cleanup(
+            &store,
+            &CloudWatchMetrics::new(self.env.clients.cloudwatch.clone()),
+            &config,
+            chrono::Utc::now(),
+            &EpochDeadline::in_from_now(Duration::from_secs(300)),
+        )
+        .await
+        .expect("cleanup run")
+    }
+
     /// Sends a USER cascade request and runs the cascade worker until the queue is quiet.
     pub async fn revoke_user(&self, user: &str) -> CascadeReport {
         let msg = sessionwarden_core::cascade_message::request(
@@ -226,4 +266,31 @@ pub fn item(pairs: &[(&str, AttributeValue)]) -> RawItem {
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect()
+}
+
+/// Plays the app touching `victim` (an `UpdateItem SET` on its item) just before cleanup's write.
+struct TouchBeforeEnd {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    victim: String,
+    key: RawItem,
+    set: (String, AttributeValue),
+}
+
+impl BeforeEnd for TouchBeforeEnd {
+    async fn before_end(&self, id: &SessionId) -> Result<(), PortError> {
+        if id.expose() == self.victim {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(self.key.clone()))
+                .update_expression("SET #a = :v")
+                .expression_attribute_names("#a", &self.set.0)
+                .expression_attribute_values(":v", self.set.1.clone())
+                .send()
+                .await
+                .expect("the app's touch");
+        }
+        Ok(())
+    }
 }

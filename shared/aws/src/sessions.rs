@@ -133,7 +133,7 @@ impl SessionStore for DynamoSessions {
             items: items.iter().map(candidate).collect(),
             items_read: scanned.max(0) as u64,
             requests: 1,
-            next: next.filter(|k| !k.is_empty()).map(|k| encode_cursor(&k)),
+            next: next_cursor(next),
         })
     }
 
@@ -191,10 +191,7 @@ impl SessionStore for DynamoSessions {
             items: sessions,
             items_read: out.scanned_count.max(0) as u64,
             requests: 1,
-            next: out
-                .last_evaluated_key
-                .filter(|k| !k.is_empty())
-                .map(|k| encode_cursor(&k)),
+            next: next_cursor(out.last_evaluated_key),
         })
     }
 
@@ -250,6 +247,13 @@ impl SessionStore for DynamoSessions {
     async fn file(&self, _: &[Filing]) -> PortResult<()> {
         Ok(())
     }
+}
+
+/// The cursor of the next page from a response's `LastEvaluatedKey` (absent or empty: no next).
+pub(crate) fn next_cursor(last_evaluated_key: Option<Item>) -> Option<String> {
+    last_evaluated_key
+        .filter(|k| !k.is_empty())
+        .map(|k| encode_cursor(&k))
 }
 
 /// Encodes a LastEvaluatedKey (string and number attributes) as an opaque cursor.

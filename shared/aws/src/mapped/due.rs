@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::MappedSessions;
 use crate::layout::{self, Read, Seen};
-use crate::sessions::{decode_cursor, encode_cursor};
+use crate::sessions::{decode_cursor, next_cursor};
 use crate::state::{n, s, STATE_PK, STATE_SK};
 use crate::{PortError, PortResult};
 use sessionwarden_core::ports::{Candidate, CandidatePage, Page, PageRequest, Unreadable};
@@ -119,8 +119,8 @@ impl MappedSessions {
                 .map_err(|e| crate::sdk_error("DynamoDB.Query", e))?;
             requests += 1;
             let bucket = pos.b;
-            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
-                Some(k) => pos.k = Some(encode_cursor(&k)),
+            match next_cursor(out.last_evaluated_key) {
+                Some(k) => pos.k = Some(k),
                 None => {
                     pos.k = None;
                     pos.s += 1;
@@ -234,10 +234,7 @@ impl MappedSessions {
             items,
             items_read: out.scanned_count.max(0) as u64,
             requests: 1,
-            next: out
-                .last_evaluated_key
-                .filter(|k| !k.is_empty())
-                .map(|k| encode_cursor(&k)),
+            next: next_cursor(out.last_evaluated_key),
         })
     }
 }

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::types::{AttributeValue as Av, DeleteRequest, PutRequest, W
 use aws_sdk_dynamodb::Client;
 
 use crate::layout::{self, Read};
-use crate::sessions::{decode_cursor, encode_cursor};
+use crate::sessions::{decode_cursor, next_cursor};
 use crate::state::{n, s, STATE_PK, STATE_SK};
 use crate::PortResult;
 use sessionwarden_core::cascade_message::Target;
@@ -254,7 +254,7 @@ impl SessionStore for MappedSessions {
             items,
             items_read: read,
             requests: 1,
-            next: next.filter(|k| !k.is_empty()).map(|k| encode_cursor(&k)),
+            next: next_cursor(next),
         })
     }
 
