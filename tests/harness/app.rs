@@ -61,24 +61,10 @@ pub fn ttl_remove(
     old_status: &str,
     seq: &str,
 ) -> serde_json::Value {
-    let mut r = from.clone();
-    r["eventName"] = "REMOVE".into();
-    r["eventID"] = format!("ttl-{seq}").into();
-    let db = r["dynamodb"]
-        .as_object_mut()
-        .expect("a stream record has a dynamodb block");
-    let mut old = db
-        .remove("NewImage")
-        .expect("the source record has a NewImage");
-    old["sessionId"] = serde_json::json!({"S": session.expose()});
-    old["status"] = serde_json::json!({"S": old_status});
-    db.insert("OldImage".into(), old);
-    db.insert(
-        "Keys".into(),
-        serde_json::json!({"sessionId": {"S": session.expose()}}),
-    );
-    db.insert("SequenceNumber".into(), seq.into());
-    r["userIdentity"] =
-        serde_json::json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    let mut r = crate::ttl_remove_of(from, seq);
+    let db = &mut r["dynamodb"];
+    db["OldImage"]["sessionId"] = serde_json::json!({"S": session.expose()});
+    db["OldImage"]["status"] = serde_json::json!({"S": old_status});
+    db["Keys"] = serde_json::json!({"sessionId": {"S": session.expose()}});
     r
 }
