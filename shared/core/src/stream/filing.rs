@@ -30,7 +30,10 @@ fn placement(image: Option<&Image>, cfg: &CommonConfig) -> Option<(Option<i64>, 
 /// only when the due time changes bucket (a touch within the bucket costs nothing), and the
 /// member lists change only when the user, tenant or parent does. A due time already past files
 /// in the bucket before the change's, the oldest that cleanup may not have finished (it always
-/// re-reads the last finished bucket), so the next run finds it.
+/// re-reads the last finished bucket), so the next run finds it. The bucket comes from the
+/// record's own time, so a redelivery files the same entry; a stream running more than a cleanup
+/// period behind can therefore file below the watermark, where cleanup no longer reads (the entry
+/// then waits for its TTL): watch `IteratorAge`.
 /// `sessionctl backfill` files pre-existing sessions with it too, as INSERTs at scan time.
 pub fn filings(change: &Change, cfg: &CommonConfig) -> Vec<Filing> {
     if matches!(cfg.layout, Layout::Native) {
