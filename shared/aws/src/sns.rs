@@ -1,6 +1,7 @@
 //! SNS adapter for alerts: PublishBatch (10 per request) with `MessageStructure=json`, so email
 //! subscribers get the readable text and every other protocol the JSON document, and the message
-//! attributes `severity`, `anomalyType` and `tenantId` that subscription filter policies match.
+//! attributes `severity`, `anomalyType` and `tenantId` that subscription filter policies match,
+//! and `alertId`, stable across attempts, for subscribers to deduplicate on.
 
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_sdk_sns::Client;
@@ -52,12 +53,17 @@ impl AlertSink for SnsAlerts {
         for chunk in alerts.chunks(MAX_BATCH) {
             let mut entries = Vec::new();
             for (i, a) in chunk.iter().enumerate() {
+                let mut entry = PublishBatchRequestEntry::builder()
+                    .id(format!("a{i}"))
+                    .subject(&a.subject)
+                    .message(Self::message(a))
+                    .message_structure("json");
+                // The stable alert ID, for subscribers to drop a message published twice.
+                if !a.id.is_empty() {
+                    entry = entry.message_attributes("alertId", attr(&a.id)?);
+                }
                 entries.push(
-                    PublishBatchRequestEntry::builder()
-                        .id(format!("a{i}"))
-                        .subject(&a.subject)
-                        .message(Self::message(a))
-                        .message_structure("json")
+                    entry
                         .message_attributes("severity", attr(a.severity.as_str())?)
                         .message_attributes("anomalyType", attr(&a.kind)?)
                         .message_attributes("tenantId", attr(&a.tenant)?)

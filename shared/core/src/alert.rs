@@ -17,6 +17,10 @@ pub const MAX_SUBJECT_CHARS: usize = 99;
 /// A rendered alert, ready to publish.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
+    /// A stable ID, derived from the incident and not from the attempt, so a subscriber (or a FIFO
+    /// topic's `MessageDeduplicationId`) can drop a message published twice. Sent as the
+    /// `alertId` message attribute and in the document.
+    pub id: String,
     /// Its type: an anomaly type, or a notice such as `CASCADE_COMPLETED` (a digest uses the most
     /// severe type it contains).
     pub kind: String,
@@ -160,12 +164,24 @@ pub fn render(f: &Finding, action: &str, stream_seq: &str, ctx: &RenderContext<'
         "text": text,
     });
     Alert {
+        id: String::new(),
         kind: f.kind.as_str().to_string(),
         severity: f.severity(),
         tenant,
         subject,
         text,
         document,
+    }
+}
+
+impl Alert {
+    /// The alert with its stable ID set, in the struct and in the document.
+    pub fn identified(mut self, id: &str) -> Self {
+        self.id = id.to_string();
+        if let Some(doc) = self.document.as_object_mut() {
+            doc.insert("alertId".into(), serde_json::Value::String(id.to_string()));
+        }
+        self
     }
 }
 
@@ -206,6 +222,7 @@ pub fn cascade_notice(
         "text": text,
     });
     Alert {
+        id: String::new(),
         kind: "CASCADE_COMPLETED".into(),
         severity: Severity::Info,
         tenant: if scope == "tenant" {
@@ -220,6 +237,11 @@ pub fn cascade_notice(
         text,
         document,
     }
+    .identified(
+        &ctx.key
+            .reference(&format!("cascade|{root_id}|{scope}|{subject}"))
+            .to_string(),
+    )
 }
 
 /// One digest instead of many alerts, for alert storms: counts per type and a few examples.
@@ -266,7 +288,14 @@ pub fn digest(alerts: &[Alert], ctx: &RenderContext<'_>) -> Alert {
         text.push_str(&format!("  - {}\n", a.subject));
     }
     text.push_str(&format!("\nTenants: {}\n", tenants.join(", ")));
+    let mut ids: Vec<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
+    ids.sort();
+    let id = ctx
+        .key
+        .reference(&format!("digest|{}", ids.join("|")))
+        .to_string();
     Alert {
+        id: String::new(),
         kind: worst.1.to_string(),
         severity: worst.0,
         tenant,
@@ -281,6 +310,7 @@ pub fn digest(alerts: &[Alert], ctx: &RenderContext<'_>) -> Alert {
         text,
         document,
     }
+    .identified(&id)
 }
 
 #[cfg(test)]

@@ -161,10 +161,10 @@ impl BindingStore for Mem {
 }
 
 impl GateStore for Mem {
-    async fn open(&self, _: &GateKey, _: i64, _: i64) -> PortResult<bool> {
-        Ok(true)
+    async fn open(&self, _: &GateKey, _: &str, _: i64, _: i64) -> PortResult<GateState> {
+        Ok(GateState::Ours)
     }
-    async fn close(&self, _: &GateKey) -> PortResult<()> {
+    async fn published(&self, _: &GateKey, _: &str) -> PortResult<()> {
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | [`SessionStore`] | the sessions table (and its own indexes) | `due`, `members`, `end`, `file` |
 //! | [`BindingStore`] | identity bindings and burst counters | `claim`, `bind`, `counters` |
-//! | [`GateStore`] | alert dedup gates | `open`, `close` |
+//! | [`GateStore`] | alert dedup gates | `open`, `published` |
 //! | [`JobStore`] | cascade job records | `start`, `progress`, `complete` |
 //! | [`AlertSink`] | the alerts topic | `publish` |
 //! | [`CascadeQueue`] | the cascade queue | `send` |
@@ -279,18 +279,35 @@ pub struct GateKey {
     pub subject: String,
 }
 
-/// Alert dedup gates: at most one alert per (type, subject) per window.
+/// What opening a dedup gate found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateState {
+    /// This owner holds the gate and has not published yet: it opened the gate now, or an earlier
+    /// attempt of the same record did (its response lost, or it crashed before publishing).
+    /// Publish, then mark it published.
+    Ours,
+    /// This owner published already (a redelivery after publication): do not publish again.
+    Published,
+    /// Another record holds the gate in this window: the incident is alerted by its owner.
+    Taken,
+}
+
+/// Alert dedup gates: at most one alert per (type, subject) per window, published exactly once.
+/// A gate is `PENDING` from `open` until `published`, and carries its owner (the record that
+/// detected the incident), so a retry of that record is told from another record's duplicate.
 pub trait GateStore: Send + Sync {
-    /// Opens the gate if it is closed or expired; false if an alert was already sent.
+    /// Opens the gate for `owner` if it is free or expired; otherwise says whose it is.
     fn open(
         &self,
         gate: &GateKey,
+        owner: &str,
         now: i64,
         until: i64,
-    ) -> impl Future<Output = PortResult<bool>> + Send;
+    ) -> impl Future<Output = PortResult<GateState>> + Send;
 
-    /// Closes a gate again after a failed publish, so the retry can alert.
-    fn close(&self, gate: &GateKey) -> impl Future<Output = PortResult<()>> + Send;
+    /// Marks `owner`'s gate published, once SNS has accepted its alert.
+    fn published(&self, gate: &GateKey, owner: &str)
+        -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// A cascade job's record: one per (root request, target).

@@ -7,19 +7,20 @@
 //! |---|---|---|
 //! | binding | `binding#<digest>` | `binding` |
 //! | burst counter | `burst#user#<userId>` or `burst#tenant#<tenantId>` | window index |
-//! | alert gate | `alert#<TYPE>#<subject>` | `gate` |
+//! | alert gate | `alert#<TYPE>#<subject>` | `gate` (`owner`, `status` PENDING or PUBLISHED) |
 //! | cascade job | `cascade#<root request ID>` | `job#<scope>#<subject>` |
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
 use crate::items::{self, Item};
 use crate::PortError;
 use sessionwarden_core::anomaly::Binding;
-use sessionwarden_core::ports::{BurstScope, CounterKey, GateKey, GateStore, JobRecord};
+use sessionwarden_core::ports::{BurstScope, CounterKey, GateKey, GateState, GateStore, JobRecord};
 use sessionwarden_core::session::SessionId;
 use sessionwarden_core::session_ref::SessionRefKey;
 
@@ -138,28 +139,79 @@ pub(crate) async fn put_if(req: PutItemFluentBuilder) -> Result<bool, PortError>
 }
 
 impl GateStore for StateTable {
-    /// Opens a dedup gate: a conditional Put that succeeds only if no gate exists or the existing
-    /// one has expired (TTL deletion is lazy, so expiry is checked, not assumed).
-    async fn open(&self, g: &GateKey, now: i64, until: i64) -> Result<bool, PortError> {
+    /// Opens a dedup gate for `owner`: a conditional Put of a PENDING gate that succeeds only if
+    /// no gate exists or the existing one has expired (TTL deletion is lazy, so expiry is checked,
+    /// not assumed). When the condition fails, `ALL_OLD` says whose gate it is, so this owner's
+    /// own earlier attempt (its response lost, or its publish failed) is told from another
+    /// record's, without another read.
+    async fn open(
+        &self,
+        g: &GateKey,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<GateState, PortError> {
         let mut item = Self::gate_key(g);
         item.insert("expiresAt".into(), n(until));
         item.insert("openedAt".into(), n(now));
-        put_if(
-            self.put_when(item, "attribute_not_exists(pk) OR expiresAt <= :now")
-                .expression_attribute_values(":now", n(now)),
+        item.insert("owner".into(), s(owner));
+        item.insert("status".into(), s(GATE_PENDING));
+        let r = self
+            .put_when(item, "attribute_not_exists(pk) OR expiresAt <= :now")
+            .expression_attribute_values(":now", n(now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let old = match r {
+            Ok(_) => return Ok(GateState::Ours),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(c)) => c.item().cloned(),
+                _ => return Err(crate::sdk_error("DynamoDB.PutItem", e)),
+            },
+        };
+        let old = old.unwrap_or_default();
+        Ok(
+            match (
+                items::string(&old, "owner").as_deref() == Some(owner),
+                items::string(&old, "status").as_deref(),
+            ) {
+                (true, Some(GATE_PUBLISHED)) => GateState::Published,
+                (true, _) => GateState::Ours,
+                (false, _) => GateState::Taken,
+            },
         )
-        .await
     }
 
-    /// Removes a gate (after a failed publish).
-    async fn close(&self, g: &GateKey) -> Result<(), PortError> {
-        self.client
-            .delete_item()
+    /// Marks `owner`'s gate PUBLISHED. Conditional on the owner, so a gate that expired and was
+    /// taken by another record is left alone.
+    async fn published(&self, g: &GateKey, owner: &str) -> Result<(), PortError> {
+        let r = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::gate_key(g)))
+            .update_expression("SET #st = :published")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":published", s(GATE_PUBLISHED))
+            .expression_attribute_values(":owner", s(owner))
             .send()
-            .await
-            .map_err(|e| crate::sdk_error("DynamoDB.DeleteItem", e))?;
-        Ok(())
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(crate::sdk_error("DynamoDB.UpdateItem", e)),
+        }
     }
 }
+
+/// A gate opened and not yet published.
+const GATE_PENDING: &str = "PENDING";
+/// A gate whose alert SNS accepted.
+const GATE_PUBLISHED: &str = "PUBLISHED";

@@ -8,18 +8,23 @@ use crate::cascade_message::CascadeMessage;
 use crate::change::{Change, SeqNo};
 use crate::config::StreamConfig;
 use crate::error::{error_chain, PortError};
-use crate::ports::{BindingStore, ClaimOutcome, GateKey, GateStore, SessionStore};
+use crate::ports::{BindingStore, ClaimOutcome, GateKey, GateState, GateStore, SessionStore};
 
 use super::plan::{self, Contain, Response, Step};
 
-/// An alert waiting for publication, with what it needs if publication fails.
+/// An alert waiting for publication, with what it needs either way.
 pub struct Pending {
-    /// The rendered alert.
+    /// The rendered alert, with its stable ID.
     pub alert: Alert,
-    /// Its gate, closed again if publication fails.
+    /// Its gate, marked published once SNS has accepted the alert (left PENDING otherwise, for
+    /// the redelivery of `seq` to publish).
     pub gate: GateKey,
+    /// The gate's owner.
+    pub owner: String,
     /// Its record, the failure point if publication fails.
     pub seq: SeqNo,
+    /// The anomaly, counted once it is published.
+    pub anomaly: (AnomalyType, Severity, Option<String>),
 }
 
 /// What carrying out one session's records (or the burst pass) produced.
@@ -31,9 +36,10 @@ pub struct Part {
     pub processed: u64,
     /// Alerts to publish.
     pub pending: Vec<Pending>,
-    /// New anomalies (past their gate): type, severity, tenant.
+    /// New anomalies settled without an alert (below their alert severity): type, severity,
+    /// tenant. Alerted ones are counted when their alert is published.
     pub anomalies: Vec<(AnomalyType, Severity, Option<String>)>,
-    /// Anomalies whose gate was already open.
+    /// Anomalies whose gate another record holds, or that this record already alerted on.
     pub suppressed: u64,
     /// Sessions ended by containment.
     pub terminated: u64,
@@ -80,11 +86,14 @@ pub struct Executor<'a, S, T> {
 }
 
 impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
-    /// Contains a finding (idempotent), then opens its dedup gate, then renders its alert.
+    /// Contains a finding (idempotent), then opens its dedup gate for `owner`, then renders its
+    /// alert. The alert's ID derives from the gate and its owner, so every attempt of the same
+    /// incident carries the same ID.
     pub async fn respond(
         &self,
         r: &Response,
         seq: &SeqNo,
+        owner: &str,
         part: &mut Part,
     ) -> Result<(), PortError> {
         let ended = match &r.containment {
@@ -103,25 +112,33 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
             Contain::None(_) => None,
         };
         let until = self.now + self.cfg.alert_dedup_window_seconds;
-        if !self.state.open(&r.gate, self.now, until).await? {
-            part.suppressed += 1;
-            return Ok(());
+        match self.state.open(&r.gate, owner, self.now, until).await? {
+            GateState::Ours => {}
+            GateState::Published | GateState::Taken => {
+                part.suppressed += 1;
+                return Ok(());
+            }
         }
         let f = &r.finding;
-        part.anomalies
-            .push((f.kind, f.severity(), f.tenant_id.clone()));
-        if r.alert {
-            let ctx = RenderContext {
-                key: &self.cfg.common.session_ref_key,
-                runbook_base_url: &self.cfg.wiring.runbook_base_url,
-                now: self.now,
-            };
-            part.pending.push(Pending {
-                alert: alert::render(f, &r.containment.action(ended), &seq.0, &ctx),
-                gate: r.gate.clone(),
-                seq: seq.clone(),
-            });
+        let anomaly = (f.kind, f.severity(), f.tenant_id.clone());
+        if !r.alert {
+            self.state.published(&r.gate, owner).await?;
+            part.anomalies.push(anomaly);
+            return Ok(());
         }
+        let ctx = RenderContext {
+            key: &self.cfg.common.session_ref_key,
+            runbook_base_url: &self.cfg.wiring.runbook_base_url,
+            now: self.now,
+        };
+        let id = plan::alert_id(&r.gate, owner, &self.cfg.common.session_ref_key);
+        part.pending.push(Pending {
+            alert: alert::render(f, &r.containment.action(ended), &seq.0, &ctx).identified(&id),
+            gate: r.gate.clone(),
+            owner: owner.to_string(),
+            seq: seq.clone(),
+            anomaly,
+        });
         Ok(())
     }
 
@@ -152,7 +169,7 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
                     Step::Respond(r) => {
                         let f = &r.finding;
                         tracing::info!(session_ref = %key.of(&change.session_id), anomaly = f.kind.as_str(), severity = f.severity().as_str(), seq = %change.seq, "anomaly detected");
-                        self.respond(r, &change.seq, &mut part).await
+                        self.respond(r, &change.seq, &change.seq.0, &mut part).await
                     }
                 };
                 if let Err(e) = done {

@@ -189,10 +189,9 @@ where
         anomalies.extend(p.anomalies);
         pending.extend(p.pending);
     }
-    failed = min_seq(
-        failed,
-        publish(ports, cfg, now, &pending, &mut report).await,
-    );
+    let (publish_failed, published) = publish(ports, cfg, now, &pending, &mut report).await;
+    failed = min_seq(failed, publish_failed);
+    anomalies.extend(published);
     if !cascades.is_empty() {
         let messages: Vec<CascadeMessage> = cascades.iter().map(|(m, _)| m.clone()).collect();
         match ports.cascades.send(&messages).await {
@@ -270,26 +269,37 @@ async fn bursts<S: SessionStore, T: BindingStore + GateStore>(
         Ok(c) => c,
         Err(e) => return part.fail(last_seq, &e),
     };
-    for f in plan::burst_findings(&keys, &counts, exec.cfg, claims) {
+    for (k, f) in plan::burst_findings(&keys, &counts, exec.cfg, claims) {
         tracing::info!(anomaly = f.kind.as_str(), headline = %f.headline, "anomaly detected");
         let response = plan::respond(f, last_seq, exec.cfg, exec.now);
-        if let Err(e) = exec.respond(&response, last_seq, part).await {
+        let owner = plan::burst_owner(k);
+        if let Err(e) = exec.respond(&response, last_seq, &owner, part).await {
             part.fail(last_seq, &e);
         }
     }
 }
 
 /// Publishes the pending alerts: one message each, or one digest past `ALERT_STORM_THRESHOLD`.
-/// On failure every gate is closed again and the failure point is returned, so the retry alerts.
+/// Once SNS has accepted them, their gates are marked published and their anomalies counted
+/// (returned). On failure the gates stay PENDING under their owners and the failure point is
+/// returned: the redelivery of those records finds its own gates and publishes, with the same
+/// alert IDs, and nothing is counted twice.
 async fn publish<S, T: GateStore, A: AlertSink, Q, D, M>(
     ports: &Ports<S, T, A, Q, D, M>,
     cfg: &StreamConfig,
     now: i64,
     pending: &[execute::Pending],
     report: &mut StreamReport,
-) -> Option<SeqNo> {
+) -> (
+    Option<SeqNo>,
+    Vec<(
+        crate::anomaly::AnomalyType,
+        crate::anomaly::Severity,
+        Option<String>,
+    )>,
+) {
     if pending.is_empty() {
-        return None;
+        return (None, Vec::new());
     }
     let alerts: Vec<Alert> = pending.iter().map(|p| p.alert.clone()).collect();
     let to_send = if pending.len() > cfg.alert_storm_threshold {
@@ -303,20 +313,18 @@ async fn publish<S, T: GateStore, A: AlertSink, Q, D, M>(
     } else {
         alerts
     };
-    let e = match ports.alerts.publish(&to_send).await {
-        Ok(()) => {
-            report.alerts_published = to_send.len() as u64;
-            return None;
-        }
-        Err(e) => e,
-    };
-    tracing::warn!(error = %error_chain(&e), "publishing alerts failed; their records will be retried");
-    let mut failed = None;
-    for p in pending {
-        if let Err(e) = ports.state.close(&p.gate).await {
-            tracing::error!(error = %error_chain(&e), "closing a dedup gate failed; the retry may find it open");
-        }
-        failed = min_seq(failed, Some(p.seq.clone()));
+    if let Err(e) = ports.alerts.publish(&to_send).await {
+        tracing::warn!(error = %error_chain(&e), "publishing alerts failed; their gates stay pending and their records will be retried");
+        let failed = pending.iter().map(|p| p.seq.clone()).min();
+        return (failed, Vec::new());
     }
-    failed
+    report.alerts_published = to_send.len() as u64;
+    for p in pending {
+        // A failed mark leaves the gate PENDING: only a redelivery of its record could publish it
+        // again, with the same alert ID.
+        if let Err(e) = ports.state.published(&p.gate, &p.owner).await {
+            tracing::error!(error = %error_chain(&e), alert_id = %p.alert.id, "marking an alert gate published failed");
+        }
+    }
+    (None, pending.iter().map(|p| p.anomaly.clone()).collect())
 }

@@ -252,6 +252,19 @@ pub fn respond(finding: Finding, seq: &SeqNo, cfg: &StreamConfig, now: i64) -> R
     }
 }
 
+/// The stable ID of an incident's alert: the same for every attempt of the record that owns its
+/// gate, different for another incident. A keyed digest, so it reveals nothing.
+pub fn alert_id(gate: &GateKey, owner: &str, key: &crate::session_ref::SessionRefKey) -> String {
+    key.reference(&format!("{}|{}|{owner}", gate.kind.as_str(), gate.subject))
+        .to_string()
+}
+
+/// The owner of a burst's gate: the burst's own window, so a redelivered batch that finds the
+/// same burst again holds the gate it opened.
+pub fn burst_owner(k: &CounterKey) -> String {
+    format!("burst#{}", k.bucket)
+}
+
 /// The dedup gate of a finding; sessions appear only as their keyed digest.
 pub fn gate_key(f: &Finding, cfg: &StreamConfig) -> GateKey {
     let subject = match &f.subject {
@@ -333,16 +346,16 @@ pub fn counter_keys(claims: &[Claim]) -> Vec<CounterKey> {
 }
 
 /// The bursts among `keys`: counters above their threshold.
-pub fn burst_findings(
-    keys: &[CounterKey],
+pub fn burst_findings<'k>(
+    keys: &'k [CounterKey],
     counts: &HashMap<CounterKey, u64>,
     cfg: &StreamConfig,
     claims: &[Claim],
-) -> Vec<Finding> {
+) -> Vec<(&'k CounterKey, Finding)> {
     keys.iter()
         .filter_map(|k| {
             let count = counts.get(k).copied().unwrap_or(0);
-            (count > threshold(k.scope, cfg)).then(|| burst_finding(k, count, cfg, claims))
+            (count > threshold(k.scope, cfg)).then(|| (k, burst_finding(k, count, cfg, claims)))
         })
         .collect()
 }
