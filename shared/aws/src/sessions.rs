@@ -234,6 +234,7 @@ impl SessionStore for DynamoSessions {
                         None => EndOutcome::Gone,
                         Some(old) => match items::from_item::<items::SessionItem>(old) {
                             Ok(i) if i.status == Status::Active => EndOutcome::Touched,
+                            _ if ended_by(old, t) => EndOutcome::Ended,
                             _ => EndOutcome::AlreadyEnded,
                         },
                     });
@@ -246,6 +247,23 @@ impl SessionStore for DynamoSessions {
     /// The native layout's indexes are the table's GSIs: nothing to file.
     async fn file(&self, _: &[Filing]) -> PortResult<()> {
         Ok(())
+    }
+}
+
+/// True when `old` carries exactly this termination: our own write, applied, whose response was
+/// lost (the SDK's retry then fails its condition). A cascade's end is marked by its root request
+/// (`terminatedBy`: its job record counts each page once, so a redelivered page may recognise it
+/// too); cleanup's fenced expiry by its run's instant (`terminatedAt`). Containment carries no
+/// marker of its attempt, so a redelivered batch finds its end "already ended" and counts it once.
+fn ended_by(old: &Item, t: &Termination) -> bool {
+    let reason = items::string(old, attr::TERMINATION_REASON);
+    if reason.as_deref() != Some(t.reason.as_str()) {
+        return false;
+    }
+    match (&t.by, &t.fence) {
+        (Some(by), _) => items::string(old, "terminatedBy").as_deref() == Some(by.as_str()),
+        (None, Some(_)) => items::number(old, attr::TERMINATED_AT) == Some(t.at),
+        (None, None) => false,
     }
 }
 

@@ -173,7 +173,7 @@ impl JobStore for Mem {
     async fn start(&self, _: &JobRecord, _: i64, _: i64) -> PortResult<bool> {
         Ok(true)
     }
-    async fn progress(&self, _: &JobRecord, _: u64, _: u64) -> PortResult<()> {
+    async fn progress(&self, _: &JobRecord, _: &str, _: u64) -> PortResult<()> {
         Ok(())
     }
     async fn complete(&self, _: &JobRecord, _: i64) -> PortResult<Option<u64>> {

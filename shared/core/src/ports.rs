@@ -341,12 +341,13 @@ pub trait JobStore: Send + Sync {
         until: i64,
     ) -> impl Future<Output = PortResult<bool>> + Send;
 
-    /// Adds a page's results to the job record.
+    /// Adds one page's results to the job record, once per page however often the page is
+    /// processed again (`page`: a stable reference of where the page starts).
     fn progress(
         &self,
         job: &JobRecord,
+        page: &str,
         ended: u64,
-        pages: u64,
     ) -> impl Future<Output = PortResult<()>> + Send;
 
     /// Marks the job completed; `Some(total ended)` if this call completed it.

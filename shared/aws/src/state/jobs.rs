@@ -2,6 +2,7 @@
 //! per page, and completed once (conditional writes), so a job counts once however often its
 //! messages are redelivered.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use sessionwarden_core::ports::{JobRecord, JobStore};
 
 use super::{n, put_if, s, StateTable};
@@ -25,19 +26,33 @@ impl JobStore for StateTable {
         put_if(self.put_when(item, "attribute_not_exists(pk)")).await
     }
 
-    /// Adds a page's counts to a job record.
-    async fn progress(&self, job: &JobRecord, ended: u64, pages: u64) -> Result<(), PortError> {
-        self.client
+    /// Adds a page's counts to a job record, once: the page's reference joins the record's set
+    /// of counted pages in the same conditional update, so a page processed again (a redelivered
+    /// message, a retried request whose response was lost) adds nothing.
+    async fn progress(&self, job: &JobRecord, page: &str, ended: u64) -> Result<(), PortError> {
+        let r = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::job_key(job)))
-            .update_expression("ADD ended :e, pages :p")
+            .update_expression("ADD ended :e, pages :one, countedPages :page")
+            .condition_expression("NOT contains(countedPages, :ref)")
             .expression_attribute_values(":e", n(ended as i64))
-            .expression_attribute_values(":p", n(pages as i64))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":page", AttributeValue::Ss(vec![page.to_string()]))
+            .expression_attribute_values(":ref", s(page))
             .send()
-            .await
-            .map_err(|e| crate::sdk_error("DynamoDB.UpdateItem", e))?;
-        Ok(())
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(crate::sdk_error("DynamoDB.UpdateItem", e)),
+        }
     }
 
     /// Marks a job completed; returns its total of ended sessions if this call completed it.

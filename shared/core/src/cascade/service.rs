@@ -86,6 +86,11 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
                 tracing::info!(root = %job.root_id, scope = job.target.scope(), pages = pages_here, "cascade continues in a new message");
                 return Ok(());
             }
+            // Where this page starts, as a keyed reference (cursors hold session keys): a page
+            // processed again after a redelivery is counted once.
+            let page_ref = key
+                .reference(cursor.as_deref().unwrap_or("first page"))
+                .to_string();
             let page = self
                 .sessions
                 .members(
@@ -128,7 +133,7 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
                 .entry(termination.reason.as_str().to_string())
                 .or_default() += ended;
             if started {
-                self.jobs.progress(&record, ended, 1).await?;
+                self.jobs.progress(&record, &page_ref, ended).await?;
             }
 
             // Families: one sub-cascade per child, with the cycle and depth guards.
