@@ -506,6 +506,17 @@ fn packaged_template_deploys_and_every_resource_is_create_complete() {
         assert_eq!(env["SESSIONS_TABLE"], format!("{stack}-sessions"), "{id}");
         assert_eq!(env["SESSION_LAYOUT"], "native", "{id}");
     }
+    // Each function's Timeout, against which its worker checks the deadline margins.
+    for (id, timeout) in [
+        ("CleanupFunction", "300"),
+        ("StreamFunction", "60"),
+        ("CascadeFunction", "300"),
+    ] {
+        assert_eq!(
+            view["environment"][id]["FUNCTION_TIMEOUT_SECONDS"], timeout,
+            "{id}"
+        );
+    }
     assert_eq!(
         view["event_sources"]["StreamFunction"],
         serde_json::json!([stream])

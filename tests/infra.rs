@@ -129,3 +129,35 @@ fn every_function_is_an_arm64_cargo_lambda_build_of_its_worker() {
         );
     }
 }
+
+#[test]
+fn every_function_tells_its_worker_its_timeout() {
+    // FUNCTION_TIMEOUT_SECONDS is what the workers check their deadline margins against: it must
+    // be the function's own Timeout, in every function.
+    let mut checked = 0;
+    let mut timeout = None;
+    for l in TEMPLATE.lines() {
+        let t = l.trim();
+        if t == "Type: AWS::Serverless::Function" {
+            timeout = None;
+        }
+        if let Some(v) = t.strip_prefix("Timeout: ") {
+            timeout = Some(v.to_string());
+        }
+        if let Some(v) = t.strip_prefix("FUNCTION_TIMEOUT_SECONDS: ") {
+            let own = timeout
+                .take()
+                .expect("FUNCTION_TIMEOUT_SECONDS before any Timeout");
+            assert_eq!(
+                v,
+                format!("\"{own}\""),
+                "FUNCTION_TIMEOUT_SECONDS is not the Timeout"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked, 3,
+        "not every function sets FUNCTION_TIMEOUT_SECONDS"
+    );
+}

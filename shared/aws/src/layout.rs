@@ -138,7 +138,8 @@ pub fn read(m: &Mapped, item: &Item, at: i64) -> Result<Read, String> {
                 None => None,
                 Some(a) => number(item, a)?.map(|v| match t.unit {
                     TimeUnit::Seconds => v,
-                    TimeUnit::Minutes => v * 60,
+                    // Saturating: a timeout too long for seconds is as good as none.
+                    TimeUnit::Minutes => v.saturating_mul(60),
                 }),
             };
             own.or(t.default_seconds)
@@ -310,7 +311,8 @@ pub fn time(item: &Item, f: &TimeField) -> Result<Option<i64>, String> {
 pub fn time_value(format: TimeFormat, at: i64) -> SdkAv {
     match format {
         TimeFormat::EpochSeconds => SdkAv::N(at.to_string()),
-        TimeFormat::EpochMillis => SdkAv::N((at * 1000).to_string()),
+        // Saturating: a time past what milliseconds can hold is stored as the largest one.
+        TimeFormat::EpochMillis => SdkAv::N(at.saturating_mul(1000).to_string()),
         TimeFormat::Iso8601 => SdkAv::S(
             chrono::DateTime::from_timestamp(at, 0)
                 .unwrap_or_default()

@@ -165,3 +165,130 @@ fn per_type_overrides_and_bad_values_name_the_variable() {
         }
     );
 }
+
+#[test]
+fn every_severity_the_readme_lists_is_accepted() {
+    for (raw, want) in [
+        ("INFO", Severity::Info),
+        ("info", Severity::Info),
+        ("LOW", Severity::Low),
+        ("MEDIUM", Severity::Medium),
+        ("HIGH", Severity::High),
+        (" critical ", Severity::Critical),
+    ] {
+        let c = base(&[
+            ("ALERT_MIN_SEVERITY", raw),
+            ("ALERT_MIN_SEVERITY_SESSION_CONTEXT_CHANGED", raw),
+        ])
+        .unwrap_or_else(|e| panic!("{raw}: {e}"));
+        for t in AnomalyType::ALL {
+            assert_eq!(c.response(t).min_alert_severity, want, "{raw} {t:?}");
+        }
+    }
+    let e = base(&[("ALERT_MIN_SEVERITY", "URGENT")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ALERT_MIN_SEVERITY=\"URGENT\"")
+            && e.contains("expected INFO, LOW, MEDIUM, HIGH or CRITICAL"),
+        "{e}"
+    );
+}
+
+fn cascade(extra: &[(&str, &str)]) -> Result<CascadeConfig, ConfigError> {
+    let mut p = vec![
+        ("SESSIONS_TABLE", "s"),
+        ("SESSION_REF_KEY", "0123456789abcdef"),
+        ("STATE_TABLE", "st"),
+        ("ALERTS_TOPIC_ARN", "arn:aws:sns:us-east-1:1:a"),
+        ("DEAD_LETTER_QUEUE_URL", "http://q"),
+        ("CASCADE_QUEUE_URL", "http://c"),
+    ];
+    p.extend_from_slice(extra);
+    CascadeConfig::from_source(&env(&p))
+}
+
+fn cleanup(extra: &[(&str, &str)]) -> Result<CleanupConfig, ConfigError> {
+    let mut p = BASE.to_vec();
+    p.extend_from_slice(extra);
+    CleanupConfig::from_source(&env(&p))
+}
+
+#[test]
+fn a_deadline_margin_not_smaller_than_the_function_timeout_is_refused() {
+    // The issue's case: a 900 s margin against the cascade's 300 s timeout.
+    let e = cascade(&[
+        ("FUNCTION_TIMEOUT_SECONDS", "300"),
+        ("CASCADE_DEADLINE_MARGIN_MS", "300000"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "configuration error: CASCADE_DEADLINE_MARGIN_MS=300000 is invalid: must be smaller than \
+         FUNCTION_TIMEOUT_SECONDS=300 (300000 ms), or no time is left to work in before the deadline"
+    );
+    let e = cleanup(&[
+        ("FUNCTION_TIMEOUT_SECONDS", "60"),
+        ("CLEANUP_DEADLINE_MARGIN_MS", "75000"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("CLEANUP_DEADLINE_MARGIN_MS=75000") && e.contains("FUNCTION_TIMEOUT_SECONDS=60"),
+        "{e}"
+    );
+    // The default margin (10 s) is checked too.
+    let e = cleanup(&[("FUNCTION_TIMEOUT_SECONDS", "10")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("CLEANUP_DEADLINE_MARGIN_MS=10000") && e.contains("FUNCTION_TIMEOUT_SECONDS=10"),
+        "{e}"
+    );
+    // Just under the timeout is accepted; so is any margin when the timeout is not given.
+    let c = cascade(&[
+        ("FUNCTION_TIMEOUT_SECONDS", "300"),
+        ("CASCADE_DEADLINE_MARGIN_MS", "299999"),
+    ])
+    .unwrap();
+    assert_eq!(c.deadline_margin, Duration::from_millis(299_999));
+    let c = cleanup(&[
+        ("FUNCTION_TIMEOUT_SECONDS", "300"),
+        ("CLEANUP_DEADLINE_MARGIN_MS", "20000"),
+    ])
+    .unwrap();
+    assert_eq!(c.deadline_margin, Duration::from_secs(20));
+    let c = cleanup(&[("CLEANUP_DEADLINE_MARGIN_MS", "600000")]).unwrap();
+    assert_eq!(c.deadline_margin, Duration::from_secs(600));
+}
+
+#[test]
+fn deadline_margins_and_the_function_timeout_have_a_range() {
+    // No Lambda runs longer than 900 s, so a margin of 900 s or more can never work.
+    let e = cascade(&[("CASCADE_DEADLINE_MARGIN_MS", "900000")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("CASCADE_DEADLINE_MARGIN_MS=900000") && e.contains("from 0 to 899999"),
+        "{e}"
+    );
+    let e = cleanup(&[("CLEANUP_DEADLINE_MARGIN_MS", "-1")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("CLEANUP_DEADLINE_MARGIN_MS=-1"), "{e}");
+    for bad in ["0", "901", "5m"] {
+        let e = cascade(&[("FUNCTION_TIMEOUT_SECONDS", bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("FUNCTION_TIMEOUT_SECONDS=") && e.contains("from 1 to 900"),
+            "{bad}: {e}"
+        );
+    }
+    // The stream worker has no margin, but refuses a malformed timeout all the same.
+    let e = base(&[("FUNCTION_TIMEOUT_SECONDS", "forever")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("FUNCTION_TIMEOUT_SECONDS=\"forever\""), "{e}");
+}

@@ -34,9 +34,10 @@ impl Severity {
         }
     }
 
-    /// Parses `LOW|MEDIUM|HIGH|CRITICAL` (case-insensitive).
+    /// Parses `INFO|LOW|MEDIUM|HIGH|CRITICAL` (case-insensitive).
     pub fn parse(s: &str) -> Option<Self> {
         [
+            Severity::Info,
             Severity::Low,
             Severity::Medium,
             Severity::High,

@@ -103,13 +103,42 @@ impl<E: EnvSource + ?Sized> Reader<'_, E> {
         Ok(v)
     }
 
-    /// A safety margin before the Lambda deadline, in milliseconds: default 10 s, at most 15 min.
+    /// A safety margin before the Lambda deadline, in milliseconds: default 10 s, less than
+    /// Lambda's longest timeout (900 s), and less than `FUNCTION_TIMEOUT_SECONDS` when that is
+    /// set: a margin as long as the function's timeout leaves no time to work in, and a cascade
+    /// would hand over its continuation forever without ending a session.
     pub(crate) fn deadline_margin(&self, var: &'static str) -> Result<Duration, ConfigError> {
-        Ok(Duration::from_millis(
-            self.int(var, 10_000, 0, 900_000)? as u64
-        ))
+        let margin = self.int(var, 10_000, 0, MAX_DEADLINE_MARGIN_MS)?;
+        if let Some(timeout) = self.function_timeout_seconds()? {
+            if margin >= timeout * 1_000 {
+                return Err(ConfigError::Invalid {
+                    var,
+                    value: format!("{margin:?}"),
+                    reason: format!(
+                        "must be smaller than FUNCTION_TIMEOUT_SECONDS={timeout} ({} ms), or no time is left to work in before the deadline",
+                        timeout * 1_000
+                    ),
+                });
+            }
+        }
+        Ok(Duration::from_millis(margin as u64))
+    }
+
+    /// `FUNCTION_TIMEOUT_SECONDS`: the function's own timeout (the template sets it from the
+    /// function's `Timeout`), from 1 to 900 s as Lambda allows; `None` when unset.
+    pub(crate) fn function_timeout_seconds(&self) -> Result<Option<i64>, ConfigError> {
+        match self.raw(FUNCTION_TIMEOUT_SECONDS) {
+            None => Ok(None),
+            Some(_) => self.int(FUNCTION_TIMEOUT_SECONDS, 0, 1, 900).map(Some),
+        }
     }
 }
+
+/// The function's timeout, in seconds, as the template sets it.
+const FUNCTION_TIMEOUT_SECONDS: &str = "FUNCTION_TIMEOUT_SECONDS";
+
+/// The longest deadline margin accepted, in milliseconds: under Lambda's longest timeout (900 s).
+const MAX_DEADLINE_MARGIN_MS: i64 = 899_999;
 
 /// Settings every worker shares.
 #[derive(Debug, Clone)]
@@ -170,6 +199,8 @@ impl CommonConfig {
                 reason: e.to_string(),
             })?;
         const YEAR: i64 = 366 * 86_400;
+        // Every worker refuses a malformed timeout, even one that has no margin to check.
+        r.function_timeout_seconds()?;
         Ok(CommonConfig {
             sessions_table: r.required("SESSIONS_TABLE")?,
             metrics_namespace: r

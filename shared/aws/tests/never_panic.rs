@@ -1,0 +1,351 @@
+//! Decoders that never panic (issue 10, point 5): the stream record decoder and the layout
+//! readers, fed arbitrary JSON and attribute values on every layout, return `Ok` or `Err`. A
+//! panic fails the property; a failing case found this way is kept below as an ordinary test.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+use serde_dynamo::AttributeValue as Av;
+use serde_json::{json, Value};
+use sessionwarden_aws::layout::{self, Item};
+use sessionwarden_aws::stream_record;
+use sessionwarden_core::layout::{Layout, TimeField, TimeFormat, IS_CURRENT_EXAMPLE};
+
+#[path = "../../core/tests/support/arb.rs"]
+mod arb;
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Every layout the worker ships with.
+fn layouts() -> Vec<Layout> {
+    vec![
+        Layout::Native,
+        Layout::parse("connect-dynamodb").unwrap(),
+        Layout::parse("authjs").unwrap(),
+        Layout::parse(IS_CURRENT_EXAMPLE).unwrap(),
+    ]
+}
+
+/// Attribute names some layout reads, and a few no layout knows.
+const NAMES: [&str; 30] = [
+    "sessionId",
+    "userId",
+    "tenantId",
+    "status",
+    "createdAt",
+    "lastActivityAt",
+    "idleTimeoutSeconds",
+    "absoluteExpiresAt",
+    "userAgent",
+    "ipAddress",
+    "revokeScope",
+    "terminationReason",
+    "parentSessionId",
+    "expiresAt",
+    "sweepAt",
+    "id",
+    "sess",
+    "expires",
+    "pk",
+    "sk",
+    "type",
+    "GSI1PK",
+    "sessionToken",
+    "isCurrent",
+    "lastActivity",
+    "sessionTimeout",
+    "expiredAt",
+    "user",
+    "passport",
+    "x",
+];
+
+fn attr_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => prop::sample::select(NAMES.to_vec()).prop_map(String::from),
+        1 => arb::tricky_string(),
+    ]
+}
+
+/// A key-like string: a layout's prefix (or none) and an ID.
+fn key_string() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec!["", "sess:", "SESSION#", "USER#", "SESSION", "sess"]),
+        prop_oneof![3 => "[a-z0-9-]{0,8}", 1 => arb::tricky_string()],
+    )
+        .prop_map(|(p, id)| format!("{p}{id}"))
+}
+
+/// A string attribute: a key, a status, a time, JSON (express-session's `sess`), anything.
+fn s_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => key_string(),
+        2 => arb::tricky_string(),
+        1 => arb::number_string(),
+        1 => prop::sample::select(vec!["ACTIVE", "TERMINATED", "EXPIRED", "REVOKED", "SESSION", "true", "false"])
+            .prop_map(String::from),
+        2 => arb::json_with_keys(3, vec!["user", "id", "userId", "passport", "tenantId", "cookie"])
+            .prop_map(|v| v.to_string()),
+    ]
+}
+
+/// Any attribute value of any DynamoDB type, nested at most 3 levels.
+fn av() -> impl Strategy<Value = Av> {
+    let leaf = prop_oneof![
+        3 => s_value().prop_map(Av::S),
+        3 => arb::number_string().prop_map(Av::N),
+        1 => any::<bool>().prop_map(Av::Bool),
+        1 => any::<bool>().prop_map(Av::Null),
+        1 => prop::collection::vec(any::<u8>(), 0..8).prop_map(Av::B),
+        1 => prop::collection::vec(s_value(), 0..3).prop_map(Av::Ss),
+        1 => prop::collection::vec(arb::number_string(), 0..3).prop_map(Av::Ns),
+    ];
+    leaf.prop_recursive(3, 32, 5, |inner| {
+        prop_oneof![
+            prop::collection::hash_map(attr_name(), inner.clone(), 0..5).prop_map(Av::M),
+            prop::collection::vec(inner, 0..5).prop_map(Av::L),
+        ]
+    })
+}
+
+/// An item: mostly known attribute names, with a key-like value under the key names.
+fn item() -> impl Strategy<Value = Item> {
+    let keyed = prop::collection::hash_map(
+        prop::sample::select(vec!["sessionId", "id", "pk", "sk", "type"]).prop_map(String::from),
+        prop_oneof![4 => key_string().prop_map(Av::S), 1 => av()],
+        0..5,
+    );
+    (keyed, prop::collection::hash_map(attr_name(), av(), 0..10)).prop_map(|(mut k, rest)| {
+        for (name, v) in rest {
+            k.entry(name).or_insert(v);
+        }
+        k
+    })
+}
+
+/// An item every layout takes for a session (the keys, kind, flag and deadline each one needs),
+/// with some attributes replaced by random values: the readers get past the key and kind checks
+/// and meet random values where they read times, numbers, paths and JSON.
+fn session_item() -> impl Strategy<Value = Item> {
+    let value = prop_oneof![
+        2 => arb::number_string().prop_map(Av::N),
+        1 => s_value().prop_map(Av::S),
+        2 => av(),
+    ];
+    prop::collection::vec((attr_name(), value), 0..8).prop_map(|overlay| {
+        let mut i: Item = [
+            ("sessionId", Av::S("s1".into())),
+            ("status", Av::S("ACTIVE".into())),
+            ("id", Av::S("sess:s1".into())),
+            ("expires", Av::N("1800000000".into())),
+            ("pk", Av::S("USER#u1".into())),
+            ("sk", Av::S("SESSION#s1".into())),
+            ("type", Av::S("SESSION".into())),
+            ("isCurrent", Av::Bool(true)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        i.extend(overlay);
+        i
+    })
+}
+
+/// Any item: mostly session-like, sometimes anything.
+fn any_item() -> impl Strategy<Value = Item> {
+    prop_oneof![2 => session_item(), 1 => item()]
+}
+
+/// The DynamoDB JSON of a value, as a stream record carries it.
+fn av_json(v: &Av) -> Value {
+    match v {
+        Av::S(s) => json!({"S": s}),
+        Av::N(n) => json!({"N": n}),
+        Av::Bool(b) => json!({"BOOL": b}),
+        Av::Null(b) => json!({"NULL": b}),
+        Av::B(b) => json!({"B": String::from_utf8_lossy(b)}),
+        Av::Ss(v) => json!({"SS": v}),
+        Av::Ns(v) => json!({"NS": v}),
+        Av::Bs(v) => {
+            json!({"BS": v.iter().map(|b| String::from_utf8_lossy(b)).collect::<Vec<_>>()})
+        }
+        Av::M(m) => {
+            json!({"M": m.iter().map(|(k, v)| (k.clone(), av_json(v))).collect::<serde_json::Map<_, _>>()})
+        }
+        Av::L(l) => json!({"L": l.iter().map(av_json).collect::<Vec<_>>()}),
+    }
+}
+
+/// An image as JSON: an item's DynamoDB JSON, now and then with one attribute replaced by
+/// JSON that is not an attribute value.
+fn image_json() -> impl Strategy<Value = Value> {
+    (
+        any_item(),
+        prop::option::weighted(0.2, (attr_name(), arb::json())),
+    )
+        .prop_map(|(i, junk)| {
+            let mut m: serde_json::Map<String, Value> =
+                i.iter().map(|(k, v)| (k.clone(), av_json(v))).collect();
+            if let Some((k, v)) = junk {
+                m.insert(k, v);
+            }
+            Value::Object(m)
+        })
+}
+
+/// A DynamoDB stream record in Lambda's shape, with random parts: event name, sequence number,
+/// creation time, identity, keys and images.
+fn stream_record_json() -> impl Strategy<Value = Value> {
+    let json_or = |v: BoxedStrategy<Value>| prop_oneof![6 => v, 1 => arb::json_leaf()];
+    (
+        json_or(
+            prop_oneof![
+                3 => prop::sample::select(vec!["INSERT", "MODIFY", "REMOVE"]).prop_map(|s| json!(s)),
+                1 => arb::tricky_string().prop_map(Value::String),
+            ]
+            .boxed(),
+        ),
+        prop::option::weighted(
+            0.9,
+            json_or(
+                prop_oneof![
+                    3 => "[0-9]{1,24}".prop_map(Value::String),
+                    1 => arb::tricky_string().prop_map(Value::String),
+                ]
+                .boxed(),
+            ),
+        ),
+        prop::option::weighted(
+            0.9,
+            prop_oneof![
+                3 => (0i64..4_000_000_000).prop_map(Value::from),
+                1 => any::<i64>().prop_map(Value::from),
+                1 => any::<f64>().prop_map(|f| json!(f)),
+                1 => arb::json_leaf(),
+            ],
+        ),
+        prop::option::weighted(
+            0.3,
+            prop_oneof![
+                Just(json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"})),
+                arb::json(),
+            ],
+        ),
+        image_json(),
+        prop::option::weighted(0.8, image_json()),
+        prop::option::weighted(0.6, image_json()),
+    )
+        .prop_map(|(event, seq, at, identity, keys, new, old)| {
+            let mut d = json!({"Keys": keys, "SizeBytes": 26, "StreamViewType": "NEW_AND_OLD_IMAGES"});
+            for (k, v) in [("SequenceNumber", seq), ("ApproximateCreationDateTime", at), ("NewImage", new), ("OldImage", old)] {
+                if let Some(v) = v {
+                    d[k] = v;
+                }
+            }
+            let mut r = json!({"eventID": "1", "eventName": event, "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": d, "eventSourceARN": "arn"});
+            if let Some(u) = identity {
+                r["userIdentity"] = u;
+            }
+            r
+        })
+}
+
+fn at() -> impl Strategy<Value = i64> {
+    prop_oneof![3 => 0i64..4_000_000_000, 1 => any::<i64>()]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn stream_record_parse_takes_any_json(raw in arb::json_with_keys(
+        4,
+        vec!["eventName", "dynamodb", "Keys", "NewImage", "OldImage", "SequenceNumber", "S", "N", "M", "L", "sessionId", "id"],
+    )) {
+        for l in layouts() {
+            let _ = stream_record::parse(&l, &raw);
+        }
+    }
+
+    #[test]
+    fn stream_record_parse_takes_any_mutated_record(raw in stream_record_json()) {
+        for l in layouts() {
+            let _ = stream_record::parse(&l, &raw);
+        }
+    }
+
+    #[test]
+    fn layout_read_takes_any_item(item in any_item(), at in at()) {
+        for l in layouts() {
+            if let Layout::Mapped(m) = l {
+                let _ = layout::read(&m, &item, at);
+                let _ = layout::id_of(&m, &item);
+            }
+        }
+    }
+
+    #[test]
+    fn layout_read_takes_any_item_on_any_layout_that_parses(
+        layout in arb::layout_json(),
+        item in any_item(),
+        at in at(),
+    ) {
+        if let Ok(Layout::Mapped(m)) = Layout::parse(&layout.to_string()) {
+            let _ = layout::read(&m, &item, at);
+        }
+    }
+
+    #[test]
+    fn times_read_and_write_at_any_value(v in av(), at in any::<i64>(), fence in any::<String>()) {
+        for format in [TimeFormat::EpochSeconds, TimeFormat::EpochMillis, TimeFormat::Iso8601] {
+            let f = TimeField { attribute: "t".into(), format };
+            let _ = layout::time(&HashMap::from([("t".to_string(), v.clone())]), &f);
+            let _ = layout::time_value(format, at);
+        }
+        let _ = layout::fence_value(&fence);
+    }
+}
+
+/// Found by `times_read_and_write_at_any_value`: `time_value` multiplied a far-future time by
+/// 1000 and overflowed (a panic in debug builds, a wrapped, wrong time in release).
+#[test]
+fn a_time_past_what_milliseconds_hold_is_written_saturated() {
+    let v = layout::time_value(TimeFormat::EpochMillis, 9_223_372_036_854_776);
+    assert_eq!(
+        v,
+        aws_sdk_dynamodb::types::AttributeValue::N(i64::MAX.to_string())
+    );
+    let _ = layout::time_value(TimeFormat::EpochMillis, i64::MIN);
+    let _ = layout::time_value(TimeFormat::Iso8601, i64::MAX);
+}
+
+/// Found by `layout_read_takes_any_item`: an idle timeout in minutes too large for seconds
+/// overflowed when `read` converted it (`v * 60`).
+#[test]
+fn an_idle_timeout_in_minutes_too_large_for_seconds_does_not_overflow() {
+    let Layout::Mapped(m) = Layout::parse(IS_CURRENT_EXAMPLE).unwrap() else {
+        unreachable!()
+    };
+    for huge in [
+        "9223372036854775807",
+        "1e300",
+        "-1e300",
+        "153722867280912931",
+    ] {
+        let item: Item = [
+            ("id", Av::S("s1".into())),
+            ("isCurrent", Av::Bool(true)),
+            ("sessionTimeout", Av::N(huge.into())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let _ = layout::read(&m, &item, 1_800_000_000);
+    }
+}
