@@ -338,9 +338,10 @@ async fn the_deadline_stops_between_whole_writes_and_the_next_run_finishes() {
     );
     let metrics = CloudWatchMetrics::new(env.clients.cloudwatch.clone());
 
-    // One check before the page, then one before each write: 3 writes fit.
+    // Two checks for the page (before it, and its read's budget), then two per write (before
+    // it, and its budget): 3 writes fit.
     let deadline = RunsOutAfter {
-        allowed: 4,
+        allowed: 8,
         calls: AtomicU32::new(0),
     };
     let first = run_cleanup(

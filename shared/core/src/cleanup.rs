@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::config::{CleanupConfig, CleanupStrategy};
-use crate::deadline::Deadline;
+use crate::deadline::{within, Deadline};
 use crate::error::{error_chain, PortError};
 use crate::expiry::{ExpiryReason, Verdict};
 use crate::metrics::MetricBatch;
@@ -234,18 +234,21 @@ async fn sweep_scope<S: SessionStore>(
             r.stopped_at_deadline = true;
             break;
         }
-        let page = match store
-            .due(
-                scope,
-                now,
-                PageRequest {
-                    limit: config.page_size,
-                    cursor: cursor.take(),
-                },
-            )
-            .await
-        {
+        let read = store.due(
+            scope,
+            now,
+            PageRequest {
+                limit: config.page_size,
+                cursor: cursor.take(),
+            },
+        );
+        let page = match within(deadline, config.deadline_margin, "SessionStore.due", read).await {
             Ok(p) => p,
+            // Its budget ran out: stop and leave the rest to the next run, like the deadline check.
+            Err(_) if out_of_time(deadline, config) => {
+                r.stopped_at_deadline = true;
+                break;
+            }
             Err(e) => return (r, Some(e)),
         };
         r.read_requests += page.requests;
@@ -326,7 +329,13 @@ async fn sweep_scope<S: SessionStore>(
                     by: None,
                     fence: Some(c.fence.clone()),
                 };
-                let outcome = store.end(&c.id, &termination).await;
+                let outcome = within(
+                    deadline,
+                    config.deadline_margin,
+                    "SessionStore.end",
+                    store.end(&c.id, &termination),
+                )
+                .await;
                 (c, reason, Some(outcome))
             })
             .buffer_unordered(config.write_concurrency)
@@ -365,6 +374,11 @@ async fn sweep_scope<S: SessionStore>(
                 }
                 Ok(EndOutcome::AlreadyEnded) => r.skipped_already_ended += 1,
                 Ok(EndOutcome::Gone) => r.skipped_gone += 1,
+                // Cut off by the deadline: deferred to the next run, not an AWS failure.
+                Err(_) if out_of_time(deadline, config) => {
+                    r.deferred_by_deadline += 1;
+                    r.stopped_at_deadline = true;
+                }
                 Err(e) => {
                     r.write_errors += 1;
                     tracing::warn!(session_ref = %key.of(&c.id), transient = e.is_transient(), error = %error_chain(&e), "expiring write failed; the next run retries it");
@@ -375,7 +389,13 @@ async fn sweep_scope<S: SessionStore>(
         // touched ones move to where they are due. A failed filing is retried by the next run,
         // which reads the same entries again.
         if !filings.is_empty() {
-            match store.file(&filings).await {
+            let filed = within(
+                deadline,
+                config.deadline_margin,
+                "SessionStore.file",
+                store.file(&filings),
+            );
+            match filed.await {
                 Ok(()) => r.index_writes += filings.len() as u64,
                 Err(e) => {
                     r.write_errors += 1;

@@ -1,7 +1,11 @@
-//! The invocation deadline, as something services can ask "how long is left?". Lambda gives the
-//! deadline in epoch milliseconds; tests substitute their own [`Deadline`] so they never sleep.
+//! The invocation deadline, as something services can ask "how long is left?", and the budget of
+//! each call ([`within`]). Lambda gives the deadline in epoch milliseconds; tests substitute their
+//! own [`Deadline`] so they never sleep.
 
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{PortError, PortResult};
 
 /// Time left in the current invocation.
 pub trait Deadline: Send + Sync {
@@ -38,9 +42,42 @@ impl Deadline for EpochDeadline {
     }
 }
 
+/// Runs one port call with the time left before `deadline`, minus `margin`, as its budget. Past
+/// it the call is abandoned (its request may still land: every effect is idempotent) and the
+/// caller gets a transient error, so a slow dependency defers the unit of work to a retry or a
+/// continuation instead of overrunning the invocation.
+pub async fn within<T>(
+    deadline: &dyn Deadline,
+    margin: Duration,
+    operation: &'static str,
+    call: impl Future<Output = PortResult<T>>,
+) -> PortResult<T> {
+    let budget = deadline.remaining().saturating_sub(margin);
+    match tokio::time::timeout(budget, call).await {
+        Ok(result) => result,
+        Err(_) => Err(PortError::transient(
+            operation,
+            "no time left before the Lambda deadline",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_call_past_its_budget_is_a_transient_error() {
+        let d = EpochDeadline::in_from_now(Duration::from_millis(300));
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(1)
+        };
+        let r = within(&d, Duration::from_millis(100), "test", slow).await;
+        assert!(matches!(r, Err(e) if e.is_transient()));
+        let fast = within(&d, Duration::ZERO, "test", async { Ok(2) }).await;
+        assert_eq!(fast.ok(), Some(2));
+    }
 
     #[test]
     fn past_deadline_has_nothing_left() {

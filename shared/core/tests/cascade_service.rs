@@ -87,3 +87,73 @@ fn a_family_page_plans_one_sub_cascade_per_child_and_stops_cycles_and_depth() {
     assert!(deep.subs.is_empty());
     assert_eq!(deep.too_deep.len(), 2);
 }
+
+/// The fake's sessions, with every ending write 2 s slower.
+struct SlowEnds(Mem);
+
+impl sessionwarden_core::ports::SessionStore for SlowEnds {
+    async fn due(
+        &self,
+        scope: &sessionwarden_core::ports::Scope,
+        now: i64,
+        page: sessionwarden_core::ports::PageRequest,
+    ) -> sessionwarden_core::error::PortResult<sessionwarden_core::ports::CandidatePage> {
+        self.0.due(scope, now, page).await
+    }
+    async fn members(
+        &self,
+        target: &sessionwarden_core::cascade_message::Target,
+        page: sessionwarden_core::ports::PageRequest,
+    ) -> sessionwarden_core::error::PortResult<sessionwarden_core::ports::MemberPage> {
+        self.0.members(target, page).await
+    }
+    async fn end(
+        &self,
+        id: &SessionId,
+        t: &sessionwarden_core::ports::Termination,
+    ) -> sessionwarden_core::error::PortResult<sessionwarden_core::ports::EndOutcome> {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        self.0.end(id, t).await
+    }
+    async fn file(
+        &self,
+        filings: &[sessionwarden_core::ports::Filing],
+    ) -> sessionwarden_core::error::PortResult<()> {
+        self.0.file(filings).await
+    }
+}
+
+#[tokio::test]
+async fn slow_writes_hand_the_page_over_before_the_deadline() {
+    let mem = Mem::default();
+    let ports = mem.ports();
+    let ports = sessionwarden_core::ports::Ports {
+        sessions: SlowEnds(mem.clone()),
+        state: ports.state,
+        alerts: ports.alerts,
+        cascades: ports.cascades,
+        dead_letters: ports.dead_letters,
+        metrics: ports.metrics,
+    };
+    let cfg = CascadeConfig::from_source(&vars(&[("CASCADE_DEADLINE_MARGIN_MS", "500")])).unwrap();
+    let budget = std::time::Duration::from_millis(1500);
+    let deadline = EpochDeadline::in_from_now(budget);
+    let batch = [msg(
+        "m1",
+        r#"{"version":1,"scope":"user","userId":"u","reason":"r","requestedBy":"x"}"#,
+    )];
+    let started = std::time::Instant::now();
+    let r = process_batch(&ports, &cfg, &batch, &deadline, 1_800_000_000).await;
+    assert!(
+        started.elapsed() < budget,
+        "overran: {:?}",
+        started.elapsed()
+    );
+    assert!(r.failed.is_empty(), "handed over, not failed: {r:?}");
+    assert_eq!(r.continuations, 1);
+    let st = mem.state();
+    assert!(st.ended.is_empty(), "nothing ended within the budget");
+    // The continuation restarts the same page.
+    assert_eq!(st.queued.len(), 1);
+    assert_eq!(st.queued[0].cursor, None);
+}

@@ -21,7 +21,7 @@ use super::report::{CascadeReport, QueueMessage};
 use crate::alert::{self, RenderContext};
 use crate::cascade_message::{self as message, CascadeJob, Target};
 use crate::config::CascadeConfig;
-use crate::deadline::Deadline;
+use crate::deadline::{within, Deadline};
 use crate::error::{error_chain, PortError};
 use crate::ports::{
     AlertSink, CascadeQueue, DeadLetter, DeadLetters, EndOutcome, JobRecord, JobStore, MetricsSink,
@@ -60,6 +60,27 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
         }
     }
 
+    /// True once the time left is within the deadline margin.
+    fn out_of_time(&self) -> bool {
+        self.deadline.remaining() <= self.cfg.deadline_margin
+    }
+
+    /// Continues the job in a new message, from `cursor`.
+    async fn hand_over(
+        &self,
+        job: &CascadeJob,
+        cursor: Option<String>,
+        pages_here: u32,
+        r: &mut CascadeReport,
+    ) -> Result<(), PortError> {
+        self.queue
+            .send(&[job.message(&job.target, cursor, job.depth, job.path.clone())])
+            .await?;
+        r.continuations += 1;
+        tracing::info!(root = %job.root_id, scope = job.target.scope(), pages = pages_here, "cascade continues in a new message");
+        Ok(())
+    }
+
     /// Runs one job until it is done, its page budget is spent, or the deadline nears.
     async fn run(&self, job: CascadeJob, r: &mut CascadeReport) -> Result<(), PortError> {
         let key = &self.cfg.common.session_ref_key;
@@ -76,31 +97,37 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
         let mut started = job.cursor.is_some();
         let mut pages_here = 0;
         loop {
-            if pages_here >= self.cfg.pages_per_message
-                || self.deadline.remaining() <= self.cfg.deadline_margin
-            {
-                self.queue
-                    .send(&[job.message(&job.target, cursor, job.depth, job.path.clone())])
-                    .await?;
-                r.continuations += 1;
-                tracing::info!(root = %job.root_id, scope = job.target.scope(), pages = pages_here, "cascade continues in a new message");
-                return Ok(());
+            if pages_here >= self.cfg.pages_per_message || self.out_of_time() {
+                return self.hand_over(&job, cursor, pages_here, r).await;
             }
             // Where this page starts, as a keyed reference (cursors hold session keys): a page
             // processed again after a redelivery is counted once.
             let page_ref = key
                 .reference(cursor.as_deref().unwrap_or("first page"))
                 .to_string();
-            let page = self
-                .sessions
-                .members(
-                    &job.target,
-                    PageRequest {
-                        limit: self.cfg.page_size,
-                        cursor: cursor.take(),
-                    },
-                )
-                .await?;
+            let page_start = cursor.clone();
+            let read = self.sessions.members(
+                &job.target,
+                PageRequest {
+                    limit: self.cfg.page_size,
+                    cursor: cursor.take(),
+                },
+            );
+            let page = match within(
+                self.deadline,
+                self.cfg.deadline_margin,
+                "SessionStore.members",
+                read,
+            )
+            .await
+            {
+                Ok(p) => p,
+                // Its budget ran out: hand the page over, instead of overrunning the invocation.
+                Err(_) if self.out_of_time() => {
+                    return self.hand_over(&job, page_start, pages_here, r).await
+                }
+                Err(e) => return Err(e),
+            };
             pages_here += 1;
             r.pages += 1;
             if !started && !page.items.is_empty() {
@@ -118,10 +145,23 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
                 .collect();
             r.already_ended += (page.items.len() - active.len()) as u64;
             let outcomes: Vec<Result<EndOutcome, PortError>> = stream::iter(active)
-                .map(|id| self.sessions.end(id, &termination))
+                .map(|id| {
+                    let end = self.sessions.end(id, &termination);
+                    within(
+                        self.deadline,
+                        self.cfg.deadline_margin,
+                        "SessionStore.end",
+                        end,
+                    )
+                })
                 .buffer_unordered(self.cfg.write_concurrency)
                 .collect()
                 .await;
+            // Cut off mid-page: the continuation does the page again (ending is idempotent, a
+            // cascade knows its own ends, and the job counts each page once).
+            if outcomes.iter().any(|o| o.is_err()) && self.out_of_time() {
+                return self.hand_over(&job, page_start, pages_here, r).await;
+            }
             let mut ended = 0;
             for o in outcomes {
                 match o? {
