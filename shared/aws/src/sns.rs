@@ -32,6 +32,11 @@ fn attr(v: &str) -> Result<MessageAttributeValue, PortError> {
 }
 
 impl SnsAlerts {
+    /// True for a FIFO topic (`AlertsTopicFifo`): it deduplicates on the alert ID.
+    fn fifo(&self) -> bool {
+        self.topic_arn.ends_with(".fifo")
+    }
+
     /// A publisher to `topic_arn`.
     pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
         SnsAlerts {
@@ -58,9 +63,15 @@ impl AlertSink for SnsAlerts {
                     .subject(&a.subject)
                     .message(Self::message(a))
                     .message_structure("json");
-                // The stable alert ID, for subscribers to drop a message published twice.
+                // The stable alert ID, for subscribers to drop a message published twice; a FIFO
+                // topic drops it itself.
                 if !a.id.is_empty() {
                     entry = entry.message_attributes("alertId", attr(&a.id)?);
+                    if self.fifo() {
+                        entry = entry
+                            .message_deduplication_id(&a.id)
+                            .message_group_id(&a.kind);
+                    }
                 }
                 entries.push(
                     entry
