@@ -147,6 +147,27 @@ bench *args: venv dynamodb-local
         *) run cleanup-bench "$@" ;;
     esac
 
+# `just faults [SEEDS...]` (default: 1 2 3): the three workers behind a proxy that injects AWS
+# faults (tests/faults/proxy.py: throttles, 500/503, applied-but-response-lost, slow) at 20 %, with
+# Lambda's retry semantics, against a fault-free control run of the same scenarios; one private
+# pair of emulators per seed. Prints a table per seed; fails if any seed differs from its control.
+faults *SEEDS: venv dynamodb-local
+    #!/usr/bin/env bash
+    set -euo pipefail
+    seeds=({{SEEDS}})
+    [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3)
+    cargo build --quiet -p sessionwarden-tests --features bench --bin faults-bench
+    bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/faults-bench
+    failed=()
+    for seed in "${seeds[@]}"; do
+        tests/with-emulators "$bin" --seed "$seed" || failed+=("$seed")
+    done
+    if [ ${#failed[@]} -gt 0 ]; then
+        echo "seeds differing from their control run: ${failed[*]}" >&2
+        exit 1
+    fi
+    echo "every seed (${seeds[*]}) matches its control run"
+
 # Formatting, clippy and the CloudFormation lint
 lint: venv
     cargo fmt --all -- --check

@@ -92,7 +92,7 @@ pub fn endpoints() -> &'static Endpoints {
 /// Per-service endpoints for the SDK, keyed by service ID the way `AWS_ENDPOINT_URL_<SERVICE>`
 /// is: the SDK consults this before the general endpoint, unless one was set in code.
 #[derive(Debug)]
-struct ServiceEndpoints(&'static Endpoints);
+struct ServiceEndpoints(Endpoints);
 
 impl LoadServiceConfig for ServiceEndpoints {
     fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
@@ -111,6 +111,12 @@ impl LoadServiceConfig for ServiceEndpoints {
 /// endpoint. No `.endpoint_url()` on the loader: an endpoint set in code wins over every
 /// per-service one, which would send DynamoDB to moto.
 pub async fn sdk_config() -> SdkConfig {
+    sdk_config_for(endpoints().clone()).await
+}
+
+/// SDK configuration like [`sdk_config`], but reaching each service at `endpoints` (for example
+/// a fault-injecting proxy in front of each emulator: `just faults`).
+pub async fn sdk_config_for(endpoints: Endpoints) -> SdkConfig {
     let loaded = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
@@ -124,7 +130,7 @@ pub async fn sdk_config() -> SdkConfig {
         .await;
     loaded
         .into_builder()
-        .service_config(ServiceEndpoints(endpoints()))
+        .service_config(ServiceEndpoints(endpoints))
         .build()
 }
 

@@ -37,7 +37,9 @@ use sessionwarden_local::seed::SeedTable;
 
 pub use app::{n, s, ttl_remove};
 pub use checks::{assert_metrics, metric, BeforeEnd, ExpectedMetric, HookedSessions};
-pub use emulators::{dynamo_engine, endpoints, sdk_config, DynamoEngine, Endpoints};
+pub use emulators::{
+    dynamo_engine, endpoints, sdk_config, sdk_config_for, DynamoEngine, Endpoints,
+};
 pub use factory::SessionFactory;
 pub use layouts::{item, nv, sv, ttl_remove_of, LayoutWorld, RawItem};
 pub use messages::ReceivedAlert;
