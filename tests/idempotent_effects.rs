@@ -110,8 +110,13 @@ async fn a_cascade_job_counts_each_page_once() {
     assert!(state.start(&job, now, now + H).await.unwrap());
     // Page 1, page 2, then page 1 again (a redelivered message), and page 2's update retried
     // after a lost response.
-    for (page, ended) in [("p1", 100), ("p2", 60), ("p1", 100), ("p2", 60)] {
-        state.progress(&job, page, ended).await.unwrap();
+    for (page, ended, counts) in [
+        ("p1", 100, true),
+        ("p2", 60, true),
+        ("p1", 100, false),
+        ("p2", 60, false),
+    ] {
+        assert_eq!(state.progress(&job, page, ended).await.unwrap(), counts);
     }
     assert_eq!(state.complete(&job, now).await.unwrap(), Some(160));
     env.teardown().await;

@@ -10,8 +10,8 @@ use crate::items::{self, Item};
 use crate::{PortError, PortResult};
 use sessionwarden_core::cascade_message::Target;
 use sessionwarden_core::ports::{
-    Candidate, CandidatePage, EndOutcome, Fence, Filing, MemberPage, Page, PageRequest, Scope,
-    SessionStore, Termination, Unreadable,
+    Candidate, CandidatePage, EndOutcome, Fence, Filing, Member, MemberPage, Page, PageRequest,
+    Scope, SessionStore, Termination, Unreadable,
 };
 use sessionwarden_core::session::{
     attr, Session, SessionId, Status, PARENT_INDEX, TENANT_INDEX, USER_INDEX,
@@ -151,7 +151,11 @@ impl SessionStore for DynamoSessions {
             ),
             Target::Session(id) => {
                 let sessions = match self.get(id).await? {
-                    Some(Ok(s)) => vec![(s.session_id, s.status)],
+                    Some(Ok(s)) => vec![Member {
+                        ended_by: None,
+                        id: s.session_id,
+                        status: s.status,
+                    }],
                     _ => vec![],
                 };
                 let items_read = sessions.len() as u64;
@@ -173,7 +177,7 @@ impl SessionStore for DynamoSessions {
             .expression_attribute_names("#k", key_attr)
             .expression_attribute_names("#st", attr::STATUS)
             .expression_attribute_values(":v", AttributeValue::S(value))
-            .projection_expression("sessionId, #st")
+            .projection_expression("sessionId, #st, terminatedBy")
             .limit(limit as i32)
             .set_exclusive_start_key(start)
             .send()
@@ -184,7 +188,11 @@ impl SessionStore for DynamoSessions {
             .iter()
             .filter_map(|i| {
                 let s: items::SessionItem = items::from_item(i).ok()?;
-                Some((SessionId::new(s.session_id), s.status))
+                Some(Member {
+                    id: SessionId::new(s.session_id),
+                    status: s.status,
+                    ended_by: items::string(i, "terminatedBy"),
+                })
             })
             .collect();
         Ok(Page {

@@ -118,8 +118,8 @@ impl SessionStore for Mem {
     async fn members(&self, target: &Target, _: PageRequest) -> PortResult<MemberPage> {
         let items = match target {
             Target::User(u) => vec![
-                (SessionId::new(format!("{u}-s1")), Status::Active),
-                (SessionId::new(format!("{u}-s2")), Status::Active),
+                Member::active(SessionId::new(format!("{u}-s1"))),
+                Member::active(SessionId::new(format!("{u}-s2"))),
             ],
             _ => vec![],
         };
@@ -173,8 +173,8 @@ impl JobStore for Mem {
     async fn start(&self, _: &JobRecord, _: i64, _: i64) -> PortResult<bool> {
         Ok(true)
     }
-    async fn progress(&self, _: &JobRecord, _: &str, _: u64) -> PortResult<()> {
-        Ok(())
+    async fn progress(&self, _: &JobRecord, _: &str, _: u64) -> PortResult<bool> {
+        Ok(true)
     }
     async fn complete(&self, _: &JobRecord, _: i64) -> PortResult<Option<u64>> {
         Ok(Some(2))

@@ -100,8 +100,32 @@ pub struct PageRequest {
 /// A page of cleanup candidates.
 pub type CandidatePage = Page<Result<Candidate, Unreadable>>;
 
-/// A page of the sessions a cascade targets, with their status as the index sees it.
-pub type MemberPage = Page<(SessionId, Status)>;
+/// A session a cascade targets, as the index sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The session.
+    pub id: SessionId,
+    /// Its status.
+    pub status: Status,
+    /// `terminatedBy`: the root request whose cascade ended it, if one did. A redelivered page
+    /// recognises the sessions its own earlier attempt ended, and counts them once more for the
+    /// page (the job record adds each page once).
+    pub ended_by: Option<String>,
+}
+
+impl Member {
+    /// An ACTIVE member.
+    pub fn active(id: SessionId) -> Self {
+        Member {
+            id,
+            status: Status::Active,
+            ended_by: None,
+        }
+    }
+}
+
+/// A page of the sessions a cascade targets.
+pub type MemberPage = Page<Member>;
 
 /// What the ending write records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,13 +366,14 @@ pub trait JobStore: Send + Sync {
     ) -> impl Future<Output = PortResult<bool>> + Send;
 
     /// Adds one page's results to the job record, once per page however often the page is
-    /// processed again (`page`: a stable reference of where the page starts).
+    /// processed again (`page`: a stable reference of where the page starts). True if this call
+    /// counted the page.
     fn progress(
         &self,
         job: &JobRecord,
         page: &str,
         ended: u64,
-    ) -> impl Future<Output = PortResult<()>> + Send;
+    ) -> impl Future<Output = PortResult<bool>> + Send;
 
     /// Marks the job completed; `Some(total ended)` if this call completed it.
     fn complete(

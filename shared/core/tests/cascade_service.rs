@@ -5,6 +5,7 @@ use sessionwarden_core::cascade::{process_batch, QueueMessage};
 use sessionwarden_core::config::CascadeConfig;
 use sessionwarden_core::deadline::EpochDeadline;
 use sessionwarden_core::fake::{vars, Mem};
+use sessionwarden_core::ports::Member;
 use sessionwarden_core::session::{SessionId, Status};
 use sessionwarden_core::session_ref::SessionRefKey;
 
@@ -71,8 +72,12 @@ fn a_family_page_plans_one_sub_cascade_per_child_and_stops_cycles_and_depth() {
     use sessionwarden_core::cascade::family;
     let key = SessionRefKey::new(b"0123456789abcdef".to_vec()).unwrap();
     let page = [
-        (SessionId::new("child"), Status::Active),
-        (SessionId::new("grandpa"), Status::Terminated),
+        Member::active(SessionId::new("child")),
+        Member {
+            id: SessionId::new("grandpa"),
+            status: Status::Terminated,
+            ended_by: None,
+        },
     ];
     // grandpa is an ancestor of this family: the branch through it is a cycle.
     let job = family_job("parent", 1, vec![key.state_key(&SessionId::new("grandpa"))]);
@@ -156,4 +161,79 @@ async fn slow_writes_hand_the_page_over_before_the_deadline() {
     // The continuation restarts the same page.
     assert_eq!(st.queued.len(), 1);
     assert_eq!(st.queued[0].cursor, None);
+}
+
+/// Sessions listed with this job's own `terminatedBy`: an earlier attempt of the page ended them
+/// (its message failed later and came back). They count for the page, as the job record adds
+/// each page once; sessions another cascade ended do not.
+#[tokio::test]
+async fn a_redelivered_page_counts_the_sessions_its_own_job_ended() {
+    let mem = Mem::default();
+    let ports = mem.ports();
+    let ports = sessionwarden_core::ports::Ports {
+        sessions: EndedBy(mem.clone()),
+        state: ports.state,
+        alerts: ports.alerts,
+        cascades: ports.cascades,
+        dead_letters: ports.dead_letters,
+        metrics: ports.metrics,
+    };
+    let cfg = CascadeConfig::from_source(&vars(&[])).unwrap();
+    let deadline = EpochDeadline::in_from_now(std::time::Duration::from_secs(60));
+    let batch = [msg(
+        "m1",
+        r#"{"version":1,"scope":"user","userId":"u","reason":"r","requestedBy":"x","requestId":"root-1"}"#,
+    )];
+    let r = process_batch(&ports, &cfg, &batch, &deadline, 1_800_000_000).await;
+    assert!(r.failed.is_empty(), "{r:?}");
+    assert_eq!(r.ended.get("cascade:user"), Some(&2), "{r:?}");
+    assert_eq!(r.already_ended, 1, "{r:?}");
+}
+
+/// A user's page: one ACTIVE session, one this job ended before, one another cascade ended.
+struct EndedBy(Mem);
+
+impl sessionwarden_core::ports::SessionStore for EndedBy {
+    async fn due(
+        &self,
+        scope: &sessionwarden_core::ports::Scope,
+        now: i64,
+        page: sessionwarden_core::ports::PageRequest,
+    ) -> sessionwarden_core::error::PortResult<sessionwarden_core::ports::CandidatePage> {
+        self.0.due(scope, now, page).await
+    }
+    async fn members(
+        &self,
+        _: &sessionwarden_core::cascade_message::Target,
+        _: sessionwarden_core::ports::PageRequest,
+    ) -> sessionwarden_core::error::PortResult<sessionwarden_core::ports::MemberPage> {
+        let ended = |id: &str, by: &str| Member {
+            id: SessionId::new(id),
+            status: Status::Terminated,
+            ended_by: Some(by.into()),
+        };
+        Ok(sessionwarden_core::ports::Page {
+            items: vec![
+                Member::active(SessionId::new("s-active")),
+                ended("s-mine", "root-1"),
+                ended("s-other", "root-0"),
+            ],
+            items_read: 3,
+            requests: 1,
+            next: None,
+        })
+    }
+    async fn end(
+        &self,
+        id: &SessionId,
+        t: &sessionwarden_core::ports::Termination,
+    ) -> sessionwarden_core::error::PortResult<sessionwarden_core::ports::EndOutcome> {
+        self.0.end(id, t).await
+    }
+    async fn file(
+        &self,
+        filings: &[sessionwarden_core::ports::Filing],
+    ) -> sessionwarden_core::error::PortResult<()> {
+        self.0.file(filings).await
+    }
 }

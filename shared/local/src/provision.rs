@@ -86,7 +86,8 @@ pub async fn create_sessions_table(
     table: &str,
 ) -> Result<Option<String>, PortError> {
     use ScalarAttributeType::{N, S};
-    let cascade_attrs = [attr::STATUS, attr::USER_ID, attr::TENANT_ID];
+    // `terminatedBy` lets a redelivered cascade page recognise the sessions its own job ended.
+    let cascade_attrs = [attr::STATUS, attr::USER_ID, attr::TENANT_ID, "terminatedBy"];
     let created = clients
         .dynamodb
         .create_table()

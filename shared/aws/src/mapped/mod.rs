@@ -31,7 +31,7 @@ use sessionwarden_core::config::IndexConfig;
 use sessionwarden_core::expiry::ExpiryPolicy;
 use sessionwarden_core::layout::Mapped;
 use sessionwarden_core::ports::{
-    CandidatePage, EndOutcome, Filing, MemberPage, Page, PageRequest, Scope, SessionStore,
+    CandidatePage, EndOutcome, Filing, Member, MemberPage, Page, PageRequest, Scope, SessionStore,
     Termination,
 };
 use sessionwarden_core::session::{SessionId, Status};
@@ -194,9 +194,11 @@ impl SessionStore for MappedSessions {
                 let items = found
                     .iter()
                     .filter_map(|i| match self.read_sdk(i, now) {
-                        Ok(Read::Session(s)) => {
-                            Some((s.id, s.image.status.unwrap_or(Status::Active)))
-                        }
+                        Ok(Read::Session(s)) => Some(Member {
+                            id: s.id,
+                            status: s.image.status.unwrap_or(Status::Active),
+                            ended_by: None,
+                        }),
                         _ => None,
                     })
                     .collect::<Vec<_>>();
@@ -223,7 +225,7 @@ impl SessionStore for MappedSessions {
                     .items()
                     .iter()
                     .filter_map(|i| layout::id_of(m, &layout::from_sdk(i)).ok().flatten())
-                    .map(|id| (id, Status::Active))
+                    .map(Member::active)
                     .collect();
                 (items, out.last_evaluated_key, out.scanned_count as u64)
             }
@@ -245,7 +247,7 @@ impl SessionStore for MappedSessions {
                     .items()
                     .iter()
                     .filter_map(Self::entry_id)
-                    .map(|id| (id, Status::Active))
+                    .map(Member::active)
                     .collect();
                 (items, out.last_evaluated_key, out.scanned_count as u64)
             }

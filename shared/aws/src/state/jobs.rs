@@ -29,7 +29,7 @@ impl JobStore for StateTable {
     /// Adds a page's counts to a job record, once: the page's reference joins the record's set
     /// of counted pages in the same conditional update, so a page processed again (a redelivered
     /// message, a retried request whose response was lost) adds nothing.
-    async fn progress(&self, job: &JobRecord, page: &str, ended: u64) -> Result<(), PortError> {
+    async fn progress(&self, job: &JobRecord, page: &str, ended: u64) -> Result<bool, PortError> {
         let r = self
             .client
             .update_item()
@@ -44,12 +44,12 @@ impl JobStore for StateTable {
             .send()
             .await;
         match r {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Ok(())
+                Ok(false)
             }
             Err(e) => Err(crate::sdk_error("DynamoDB.UpdateItem", e)),
         }

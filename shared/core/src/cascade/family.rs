@@ -3,7 +3,8 @@
 //! and the branches stopped by the cycle and depth guards out.
 
 use crate::cascade_message::{CascadeJob, CascadeMessage, Target};
-use crate::session::{SessionId, Status};
+use crate::ports::Member;
+use crate::session::SessionId;
 use crate::session_ref::SessionRefKey;
 
 /// What one page of a job asks for in its family.
@@ -19,14 +20,9 @@ pub struct FamilyPlan {
 
 /// Plans the sub-cascades of one page: a FAMILY job's page lists the parent's children; a SESSION
 /// job's one session is itself the root of a family. Other scopes have no family step.
-pub fn plan(
-    job: &CascadeJob,
-    page: &[(SessionId, Status)],
-    key: &SessionRefKey,
-    max_depth: u32,
-) -> FamilyPlan {
+pub fn plan(job: &CascadeJob, page: &[Member], key: &SessionRefKey, max_depth: u32) -> FamilyPlan {
     let (parent, children): (Option<&SessionId>, Vec<&SessionId>) = match &job.target {
-        Target::Family(p) => (Some(p), page.iter().map(|(id, _)| id).collect()),
+        Target::Family(p) => (Some(p), page.iter().map(|m| &m.id).collect()),
         Target::Session(s) => (None, vec![s]),
         _ => (None, vec![]),
     };

@@ -137,13 +137,20 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
                     r.jobs_started += 1;
                 }
             }
+            // Ended by this very job, in an earlier attempt of this page (a redelivered message):
+            // still this page's to count.
+            let ours = page
+                .items
+                .iter()
+                .filter(|m| m.status.is_ended() && m.ended_by.as_deref() == Some(&job.root_id))
+                .count() as u64;
             let active: Vec<&SessionId> = page
                 .items
                 .iter()
-                .filter(|(_, s)| *s == Status::Active)
-                .map(|(id, _)| id)
+                .filter(|m| m.status == Status::Active)
+                .map(|m| &m.id)
                 .collect();
-            r.already_ended += (page.items.len() - active.len()) as u64;
+            r.already_ended += page.items.len() as u64 - active.len() as u64 - ours;
             let outcomes: Vec<Result<EndOutcome, PortError>> = stream::iter(active)
                 .map(|id| {
                     let end = self.sessions.end(id, &termination);
@@ -162,18 +169,22 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
             if outcomes.iter().any(|o| o.is_err()) && self.out_of_time() {
                 return self.hand_over(&job, page_start, pages_here, r).await;
             }
-            let mut ended = 0;
+            let mut ended = ours;
             for o in outcomes {
                 match o? {
                     EndOutcome::Ended => ended += 1,
                     _ => r.already_ended += 1,
                 }
             }
-            *r.ended
-                .entry(termination.reason.as_str().to_string())
-                .or_default() += ended;
-            if started {
-                self.jobs.progress(&record, &page_ref, ended).await?;
+            // A page an earlier attempt counted already (a replayed message) counts nothing here:
+            // its sessions were ended, and counted, then.
+            let counted = !started || self.jobs.progress(&record, &page_ref, ended).await?;
+            if counted {
+                *r.ended
+                    .entry(termination.reason.as_str().to_string())
+                    .or_default() += ended;
+            } else {
+                r.already_ended += ended;
             }
 
             // Families: one sub-cascade per child, with the cycle and depth guards.
