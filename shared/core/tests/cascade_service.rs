@@ -2,10 +2,15 @@
 //! the emulators in the workspace's `tests/cascade.rs`.
 
 use sessionwarden_core::cascade::{process_batch, QueueMessage};
+use sessionwarden_core::cascade_message::Target;
 use sessionwarden_core::config::CascadeConfig;
 use sessionwarden_core::deadline::EpochDeadline;
+use sessionwarden_core::error::PortResult;
 use sessionwarden_core::fake::{vars, Mem};
-use sessionwarden_core::ports::Member;
+use sessionwarden_core::ports::{
+    CandidatePage, EndOutcome, Filing, Member, MemberPage, Page, PageRequest, Ports, Scope,
+    SessionStore, Termination,
+};
 use sessionwarden_core::session::{SessionId, Status};
 use sessionwarden_core::session_ref::SessionRefKey;
 
@@ -93,53 +98,15 @@ fn a_family_page_plans_one_sub_cascade_per_child_and_stops_cycles_and_depth() {
     assert_eq!(deep.too_deep.len(), 2);
 }
 
-/// The fake's sessions, with every ending write 2 s slower.
-struct SlowEnds(Mem);
-
-impl sessionwarden_core::ports::SessionStore for SlowEnds {
-    async fn due(
-        &self,
-        scope: &sessionwarden_core::ports::Scope,
-        now: i64,
-        page: sessionwarden_core::ports::PageRequest,
-    ) -> sessionwarden_core::error::PortResult<sessionwarden_core::ports::CandidatePage> {
-        self.0.due(scope, now, page).await
-    }
-    async fn members(
-        &self,
-        target: &sessionwarden_core::cascade_message::Target,
-        page: sessionwarden_core::ports::PageRequest,
-    ) -> sessionwarden_core::error::PortResult<sessionwarden_core::ports::MemberPage> {
-        self.0.members(target, page).await
-    }
-    async fn end(
-        &self,
-        id: &SessionId,
-        t: &sessionwarden_core::ports::Termination,
-    ) -> sessionwarden_core::error::PortResult<sessionwarden_core::ports::EndOutcome> {
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        self.0.end(id, t).await
-    }
-    async fn file(
-        &self,
-        filings: &[sessionwarden_core::ports::Filing],
-    ) -> sessionwarden_core::error::PortResult<()> {
-        self.0.file(filings).await
-    }
-}
-
 #[tokio::test]
 async fn slow_writes_hand_the_page_over_before_the_deadline() {
     let mem = Mem::default();
-    let ports = mem.ports();
-    let ports = sessionwarden_core::ports::Ports {
-        sessions: SlowEnds(mem.clone()),
-        state: ports.state,
-        alerts: ports.alerts,
-        cascades: ports.cascades,
-        dead_letters: ports.dead_letters,
-        metrics: ports.metrics,
-    };
+    let ports = Scripted {
+        mem: mem.clone(),
+        slow: true,
+        page: None,
+    }
+    .ports();
     let cfg = CascadeConfig::from_source(&vars(&[("CASCADE_DEADLINE_MARGIN_MS", "500")])).unwrap();
     let budget = std::time::Duration::from_millis(1500);
     let deadline = EpochDeadline::in_from_now(budget);
@@ -168,16 +135,22 @@ async fn slow_writes_hand_the_page_over_before_the_deadline() {
 /// each page once; sessions another cascade ended do not.
 #[tokio::test]
 async fn a_redelivered_page_counts_the_sessions_its_own_job_ended() {
-    let mem = Mem::default();
-    let ports = mem.ports();
-    let ports = sessionwarden_core::ports::Ports {
-        sessions: EndedBy(mem.clone()),
-        state: ports.state,
-        alerts: ports.alerts,
-        cascades: ports.cascades,
-        dead_letters: ports.dead_letters,
-        metrics: ports.metrics,
+    let ended = |id: &str, by: &str| Member {
+        id: SessionId::new(id),
+        status: Status::Terminated,
+        ended_by: Some(by.into()),
     };
+    // A user's page: one ACTIVE session, one this job ended before, one another cascade ended.
+    let ports = Scripted {
+        mem: Mem::default(),
+        slow: false,
+        page: Some(vec![
+            Member::active(SessionId::new("s-active")),
+            ended("s-mine", "root-1"),
+            ended("s-other", "root-0"),
+        ]),
+    }
+    .ports();
     let cfg = CascadeConfig::from_source(&vars(&[])).unwrap();
     let deadline = EpochDeadline::in_from_now(std::time::Duration::from_secs(60));
     let batch = [msg(
@@ -190,50 +163,51 @@ async fn a_redelivered_page_counts_the_sessions_its_own_job_ended() {
     assert_eq!(r.already_ended, 1, "{r:?}");
 }
 
-/// A user's page: one ACTIVE session, one this job ended before, one another cascade ended.
-struct EndedBy(Mem);
+/// The fake's sessions with a script: every ending write `slow` (2 s) slower, and `page` (when
+/// set) as the one page of every cascade target.
+struct Scripted {
+    mem: Mem,
+    slow: bool,
+    page: Option<Vec<Member>>,
+}
 
-impl sessionwarden_core::ports::SessionStore for EndedBy {
-    async fn due(
-        &self,
-        scope: &sessionwarden_core::ports::Scope,
-        now: i64,
-        page: sessionwarden_core::ports::PageRequest,
-    ) -> sessionwarden_core::error::PortResult<sessionwarden_core::ports::CandidatePage> {
-        self.0.due(scope, now, page).await
+impl Scripted {
+    /// The fake's ports, with this store as the sessions table.
+    fn ports(self) -> Ports<Scripted, Mem, Mem, Mem, Mem, Mem> {
+        let p = self.mem.ports();
+        Ports {
+            sessions: self,
+            state: p.state,
+            alerts: p.alerts,
+            cascades: p.cascades,
+            dead_letters: p.dead_letters,
+            metrics: p.metrics,
+        }
     }
-    async fn members(
-        &self,
-        _: &sessionwarden_core::cascade_message::Target,
-        _: sessionwarden_core::ports::PageRequest,
-    ) -> sessionwarden_core::error::PortResult<sessionwarden_core::ports::MemberPage> {
-        let ended = |id: &str, by: &str| Member {
-            id: SessionId::new(id),
-            status: Status::Terminated,
-            ended_by: Some(by.into()),
-        };
-        Ok(sessionwarden_core::ports::Page {
-            items: vec![
-                Member::active(SessionId::new("s-active")),
-                ended("s-mine", "root-1"),
-                ended("s-other", "root-0"),
-            ],
-            items_read: 3,
-            requests: 1,
-            next: None,
-        })
+}
+
+impl SessionStore for Scripted {
+    async fn due(&self, scope: &Scope, now: i64, page: PageRequest) -> PortResult<CandidatePage> {
+        self.mem.due(scope, now, page).await
     }
-    async fn end(
-        &self,
-        id: &SessionId,
-        t: &sessionwarden_core::ports::Termination,
-    ) -> sessionwarden_core::error::PortResult<sessionwarden_core::ports::EndOutcome> {
-        self.0.end(id, t).await
+    async fn members(&self, target: &Target, page: PageRequest) -> PortResult<MemberPage> {
+        match &self.page {
+            Some(items) => Ok(Page {
+                items: items.clone(),
+                items_read: items.len() as u64,
+                requests: 1,
+                next: None,
+            }),
+            None => self.mem.members(target, page).await,
+        }
     }
-    async fn file(
-        &self,
-        filings: &[sessionwarden_core::ports::Filing],
-    ) -> sessionwarden_core::error::PortResult<()> {
-        self.0.file(filings).await
+    async fn end(&self, id: &SessionId, t: &Termination) -> PortResult<EndOutcome> {
+        if self.slow {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+        self.mem.end(id, t).await
+    }
+    async fn file(&self, filings: &[Filing]) -> PortResult<()> {
+        self.mem.file(filings).await
     }
 }

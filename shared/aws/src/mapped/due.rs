@@ -14,7 +14,8 @@ use sessionwarden_core::session::{SessionId, Status};
 use std::collections::HashMap;
 
 /// Where a cleanup read is: the bucket and shard, the last key read there, the oldest bucket
-/// that held entries in this run, and the last finished bucket.
+/// that held entries in this run, the last finished bucket, and the watermark the run started
+/// from (if one was stored).
 #[derive(Serialize, Deserialize)]
 struct Position {
     b: i64,
@@ -22,6 +23,8 @@ struct Position {
     k: Option<String>,
     f: Option<i64>,
     e: i64,
+    #[serde(default)]
+    w: Option<i64>,
 }
 
 impl MappedSessions {
@@ -76,16 +79,15 @@ impl MappedSessions {
             })?,
             None => {
                 let end = self.index.bucket(now) - 1;
-                let start = match self.watermark().await? {
-                    Some(w) => w,
-                    None => self.index.bucket(now - self.index.lookback_seconds),
-                };
+                let stored = self.watermark().await?;
                 Position {
-                    b: start,
+                    b: stored
+                        .unwrap_or_else(|| self.index.bucket(now - self.index.lookback_seconds)),
                     s: 0,
                     k: None,
                     f: None,
                     e: end,
+                    w: stored,
                 }
             }
         };
@@ -95,8 +97,10 @@ impl MappedSessions {
                 // Every finished bucket is read: the next run starts at the oldest one that held
                 // entries (they may not all have ended), or at the last one, where the stream
                 // files sessions that are already past due.
-                self.set_watermark(pos.f.unwrap_or(pos.e).min(pos.e))
-                    .await?;
+                let next = pos.f.unwrap_or(pos.e).min(pos.e);
+                if pos.w != Some(next) {
+                    self.set_watermark(next).await?;
+                }
                 return Ok(Page {
                     items: vec![],
                     items_read: 0,
