@@ -25,14 +25,14 @@ impl SqsCascadeQueue {
 }
 
 impl CascadeQueue for SqsCascadeQueue {
-    /// Sends messages, 10 per request; any failed entry is an error (the caller's unit of work
-    /// is retried, and the receiving side is idempotent).
+    /// Sends messages, 10 per request; an entry still refused after retries is an error (the
+    /// caller's unit of work is retried, and the receiving side is idempotent).
     async fn send(&self, messages: &[CascadeMessage]) -> Result<(), PortError> {
         for chunk in messages.chunks(crate::sqs::MAX_BATCH) {
             let bodies = chunk
                 .iter()
                 .map(|m| {
-                    serde_json::to_string(m).map_err(|e| PortError::Permanent {
+                    serde_json::to_string(m).map(Into::into).map_err(|e| PortError::Permanent {
                         operation: "SQS.SendMessageBatch",
                         source: Box::new(e),
                     })

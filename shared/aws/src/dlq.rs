@@ -1,13 +1,20 @@
 //! SQS dead-letter adapter: a malformed record goes to `DEAD_LETTER_QUEUE_URL` exactly as it was
 //! received, wrapped with its reason and sequence number, so nothing is lost and an operator can
 //! replay it after a fix. The queue holds raw records (and so raw session IDs): restrict its access.
+//!
+//! Each letter carries a stable `letterId` (body field and message attribute), derived from its
+//! worker and sequence number (or message ID), never from the attempt. The stream worker sends a
+//! letter once per record, but the queue is a standard queue (it is also the redrive target of
+//! the cascade queue and the stream's on-failure destination, and those must be standard): a
+//! SendMessageBatch whose response was lost is sent again by the SDK, and SQS itself delivers at
+//! least once. A consumer drops a repeated `letterId`.
 
 use aws_sdk_sqs::Client;
 
 use crate::PortError;
 use sessionwarden_core::ports::{DeadLetter, DeadLetters};
 
-use crate::sqs::MAX_BATCH;
+use crate::sqs::{Outgoing, MAX_BATCH};
 /// SQS caps a message, and a whole batch, at 256 KiB; stay clear of it.
 const MAX_BYTES: usize = 250_000;
 
@@ -29,10 +36,17 @@ impl SqsDeadLetters {
         }
     }
 
+    /// The stable ID of one letter: the same for every attempt at the same record.
+    pub fn letter_id(&self, l: &DeadLetter) -> String {
+        l.id(self.source)
+    }
+
     /// The message body of one letter. A record too large for one SQS message is cut to a
     /// prefix of its JSON text and marked `truncated`, so it still cannot block the shard.
     pub fn body(&self, l: &DeadLetter) -> String {
+        let id = self.letter_id(l);
         let full = serde_json::json!({
+            "letterId": id,
             "source": self.source,
             "reason": l.reason,
             "sequenceNumber": l.seq,
@@ -48,6 +62,7 @@ impl SqsDeadLetters {
             cut -= 1;
         }
         serde_json::json!({
+            "letterId": id,
             "source": self.source,
             "reason": l.reason,
             "sequenceNumber": l.seq,
@@ -60,7 +75,8 @@ impl SqsDeadLetters {
 }
 
 impl DeadLetters for SqsDeadLetters {
-    /// Sends letters in batches of at most 10 entries and 250 KB; any failed entry is an error.
+    /// Sends letters in batches of at most 10 entries and 250 KB; an entry still refused after
+    /// retries is an error.
     async fn send(&self, letters: &[DeadLetter]) -> Result<(), PortError> {
         let mut chunks: Vec<Vec<&DeadLetter>> = Vec::new();
         let mut size = 0;
@@ -78,8 +94,14 @@ impl DeadLetters for SqsDeadLetters {
             }
         }
         for chunk in chunks {
-            let bodies = chunk.into_iter().map(|l| self.body(l)).collect();
-            crate::sqs::send_batch(&self.client, &self.queue_url, bodies).await?;
+            let messages = chunk
+                .into_iter()
+                .map(|l| Outgoing {
+                    body: self.body(l),
+                    id: Some(("letterId", self.letter_id(l))),
+                })
+                .collect();
+            crate::sqs::send_batch(&self.client, &self.queue_url, messages).await?;
         }
         Ok(())
     }
@@ -107,6 +129,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["truncated"], true);
         assert_eq!(v["sequenceNumber"], "1");
+        assert_eq!(v["letterId"], d.letter_id(&big));
         let small = DeadLetter {
             seq: None,
             reason: "r".into(),

@@ -406,6 +406,22 @@ pub struct DeadLetter {
     pub raw: serde_json::Value,
 }
 
+impl DeadLetter {
+    /// The letter's stable ID, for consumers to drop copies: derived from the worker `source`
+    /// and the sequence number (or, without one, the input), never from the attempt.
+    pub fn id(&self, source: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(source.as_bytes());
+        h.update([0]);
+        match &self.seq {
+            Some(seq) => h.update(seq.as_bytes()),
+            None => h.update(self.raw.to_string().as_bytes()),
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+}
+
 /// The dead-letter queue.
 pub trait DeadLetters: Send + Sync {
     /// Sends rejected input, with its reason.

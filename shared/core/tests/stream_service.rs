@@ -146,3 +146,53 @@ async fn a_malformed_record_is_dead_lettered_and_the_rest_completes() {
     assert_eq!(st.ended, ["s-3"], "containment ended the session");
     assert_eq!(st.metrics.len(), 1, "one metrics flush per batch");
 }
+
+/// Lambda redelivers a batch from its failure point, so a malformed record after that point
+/// comes again: it is dead-lettered by the delivery that gets past it, once, and every
+/// per-record count (processed, malformed) adds up to the batch over both deliveries.
+#[tokio::test]
+async fn a_malformed_record_after_the_failure_point_is_dead_lettered_once_over_redeliveries() {
+    let mem = Mem::default();
+    mem.state().failing_ends.push("fails-once-1".into());
+    let cfg = StreamConfig::from_source(&vars(&[])).unwrap();
+    // A bleed on a session whose containment fails, then a malformed record, then a plain one.
+    let records = vec![
+        serde_json::json!({"seq": "10", "id": "ok-0", "user": "u-1"}),
+        serde_json::json!({"seq": "11", "id": "fails-once-1", "user": "u-2"}),
+        serde_json::json!({"seq": "12", "broken": true}),
+        serde_json::json!({"seq": "13", "id": "ok-3", "user": "u-1"}),
+    ];
+    let parse = |r: &serde_json::Value| {
+        let seq = r["seq"].as_str().unwrap_or_default().to_string();
+        if r.get("broken").is_some() {
+            return Err(Malformed {
+                seq: Some(seq),
+                reason: "broken".into(),
+            });
+        }
+        let new = r["user"].as_str();
+        Ok(Some(modify(
+            &seq,
+            r["id"].as_str().unwrap(),
+            image(Some("u-1")),
+            image(new),
+        )))
+    };
+    let first = process_batch(&mem.ports(), &cfg, &records, parse, NOW).await;
+    assert_eq!(first.failed_from, Some(SeqNo("11".into())));
+    assert!(mem.state().letters.is_empty(), "left for the redelivery");
+    assert_eq!((first.report.processed, first.report.malformed), (1, 0));
+
+    mem.state().failing_ends.clear();
+    let second = process_batch(&mem.ports(), &cfg, &records[1..], parse, NOW).await;
+    assert_eq!(second.failed_from, None);
+    let st = mem.state();
+    assert_eq!(st.letters.len(), 1, "{:?}", st.letters);
+    assert_eq!(st.letters[0].seq.as_deref(), Some("12"));
+    assert_eq!(
+        first.report.processed + second.report.processed,
+        3,
+        "each good record counted once"
+    );
+    assert_eq!(first.report.malformed + second.report.malformed, 1);
+}

@@ -32,8 +32,9 @@ pub struct Pending {
 pub struct Part {
     /// The record this part stopped at, if it failed.
     pub failed_at: Option<SeqNo>,
-    /// Records fully processed.
-    pub processed: u64,
+    /// Records fully processed, each with what it showed. They are counted only if they lie
+    /// before the batch's failure point: a record at or after it comes again, and counts then.
+    pub done: Vec<(SeqNo, Observed)>,
     /// Alerts to publish.
     pub pending: Vec<Pending>,
     /// New anomalies settled without an alert (below their alert severity): type, severity,
@@ -47,13 +48,19 @@ pub struct Part {
     pub user_requests: u64,
     /// Cascade requests with the record that asked for them.
     pub cascades: Vec<(CascadeMessage, SeqNo)>,
-    /// TTL deletes seen.
-    pub ttl: u64,
-    /// Deletes by a write seen.
-    pub write_deletes: u64,
     /// Index filings, with their records.
     pub filings: Vec<(crate::ports::Filing, SeqNo)>,
-    /// IP changes seen.
+}
+
+/// What one record showed, as distinct from what was done about it: deterministic from the
+/// record, so counting it once per record (not once per delivery) keeps the metrics exact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// TTL deletes.
+    pub ttl: u64,
+    /// Deletes by a write.
+    pub write_deletes: u64,
+    /// IP changes.
     pub ip: u64,
 }
 
@@ -151,9 +158,11 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
         for change in changes {
             let prior = plan::prior(&change, &mut first_insert, &mut known);
             let record = plan::decide(&change, prior.as_ref(), self.cfg, self.now);
-            part.ip += record.ip_changes;
-            part.ttl += record.ttl_deletes;
-            part.write_deletes += record.write_deletes;
+            let observed = Observed {
+                ttl: record.ttl_deletes,
+                write_deletes: record.write_deletes,
+                ip: record.ip_changes,
+            };
             part.filings
                 .extend(record.filings.into_iter().map(|f| (f, change.seq.clone())));
             part.cascades
@@ -177,7 +186,7 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
                     return part;
                 }
             }
-            part.processed += 1;
+            part.done.push((change.seq, observed));
         }
         part
     }

@@ -68,33 +68,39 @@ where
         ..Default::default()
     };
 
-    // 1. Parse. Malformed records go to the dead-letter queue, raw, and never block the shard.
+    // 1. Parse. Malformed records go to the dead-letter queue, raw, and never block the shard;
+    // they are sent once the failure point is known (step 6).
     let mut changes = Vec::new();
-    let mut letters = Vec::new();
+    let mut letters: Vec<(usize, DeadLetter)> = Vec::new();
+    let mut skipped: Vec<usize> = Vec::new();
+    let mut position: HashMap<SeqNo, usize> = HashMap::new();
     let mut lowest: Option<SeqNo> = None;
-    for raw in records {
+    for (i, raw) in records.iter().enumerate() {
         match parse(raw) {
-            Ok(None) => {
-                report.not_sessions += 1;
-                report.processed += 1;
-            }
+            Ok(None) => skipped.push(i),
             Ok(Some(c)) => {
                 lowest = min_seq(lowest, Some(c.seq.clone()));
+                position.insert(c.seq.clone(), i);
                 changes.push(c);
             }
             Err(Malformed { seq, reason }) => {
                 tracing::error!(seq = seq.as_deref().unwrap_or("unknown"), %reason, "malformed stream record sent to the dead-letter queue");
-                lowest = min_seq(lowest, seq.clone().map(SeqNo));
-                letters.push(DeadLetter {
-                    seq,
-                    reason,
-                    raw: raw.clone(),
-                });
+                if let Some(s) = &seq {
+                    lowest = min_seq(lowest, Some(SeqNo(s.clone())));
+                    position.insert(SeqNo(s.clone()), i);
+                }
+                letters.push((
+                    i,
+                    DeadLetter {
+                        seq,
+                        reason,
+                        raw: raw.clone(),
+                    },
+                ));
             }
         }
     }
-    let mut failed = dead_letter(ports, &letters, lowest).await;
-    report.malformed = letters.len() as u64;
+    let mut failed: Option<SeqNo> = None;
 
     // 2. Group by session, keeping each session's records in stream order.
     let mut order: Vec<SessionId> = Vec::new();
@@ -175,17 +181,15 @@ where
     let mut anomalies = Vec::new();
     let mut cascades: Vec<(CascadeMessage, SeqNo)> = Vec::new();
     let mut filings = Vec::new();
+    let mut done = Vec::new();
     for mut p in parts.into_iter().chain(std::iter::once(burst_part)) {
         cascades.append(&mut p.cascades);
         filings.append(&mut p.filings);
-        report.deleted_by_write += p.write_deletes;
+        done.append(&mut p.done);
         failed = min_seq(failed, p.failed_at.take());
-        report.processed += p.processed;
         report.alerts_suppressed += p.suppressed;
         report.sessions_terminated += p.terminated;
         report.user_terminations_requested += p.user_requests;
-        report.deleted_by_ttl += p.ttl;
-        report.ip_changes += p.ip;
         anomalies.extend(p.anomalies);
         pending.extend(p.pending);
     }
@@ -213,6 +217,33 @@ where
             }
         }
     }
+    // 6. Dead letters, for the malformed records before the failure point: those at or after it
+    // come again with the redelivery, and are sent then. So a letter goes out once per record,
+    // not once per delivery.
+    let cut = cut_at(&position, &failed);
+    let now_due: Vec<DeadLetter> = letters
+        .iter()
+        .filter(|(i, _)| *i < cut)
+        .map(|(_, l)| l.clone())
+        .collect();
+    match dead_letter(ports, &now_due, lowest).await {
+        None => report.malformed = now_due.len() as u64,
+        Some(seq) => failed = min_seq(failed, Some(seq)),
+    }
+
+    // 7. What the records showed counts once per record: only those before the final failure
+    // point, which this delivery is done with.
+    let cut = cut_at(&position, &failed);
+    report.not_sessions = skipped.iter().filter(|&&i| i < cut).count() as u64;
+    for (seq, o) in done {
+        if position.get(&seq).is_some_and(|&i| i < cut) {
+            report.processed += 1;
+            report.deleted_by_ttl += o.ttl;
+            report.deleted_by_write += o.write_deletes;
+            report.ip_changes += o.ip;
+        }
+    }
+    report.processed += report.not_sessions;
     for (kind, _, _) in &anomalies {
         *report
             .anomalies
@@ -221,7 +252,7 @@ where
     }
     report.failed_from = failed.as_ref().map(|s| s.0.clone());
 
-    // 6. Metrics: one flush.
+    // 8. Metrics: one flush.
     let batch = report::metrics_of(&report, &anomalies, cfg);
     if let Err(e) = ports
         .metrics
@@ -235,6 +266,16 @@ where
         failed_from: failed,
         report,
     }
+}
+
+/// The batch position of the failure point: records from there on are redelivered. Without a
+/// failure, past the end. A failure point not in the batch (never expected) cuts nothing, so a
+/// letter may go twice but is never lost.
+fn cut_at(position: &HashMap<SeqNo, usize>, failed: &Option<SeqNo>) -> usize {
+    failed
+        .as_ref()
+        .and_then(|f| position.get(f).copied())
+        .unwrap_or(usize::MAX)
 }
 
 /// Sends the malformed records to the dead-letter queue. If that fails they are not lost: the
