@@ -159,44 +159,9 @@ async fn a_gate_whose_response_was_lost_is_recognised_as_ours() {
 /// that was sent again) reaches the subscriber once: the alert ID is its deduplication ID.
 #[tokio::test]
 async fn a_fifo_alerts_topic_drops_an_alert_published_twice() {
-    use aws_sdk_sqs::types::QueueAttributeName;
     use sessionwarden_core::alert::RenderContext;
     let env = TestEnv::new("exactly-once-fifo").await;
-    let name = format!("{}-alerts.fifo", env.prefix);
-    let topic = env
-        .clients
-        .sns
-        .create_topic()
-        .name(&name)
-        .attributes("FifoTopic", "true")
-        .send()
-        .await
-        .expect("CreateTopic")
-        .topic_arn
-        .unwrap_or_default();
-    let queue = env
-        .clients
-        .sqs
-        .create_queue()
-        .queue_name(format!("{}-inbox.fifo", env.prefix))
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .expect("CreateQueue")
-        .queue_url
-        .unwrap_or_default();
-    let queue_arn = sessionwarden_local::provision::queue_arn(&env.clients, &queue)
-        .await
-        .expect("queue ARN");
-    env.clients
-        .sns
-        .subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .expect("Subscribe");
+    let (topic, queue) = env.fifo_alerts().await;
     let key = env.key.clone();
     let ctx = RenderContext {
         key: &key,

@@ -16,8 +16,12 @@ one fault is injected instead of a plain forward, chosen per request from random
 Each injected fault is one JSON line in --log: {"n", "service", "operation", "fault"}.
 moto's own admin calls (/moto-api/) are never faulted. Python 3.11 standard library only.
 
+--kinds restricts the faults drawn from: `--rate 1 --kinds slow --slow-ms 2000` makes every call
+2 s slower and nothing else.
+
 Usage: proxy.py --upstream http://127.0.0.1:8000 [--port 0] [--seed 1] [--rate 0.2]
-                [--slow-ms 300] [--log faults.jsonl]
+                [--slow-ms 300] [--kinds throttle,500,503,lost-reset,lost-500,slow]
+                [--log faults.jsonl]
 On start it prints "listening PORT" on stdout (so --port 0 picks a free port).
 """
 
@@ -40,9 +44,10 @@ HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te"
 
 
 class Faults:
-    def __init__(self, seed, rate, log_path):
+    def __init__(self, seed, rate, log_path, kinds=KINDS):
         self.rng = random.Random(seed)
         self.rate = rate
+        self.kinds = kinds
         self.lock = threading.Lock()
         self.n = 0
         self.log = open(log_path, "a", buffering=1) if log_path else None
@@ -52,7 +57,7 @@ class Faults:
             self.n += 1
             if self.rate <= 0 or self.rng.random() >= self.rate:
                 return self.n, None
-            return self.n, self.rng.choice(KINDS)
+            return self.n, self.rng.choice(self.kinds)
 
     def record(self, n, service, operation, fault):
         if self.log is None:
@@ -210,12 +215,17 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rate", type=float, default=0.2)
     p.add_argument("--slow-ms", type=int, default=300)
+    p.add_argument("--kinds", default=",".join(KINDS), help="comma-separated faults to draw from")
     p.add_argument("--log")
     p.add_argument("--verbose", action="store_true", help="print upstream errors on stderr")
     a = p.parse_args()
     global VERBOSE
     VERBOSE = a.verbose
-    faults = Faults(a.seed, a.rate, a.log)
+    kinds = [k for k in a.kinds.split(",") if k]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        p.error(f"--kinds: unknown {unknown}, expected some of {','.join(KINDS)}")
+    faults = Faults(a.seed, a.rate, a.log, kinds)
     server = Server(("127.0.0.1", a.port), make_handler(a.upstream, faults, a.slow_ms))
     print(f"listening {server.server_address[1]}", flush=True)
     try:

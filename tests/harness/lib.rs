@@ -15,6 +15,7 @@ mod app;
 mod checks;
 mod emulators;
 mod factory;
+pub mod faults;
 mod layouts;
 mod messages;
 mod tail;

@@ -41,6 +41,78 @@ impl TestEnv {
         url
     }
 
+    /// A FIFO alerts topic (as `AlertsTopicFifo` makes it) with a FIFO inbox queue subscribed:
+    /// `(topic ARN, inbox URL)`. A message published twice with one deduplication ID (the alert
+    /// ID) reaches the inbox once.
+    pub async fn fifo_alerts(&self) -> (String, String) {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let topic = self
+            .clients
+            .sns
+            .create_topic()
+            .name(format!("{}-alerts.fifo", self.prefix))
+            .attributes("FifoTopic", "true")
+            .send()
+            .await
+            .expect("CreateTopic")
+            .topic_arn
+            .unwrap_or_default();
+        let queue = self
+            .clients
+            .sqs
+            .create_queue()
+            .queue_name(format!("{}-inbox.fifo", self.prefix))
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .expect("CreateQueue")
+            .queue_url
+            .unwrap_or_default();
+        let queue_arn = sessionwarden_local::provision::queue_arn(&self.clients, &queue)
+            .await
+            .expect("queue ARN");
+        self.clients
+            .sns
+            .subscribe()
+            .topic_arn(&topic)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .expect("Subscribe");
+        (topic, queue)
+    }
+
+    /// The cascade job record of `root` (strongly consistent), with its `status` and `ended`
+    /// as strings ("-" when absent).
+    pub async fn cascade_job(&self, root: &str) -> HashMap<String, String> {
+        let job = self
+            .clients
+            .dynamodb
+            .query()
+            .table_name(&self.resources.state_table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("cascade#{root}")),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("Query the job record");
+        let item = job.items().first().cloned().unwrap_or_default();
+        let field = |k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_n().or_else(|_| v.as_s()).ok())
+                .cloned()
+                .unwrap_or_else(|| "-".into())
+        };
+        HashMap::from([
+            ("status".to_string(), field("status")),
+            ("ended".to_string(), field("ended")),
+        ])
+    }
+
     /// Drains every message currently in a queue.
     pub async fn drain(&self, queue_url: &str) -> Vec<String> {
         sessionwarden_local::provision::drain_queue(&self.clients, queue_url)

@@ -32,10 +32,12 @@ impl CascadeQueue for SqsCascadeQueue {
             let bodies = chunk
                 .iter()
                 .map(|m| {
-                    serde_json::to_string(m).map(Into::into).map_err(|e| PortError::Permanent {
-                        operation: "SQS.SendMessageBatch",
-                        source: Box::new(e),
-                    })
+                    serde_json::to_string(m)
+                        .map(Into::into)
+                        .map_err(|e| PortError::Permanent {
+                            operation: "SQS.SendMessageBatch",
+                            source: Box::new(e),
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             crate::sqs::send_batch(&self.client, &self.queue_url, bodies).await?;

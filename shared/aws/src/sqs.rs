@@ -89,6 +89,10 @@ pub async fn send_batch(
     }
     Err(PortError::Transient {
         operation: "SQS.SendMessageBatch",
-        source: format!("{} entries refused after retries, e.g. {last}", pending.len()).into(),
+        source: format!(
+            "{} entries refused after retries, e.g. {last}",
+            pending.len()
+        )
+        .into(),
     })
 }

@@ -3,7 +3,7 @@
 //! the deadline stop, the report and the metrics), and is generic over the [`SessionStore`] and [`MetricsSink`] ports
 //! so it knows no AWS types. The decision for one session is [`crate::expiry::ExpiryPolicy`].
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -193,10 +193,9 @@ where
     report.finished = failure.is_none() && !report.stopped_at_deadline && report.write_errors == 0;
     report.duration_ms = started.elapsed().as_millis() as u64;
 
-    if let Err(e) = metrics
-        .publish(&config.common.metrics_namespace, &report.metrics())
-        .await
-    {
+    let batch = report.metrics();
+    let flush = metrics.publish(&config.common.metrics_namespace, &batch);
+    if let Err(e) = within(deadline, Duration::ZERO, "MetricsSink.publish", flush).await {
         tracing::error!(error = %error_chain(&e), "cleanup metrics were not published");
     }
     crate::metrics::log_summary("cleanup run summary", &report);
@@ -315,7 +314,7 @@ async fn sweep_scope<S: SessionStore>(
                 let _permit = writes.acquire().await;
                 // Checked when the write is about to start, not when the page was read.
                 if out_of_time(deadline, config) {
-                    return (c, reason, None);
+                    return (c, reason, None, 0);
                 }
                 let termination = Termination {
                     status: Status::Expired,
@@ -329,26 +328,40 @@ async fn sweep_scope<S: SessionStore>(
                     by: None,
                     fence: Some(c.fence.clone()),
                 };
-                let outcome = within(
-                    deadline,
-                    config.deadline_margin,
-                    "SessionStore.end",
-                    store.end(&c.id, &termination),
-                )
-                .await;
-                (c, reason, Some(outcome))
+                // Once started, a write may use the margin (kept for this): abandoning it would
+                // leave an end that lands uncounted, since an ended session is due no more.
+                let end = || {
+                    within(
+                        deadline,
+                        Duration::ZERO,
+                        "SessionStore.end",
+                        store.end(&c.id, &termination),
+                    )
+                };
+                let mut outcome = end().await;
+                let mut requests = 1;
+                // A write that failed after the SDK's retries may still have landed (a lost
+                // response): the next run would not see the session (it is due no more), so its
+                // end would go uncounted. The same conditional write once more tells: ours, from
+                // ALL_OLD (the same `terminatedAt`), or not applied and applied now.
+                if matches!(&outcome, Err(e) if e.is_transient()) && !out_of_time(deadline, config)
+                {
+                    outcome = end().await;
+                    requests += 1;
+                }
+                (c, reason, Some(outcome), requests)
             })
             .buffer_unordered(config.write_concurrency)
             .collect()
             .await;
 
-        for (c, reason, outcome) in outcomes {
+        for (c, reason, outcome, requests) in outcomes {
             let Some(outcome) = outcome else {
                 r.deferred_by_deadline += 1;
                 r.stopped_at_deadline = true;
                 continue;
             };
-            r.write_requests += 1;
+            r.write_requests += requests;
             if matches!(
                 outcome,
                 Ok(EndOutcome::Ended
@@ -391,7 +404,7 @@ async fn sweep_scope<S: SessionStore>(
         if !filings.is_empty() {
             let filed = within(
                 deadline,
-                config.deadline_margin,
+                Duration::ZERO,
                 "SessionStore.file",
                 store.file(&filings),
             );

@@ -42,17 +42,25 @@ impl Deadline for EpochDeadline {
     }
 }
 
-/// Runs one port call with the time left before `deadline`, minus `margin`, as its budget. Past
-/// it the call is abandoned (its request may still land: every effect is idempotent) and the
-/// caller gets a transient error, so a slow dependency defers the unit of work to a retry or a
-/// continuation instead of overrunning the invocation.
+/// Time no call may use: kept so the invocation still returns its response (batch item
+/// failures, report) and flushes its logs before Lambda cuts it off.
+pub const RESERVE: Duration = Duration::from_millis(500);
+
+/// Runs one port call with the time left before `deadline`, minus `margin` (and never into the
+/// last [`RESERVE`]), as its budget. Past it the call is abandoned (its request may still land:
+/// every effect is idempotent) and the caller gets a transient error, so a slow dependency defers
+/// the unit of work to a retry or a continuation instead of overrunning the invocation.
+///
+/// Work that starts a unit (a read, an end) passes the configured deadline margin; wrap-up that
+/// records or hands over finished work (job progress, continuations, metrics) passes
+/// `Duration::ZERO`, so it may use the margin that was kept for it.
 pub async fn within<T>(
     deadline: &dyn Deadline,
     margin: Duration,
     operation: &'static str,
     call: impl Future<Output = PortResult<T>>,
 ) -> PortResult<T> {
-    let budget = deadline.remaining().saturating_sub(margin);
+    let budget = deadline.remaining().saturating_sub(margin.max(RESERVE));
     match tokio::time::timeout(budget, call).await {
         Ok(result) => result,
         Err(_) => Err(PortError::transient(

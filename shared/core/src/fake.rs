@@ -24,6 +24,10 @@ pub struct State {
     pub fail_reads: bool,
     /// Ends of these IDs (or of IDs starting with `flaky`) fail transiently.
     pub failing_ends: Vec<String>,
+    /// Ends of these IDs are applied once, but the caller gets a transient error (a response
+    /// lost after the write landed); the next end of the ID returns what the store's ALL_OLD
+    /// recognition returns for its own write, `Ended`.
+    pub lost_ends: Vec<String>,
     /// Sessions ended, in order.
     pub ended: Vec<String>,
     /// Messages sent to the cascade queue.
@@ -138,7 +142,17 @@ impl SessionStore for Mem {
         if let Some(s) = st.sessions.get_mut(raw) {
             s.0 = t.status;
         }
-        st.ended.push(raw.to_string());
+        if let Some(i) = st.lost_ends.iter().position(|f| f == raw) {
+            st.lost_ends.remove(i);
+            st.ended.push(raw.to_string());
+            return Err(PortError::transient(
+                "DynamoDB.UpdateItem",
+                "connection reset after the write landed",
+            ));
+        }
+        if !st.ended.iter().any(|e| e == raw) {
+            st.ended.push(raw.to_string());
+        }
         Ok(EndOutcome::Ended)
     }
 

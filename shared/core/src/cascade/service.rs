@@ -12,11 +12,12 @@
 //! - Job records in the state table (`cascade#<root>`) count each job once and let an
 //!   investigator rebuild the whole cascade from its root.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 
 use super::family;
+
 use super::report::{CascadeReport, QueueMessage};
 use crate::alert::{self, RenderContext};
 use crate::cascade_message::{self as message, CascadeJob, Target};
@@ -60,6 +61,16 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
         }
     }
 
+    /// Runs a call that records or hands over work already done, within the time left (the
+    /// deadline margin was kept for it), never past the deadline.
+    async fn wrap_up<X>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<X, PortError>>,
+    ) -> Result<X, PortError> {
+        within(self.deadline, Duration::ZERO, operation, call).await
+    }
+
     /// True once the time left is within the deadline margin.
     fn out_of_time(&self) -> bool {
         self.deadline.remaining() <= self.cfg.deadline_margin
@@ -73,8 +84,8 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
         pages_here: u32,
         r: &mut CascadeReport,
     ) -> Result<(), PortError> {
-        self.queue
-            .send(&[job.message(&job.target, cursor, job.depth, job.path.clone())])
+        let next = [job.message(&job.target, cursor, job.depth, job.path.clone())];
+        self.wrap_up("CascadeQueue.send", self.queue.send(&next))
             .await?;
         r.continuations += 1;
         tracing::info!(root = %job.root_id, scope = job.target.scope(), pages = pages_here, "cascade continues in a new message");
@@ -133,7 +144,8 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
             if !started && !page.items.is_empty() {
                 started = true;
                 let until = self.cfg.common.expiry.retain_until(self.now);
-                if self.jobs.start(&record, self.now, until).await? {
+                let start = self.jobs.start(&record, self.now, until);
+                if self.wrap_up("JobStore.start", start).await? {
                     r.jobs_started += 1;
                 }
             }
@@ -153,13 +165,9 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
             r.already_ended += page.items.len() as u64 - active.len() as u64 - ours;
             let outcomes: Vec<Result<EndOutcome, PortError>> = stream::iter(active)
                 .map(|id| {
+                    // Started before the margin, a write may use it (it was kept for this).
                     let end = self.sessions.end(id, &termination);
-                    within(
-                        self.deadline,
-                        self.cfg.deadline_margin,
-                        "SessionStore.end",
-                        end,
-                    )
+                    self.wrap_up("SessionStore.end", end)
                 })
                 .buffer_unordered(self.cfg.write_concurrency)
                 .collect()
@@ -178,7 +186,13 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
             }
             // A page an earlier attempt counted already (a replayed message) counts nothing here:
             // its sessions were ended, and counted, then.
-            let counted = !started || self.jobs.progress(&record, &page_ref, ended).await?;
+            let counted = !started
+                || self
+                    .wrap_up(
+                        "JobStore.progress",
+                        self.jobs.progress(&record, &page_ref, ended),
+                    )
+                    .await?;
             if counted {
                 *r.ended
                     .entry(termination.reason.as_str().to_string())
@@ -199,7 +213,8 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
             }
             let subs = family.subs;
             if !subs.is_empty() {
-                self.queue.send(&subs).await?;
+                self.wrap_up("CascadeQueue.send", self.queue.send(&subs))
+                    .await?;
                 r.sub_cascades += subs.len() as u64;
             }
             match page.next {
@@ -208,7 +223,8 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
             }
         }
         if started {
-            if let Some(total) = self.jobs.complete(&record, self.now).await? {
+            let complete = self.jobs.complete(&record, self.now);
+            if let Some(total) = self.wrap_up("JobStore.complete", complete).await? {
                 r.jobs_completed += 1;
                 tracing::info!(root = %job.root_id, scope = record.scope, ended = total, "cascade job completed");
                 if total >= self.cfg.alert_threshold
@@ -228,7 +244,8 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
                         &job.requested_by,
                         &ctx,
                     );
-                    if let Err(e) = self.alerts.publish(std::slice::from_ref(&notice)).await {
+                    let publish = self.alerts.publish(std::slice::from_ref(&notice));
+                    if let Err(e) = self.wrap_up("AlertSink.publish", publish).await {
                         // The cascade itself is done; a lost notice is logged, not retried.
                         tracing::error!(error = %error_chain(&e), "large-cascade notice not published");
                     }
@@ -292,7 +309,8 @@ where
     report.invalid = letters.len() as u64;
     if !letters.is_empty() {
         let only: Vec<DeadLetter> = letters.iter().map(|(_, l)| l.clone()).collect();
-        if let Err(e) = ports.dead_letters.send(&only).await {
+        let send = ports.dead_letters.send(&only);
+        if let Err(e) = within(deadline, Duration::ZERO, "DeadLetters.send", send).await {
             tracing::warn!(error = %error_chain(&e), "dead-lettering failed; the invalid messages will be retried");
             report
                 .failed
@@ -318,11 +336,9 @@ where
         report.merge(p);
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
-    if let Err(e) = ports
-        .metrics
-        .publish(&cfg.common.metrics_namespace, &report.metrics())
-        .await
-    {
+    let batch = report.metrics();
+    let flush = ports.metrics.publish(&cfg.common.metrics_namespace, &batch);
+    if let Err(e) = within(deadline, Duration::ZERO, "MetricsSink.publish", flush).await {
         tracing::error!(error = %error_chain(&e), "cascade metrics were not published");
     }
     crate::metrics::log_summary("cascade batch summary", &report);

@@ -1,0 +1,34 @@
+//! A short seeded run of the fault-injection suite (`just faults` at a smaller size): the three
+//! workers behind `tests/faults/proxy.py` at a 20 % fault rate, with Lambda's retry semantics,
+//! against a fault-free control run. Alerts (none lost, no alert ID twice), terminations, and
+//! every count (cleanup expired, cascade ended, AnomaliesDetected, record counts, dead letters)
+//! must equal the control run's.
+
+use sessionwarden_tests::faults::{run_seed, FaultRun};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_seeded_fault_run_matches_its_control_run() {
+    let run = FaultRun {
+        seed: 11,
+        incidents: 2,
+        cleanup: (10, 30),
+        cascade: 120,
+        ..FaultRun::default()
+    };
+    let report = run_seed(&run).await.expect("the fault run completes");
+    println!("{}", report.table);
+    assert!(
+        report.problems.is_empty(),
+        "{}\n{:#?}",
+        report.table,
+        report.problems
+    );
+    assert!(
+        report.table.contains("| stream | faults injected | 0 | ")
+            && !report
+                .table
+                .contains("| stream | faults injected | 0 | 0 |"),
+        "faults were injected: {}",
+        report.table
+    );
+}
