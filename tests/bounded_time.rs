@@ -238,3 +238,64 @@ async fn with_every_call_2_s_slower_the_cascade_hands_over_before_each_deadline_
     assert_eq!(job.get("ended").map(String::as_str), Some("30"), "{job:?}");
     env.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_call_2_s_slower_the_stream_returns_its_failure_point_before_the_deadline() {
+    let (env, mut tail) = TestEnv::with_tail("slow-all-stream").await;
+    let inbox = env.subscribe_alerts().await;
+    let f = SessionFactory::new();
+    let bleeds: Vec<_> = (0..3)
+        .map(|i| f.active(&format!("bleed{i}"), &format!("u-{i}"), H, 60))
+        .collect();
+    env.seed(&bleeds).await;
+    tail.next_records().await.unwrap();
+    for (i, b) in bleeds.iter().enumerate() {
+        env.app_update(
+            &b.session_id,
+            &[("userId", sessionwarden_tests::s(&format!("u-intruder{i}")))],
+        )
+        .await;
+    }
+    let mut batch = tail.next_records().await.unwrap();
+    assert_eq!(batch.len(), 3);
+    let (clients, _proxies) = slow_clients(Duration::from_secs(2), "slow-all-stream")
+        .await
+        .expect("slow proxies");
+    let worker = sessionwarden_stream::StreamWorker::from_clients(&clients, env.stream_config(&[]));
+
+    // 3 s for a batch whose every call takes 2 s: the worker returns in time, with a failure
+    // point, instead of being cut off by Lambda (which would retry the whole batch, unreported).
+    let budget = Duration::from_secs(3);
+    let started = Instant::now();
+    let (response, _) = worker
+        .run_within(&batch, &EpochDeadline::in_from_now(budget))
+        .await;
+    let took = started.elapsed();
+    assert!(took < budget, "the batch overran its deadline: {took:?}");
+    let failed = response
+        .batch_item_failures
+        .first()
+        .and_then(|f| f.item_identifier.clone())
+        .expect("a failure point");
+
+    // Lambda redelivers from the failure point; with time enough, everything completes.
+    let from = batch
+        .iter()
+        .position(|r| r["dynamodb"]["SequenceNumber"].as_str() == Some(&failed))
+        .expect("the failure point is in the batch");
+    batch = batch.split_off(from);
+    let (response, _) = worker
+        .run_within(&batch, &EpochDeadline::in_from_now(Duration::from_secs(60)))
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    for b in &bleeds {
+        assert_eq!(env.status_of(b).await, Status::Terminated);
+    }
+    let alerts = env.alerts(&inbox).await;
+    let ids: std::collections::BTreeSet<_> = alerts
+        .iter()
+        .map(|a| a.attributes["alertId"].clone())
+        .collect();
+    assert_eq!((alerts.len(), ids.len()), (3, 3), "one alert per bleed");
+    env.teardown().await;
+}

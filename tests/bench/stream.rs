@@ -65,6 +65,9 @@ mod service_api {
             &event.records,
             |r| parse_record(r).map(Some),
             now,
+            &sessionwarden_core::deadline::EpochDeadline::in_from_now(
+                std::time::Duration::from_secs(60),
+            ),
         )
         .await;
         let r = outcome.report;

@@ -135,7 +135,7 @@ async fn a_malformed_record_is_dead_lettered_and_the_rest_completes() {
             image(Some("u-2")),
         )))
     };
-    let out = process_batch(&mem.ports(), &cfg, &records, parse, NOW).await;
+    let out = process_batch(&mem.ports(), &cfg, &records, parse, NOW, &plenty()).await;
     assert_eq!(out.failed_from, None);
     assert_eq!((out.report.processed, out.report.malformed), (1, 1));
     let st = mem.state();
@@ -178,13 +178,13 @@ async fn a_malformed_record_after_the_failure_point_is_dead_lettered_once_over_r
             image(new),
         )))
     };
-    let first = process_batch(&mem.ports(), &cfg, &records, parse, NOW).await;
+    let first = process_batch(&mem.ports(), &cfg, &records, parse, NOW, &plenty()).await;
     assert_eq!(first.failed_from, Some(SeqNo("11".into())));
     assert!(mem.state().letters.is_empty(), "left for the redelivery");
     assert_eq!((first.report.processed, first.report.malformed), (1, 0));
 
     mem.state().failing_ends.clear();
-    let second = process_batch(&mem.ports(), &cfg, &records[1..], parse, NOW).await;
+    let second = process_batch(&mem.ports(), &cfg, &records[1..], parse, NOW, &plenty()).await;
     assert_eq!(second.failed_from, None);
     let st = mem.state();
     assert_eq!(st.letters.len(), 1, "{:?}", st.letters);
@@ -195,4 +195,8 @@ async fn a_malformed_record_after_the_failure_point_is_dead_lettered_once_over_r
         "each good record counted once"
     );
     assert_eq!(first.report.malformed + second.report.malformed, 1);
+}
+
+fn plenty() -> sessionwarden_core::deadline::EpochDeadline {
+    sessionwarden_core::deadline::EpochDeadline::in_from_now(std::time::Duration::from_secs(60))
 }

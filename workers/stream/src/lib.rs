@@ -10,6 +10,7 @@ use sessionwarden_aws::ports::AwsPorts;
 use sessionwarden_aws::stream_record;
 use sessionwarden_aws::AwsClients;
 use sessionwarden_core::config::StreamConfig;
+use sessionwarden_core::deadline::{Deadline, EpochDeadline};
 use sessionwarden_core::ports::{MetricsSink, SessionStore};
 use sessionwarden_core::stream::{process_batch, StreamReport};
 
@@ -51,13 +52,28 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
         &self,
         event: LambdaEvent<StreamEvent>,
     ) -> Result<DynamoDbEventResponse, std::convert::Infallible> {
-        Ok(self.run(&event.payload.records).await.0)
+        let deadline = EpochDeadline {
+            deadline_ms: event.context.deadline,
+        };
+        Ok(self.run_within(&event.payload.records, &deadline).await.0)
     }
 
-    /// Processes records now; returns the partial batch response and the report.
+    /// Processes records now, with the stream function's timeout in the template (60 s) as the
+    /// deadline; returns the partial batch response and the report.
     pub async fn run(
         &self,
         records: &[serde_json::Value],
+    ) -> (DynamoDbEventResponse, StreamReport) {
+        let deadline = EpochDeadline::in_from_now(std::time::Duration::from_secs(60));
+        self.run_within(records, &deadline).await
+    }
+
+    /// Processes records now against `deadline`: no call runs into its last
+    /// [`sessionwarden_core::deadline::RESERVE`], so the failure point is returned in time.
+    pub async fn run_within(
+        &self,
+        records: &[serde_json::Value],
+        deadline: &dyn Deadline,
     ) -> (DynamoDbEventResponse, StreamReport) {
         let now = chrono::Utc::now().timestamp();
         let outcome = process_batch(
@@ -66,6 +82,7 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
             records,
             |r| stream_record::parse(&self.config.common.layout, r),
             now,
+            deadline,
         )
         .await;
         let mut response = DynamoDbEventResponse::default();

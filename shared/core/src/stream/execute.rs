@@ -2,11 +2,15 @@
 //! order, and finds the failure point. A transient error stops the session at its record; every
 //! effect is idempotent, so whatever ran after the failure point is safe to redo.
 
+use std::future::Future;
+use std::time::Duration;
+
 use crate::alert::{self, Alert, RenderContext};
 use crate::anomaly::{AnomalyType, Severity};
 use crate::cascade_message::CascadeMessage;
 use crate::change::{Change, SeqNo};
 use crate::config::StreamConfig;
+use crate::deadline::{within, Deadline};
 use crate::error::{error_chain, PortError};
 use crate::ports::{BindingStore, ClaimOutcome, GateKey, GateState, GateStore, SessionStore};
 
@@ -90,9 +94,21 @@ pub struct Executor<'a, S, T> {
     pub cfg: &'a StreamConfig,
     /// The batch's clock, epoch seconds.
     pub now: i64,
+    /// The invocation's deadline: every call's budget ends [`crate::deadline::RESERVE`] before it, so the
+    /// batch still returns its failure point in time.
+    pub deadline: &'a dyn Deadline,
 }
 
 impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
+    /// Runs one port call within the time left before the deadline.
+    pub async fn bounded<X>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<X, PortError>>,
+    ) -> Result<X, PortError> {
+        within(self.deadline, Duration::ZERO, operation, call).await
+    }
+
     /// Contains a finding (idempotent), then opens its dedup gate for `owner`, then renders its
     /// alert. The alert's ID derives from the gate and its owner, so every attempt of the same
     /// incident carries the same ID.
@@ -105,7 +121,9 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
     ) -> Result<(), PortError> {
         let ended = match &r.containment {
             Contain::EndSession(id, t) => {
-                let outcome = self.sessions.end(id, t).await?;
+                let outcome = self
+                    .bounded("SessionStore.end", self.sessions.end(id, t))
+                    .await?;
                 if outcome == crate::ports::EndOutcome::Ended {
                     part.terminated += 1;
                 }
@@ -119,7 +137,8 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
             Contain::None(_) => None,
         };
         let until = self.now + self.cfg.alert_dedup_window_seconds;
-        match self.state.open(&r.gate, owner, self.now, until).await? {
+        let open = self.state.open(&r.gate, owner, self.now, until);
+        match self.bounded("GateStore.open", open).await? {
             GateState::Ours => {}
             GateState::Published | GateState::Taken => {
                 part.suppressed += 1;
@@ -129,7 +148,8 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
         let f = &r.finding;
         let anomaly = (f.kind, f.severity(), f.tenant_id.clone());
         if !r.alert {
-            self.state.published(&r.gate, owner).await?;
+            self.bounded("GateStore.published", self.state.published(&r.gate, owner))
+                .await?;
             part.anomalies.push(anomaly);
             return Ok(());
         }
@@ -171,9 +191,10 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
                 let done = match step {
                     Step::Bind { user, tenant } => {
                         let until = plan::binding_expiry(self.cfg, self.now);
-                        self.state
-                            .bind(&change.session_id, user, tenant.as_deref(), until)
-                            .await
+                        let bind =
+                            self.state
+                                .bind(&change.session_id, user, tenant.as_deref(), until);
+                        self.bounded("BindingStore.bind", bind).await
                     }
                     Step::Respond(r) => {
                         let f = &r.finding;

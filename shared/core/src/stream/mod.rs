@@ -35,6 +35,7 @@ use crate::alert::{self, Alert, RenderContext};
 use crate::cascade_message::CascadeMessage;
 use crate::change::{Change, Malformed, SeqNo};
 use crate::config::StreamConfig;
+use crate::deadline::Deadline;
 use crate::error::error_chain;
 use crate::ports::{
     AlertSink, BindingStore, CascadeQueue, ClaimOutcome, DeadLetter, DeadLetters, GateStore,
@@ -53,6 +54,7 @@ pub async fn process_batch<S, T, A, Q, D, M, P>(
     records: &[serde_json::Value],
     parse: P,
     now: i64,
+    deadline: &dyn Deadline,
 ) -> BatchOutcome
 where
     S: SessionStore,
@@ -122,20 +124,19 @@ where
         state: &ports.state,
         cfg,
         now,
+        deadline,
     };
     let (claims, claim_seqs) = plan::claims(&order, &groups, cfg);
     let mut outcomes: HashMap<SessionId, ClaimOutcome> = HashMap::new();
     let mut blocked: HashMap<SessionId, SeqNo> = HashMap::new();
     let mut burst_part = Part::default();
     if !claims.is_empty() {
-        let claimed = ports
-            .state
-            .claim(
-                &claims,
-                plan::binding_expiry(cfg, now),
-                plan::counter_expiry(cfg, now),
-            )
-            .await;
+        let claim = ports.state.claim(
+            &claims,
+            plan::binding_expiry(cfg, now),
+            plan::counter_expiry(cfg, now),
+        );
+        let claimed = exec.bounded("BindingStore.claim", claim).await;
         match claimed {
             Ok(results) => {
                 for (claim, outcome) in claims.iter().zip(results) {
@@ -193,12 +194,15 @@ where
         anomalies.extend(p.anomalies);
         pending.extend(p.pending);
     }
-    let (publish_failed, published) = publish(ports, cfg, now, &pending, &mut report).await;
+    let (publish_failed, published) = publish(&exec, ports, &pending, &mut report).await;
     failed = min_seq(failed, publish_failed);
     anomalies.extend(published);
     if !cascades.is_empty() {
         let messages: Vec<CascadeMessage> = cascades.iter().map(|(m, _)| m.clone()).collect();
-        match ports.cascades.send(&messages).await {
+        match exec
+            .bounded("CascadeQueue.send", ports.cascades.send(&messages))
+            .await
+        {
             Ok(()) => report.cascades_requested = messages.len() as u64,
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "requesting cascades failed; their records will be retried");
@@ -209,7 +213,10 @@ where
     if !filings.is_empty() {
         let lowest = filings.iter().map(|(_, s)| s.clone()).min();
         let batch = filing::compact(filings.into_iter().map(|(f, _)| f).collect());
-        match ports.sessions.file(&batch).await {
+        match exec
+            .bounded("SessionStore.file", ports.sessions.file(&batch))
+            .await
+        {
             Ok(()) => report.index_filings = batch.len() as u64,
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "filing the due and member indexes failed; their records will be retried");
@@ -226,7 +233,7 @@ where
         .filter(|(i, _)| *i < cut)
         .map(|(_, l)| l.clone())
         .collect();
-    match dead_letter(ports, &now_due, lowest).await {
+    match dead_letter(&exec, ports, &now_due, lowest).await {
         None => report.malformed = now_due.len() as u64,
         Some(seq) => failed = min_seq(failed, Some(seq)),
     }
@@ -254,11 +261,8 @@ where
 
     // 8. Metrics: one flush.
     let batch = report::metrics_of(&report, &anomalies, cfg);
-    if let Err(e) = ports
-        .metrics
-        .publish(&cfg.common.metrics_namespace, &batch)
-        .await
-    {
+    let flush = ports.metrics.publish(&cfg.common.metrics_namespace, &batch);
+    if let Err(e) = exec.bounded("MetricsSink.publish", flush).await {
         tracing::error!(error = %error_chain(&e), "stream metrics were not published");
     }
     crate::metrics::log_summary("stream batch summary", &report);
@@ -280,7 +284,8 @@ fn cut_at(position: &HashMap<SeqNo, usize>, failed: &Option<SeqNo>) -> usize {
 
 /// Sends the malformed records to the dead-letter queue. If that fails they are not lost: the
 /// batch fails from the earliest of them (or from its start), so Lambda retries.
-async fn dead_letter<S, T, A, Q, D: DeadLetters, M>(
+async fn dead_letter<S: SessionStore, T: BindingStore + GateStore, A, Q, D: DeadLetters, M>(
+    exec: &Executor<'_, S, T>,
     ports: &Ports<S, T, A, Q, D, M>,
     letters: &[DeadLetter],
     lowest: Option<SeqNo>,
@@ -288,7 +293,8 @@ async fn dead_letter<S, T, A, Q, D: DeadLetters, M>(
     if letters.is_empty() {
         return None;
     }
-    let e = ports.dead_letters.send(letters).await.err()?;
+    let send = ports.dead_letters.send(letters);
+    let e = exec.bounded("DeadLetters.send", send).await.err()?;
     tracing::warn!(error = %error_chain(&e), "dead-lettering failed; the records will be retried");
     letters
         .iter()
@@ -306,7 +312,10 @@ async fn bursts<S: SessionStore, T: BindingStore + GateStore>(
     part: &mut Part,
 ) {
     let keys = plan::counter_keys(claims);
-    let counts = match exec.state.counters(&keys).await {
+    let counts = match exec
+        .bounded("BindingStore.counters", exec.state.counters(&keys))
+        .await
+    {
         Ok(c) => c,
         Err(e) => return part.fail(last_seq, &e),
     };
@@ -325,10 +334,9 @@ async fn bursts<S: SessionStore, T: BindingStore + GateStore>(
 /// (returned). On failure the gates stay PENDING under their owners and the failure point is
 /// returned: the redelivery of those records finds its own gates and publishes, with the same
 /// alert IDs, and nothing is counted twice.
-async fn publish<S, T: GateStore, A: AlertSink, Q, D, M>(
+async fn publish<S: SessionStore, T: BindingStore + GateStore, A: AlertSink, Q, D, M>(
+    exec: &Executor<'_, S, T>,
     ports: &Ports<S, T, A, Q, D, M>,
-    cfg: &StreamConfig,
-    now: i64,
     pending: &[execute::Pending],
     report: &mut StreamReport,
 ) -> (
@@ -342,6 +350,7 @@ async fn publish<S, T: GateStore, A: AlertSink, Q, D, M>(
     if pending.is_empty() {
         return (None, Vec::new());
     }
+    let (cfg, now) = (exec.cfg, exec.now);
     let alerts: Vec<Alert> = pending.iter().map(|p| p.alert.clone()).collect();
     let to_send = if pending.len() > cfg.alert_storm_threshold {
         report.alerts_in_digest = pending.len() as u64;
@@ -354,7 +363,10 @@ async fn publish<S, T: GateStore, A: AlertSink, Q, D, M>(
     } else {
         alerts
     };
-    if let Err(e) = ports.alerts.publish(&to_send).await {
+    if let Err(e) = exec
+        .bounded("AlertSink.publish", ports.alerts.publish(&to_send))
+        .await
+    {
         tracing::warn!(error = %error_chain(&e), "publishing alerts failed; their gates stay pending and their records will be retried");
         let failed = pending.iter().map(|p| p.seq.clone()).min();
         return (failed, Vec::new());
@@ -363,7 +375,8 @@ async fn publish<S, T: GateStore, A: AlertSink, Q, D, M>(
     for p in pending {
         // A failed mark leaves the gate PENDING: only a redelivery of its record could publish it
         // again, with the same alert ID.
-        if let Err(e) = ports.state.published(&p.gate, &p.owner).await {
+        let mark = ports.state.published(&p.gate, &p.owner);
+        if let Err(e) = exec.bounded("GateStore.published", mark).await {
             tracing::error!(error = %error_chain(&e), alert_id = %p.alert.id, "marking an alert gate published failed");
         }
     }
