@@ -151,6 +151,7 @@ bench *args: venv dynamodb-local
 # faults (tests/faults/proxy.py: throttles, 500/503, applied-but-response-lost, slow) at 20 %, with
 # Lambda's retry semantics, against a fault-free control run of the same scenarios; one private
 # pair of emulators per seed. Prints a table per seed; fails if any seed differs from its control.
+# FAULTS_ARGS passes options to every seed, e.g. FAULTS_ARGS="--rate 0.4 --topic standard".
 faults *SEEDS: venv dynamodb-local
     #!/usr/bin/env bash
     set -euo pipefail
@@ -160,7 +161,8 @@ faults *SEEDS: venv dynamodb-local
     bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/faults-bench
     failed=()
     for seed in "${seeds[@]}"; do
-        tests/with-emulators "$bin" --seed "$seed" || failed+=("$seed")
+        # shellcheck disable=SC2086
+        tests/with-emulators "$bin" --seed "$seed" ${FAULTS_ARGS:-} || failed+=("$seed")
     done
     if [ ${#failed[@]} -gt 0 ]; then
         echo "seeds differing from their control run: ${failed[*]}" >&2

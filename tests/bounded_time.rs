@@ -160,7 +160,7 @@ async fn with_every_call_2_s_slower_cleanup_returns_before_each_deadline_and_end
 async fn with_every_call_2_s_slower_the_cascade_hands_over_before_each_deadline_and_completes() {
     let env = TestEnv::new("slow-all-cascade").await;
     let f = SessionFactory::new();
-    let victims = f.of_user(30, "c", "u-slow", H, 60);
+    let victims = f.of_user(20, "c", "u-slow", H, 60);
     let bystanders = f.of_user(3, "b", "u-other", H, 60);
     env.seed(&victims).await;
     env.seed(&bystanders).await;
@@ -221,7 +221,7 @@ async fn with_every_call_2_s_slower_the_cascade_hands_over_before_each_deadline_
     }
     assert!(
         deliveries > 1,
-        "at 2 s a call, one invocation cannot end 30 sessions"
+        "at 2 s a call, one invocation cannot end 20 sessions"
     );
     for s in &victims {
         assert_eq!(env.status_of(s).await, Status::Terminated);
@@ -235,7 +235,7 @@ async fn with_every_call_2_s_slower_the_cascade_hands_over_before_each_deadline_
         Some("COMPLETED"),
         "{job:?}"
     );
-    assert_eq!(job.get("ended").map(String::as_str), Some("30"), "{job:?}");
+    assert_eq!(job.get("ended").map(String::as_str), Some("20"), "{job:?}");
     env.teardown().await;
 }
 

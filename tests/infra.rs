@@ -161,3 +161,29 @@ fn every_function_tells_its_worker_its_timeout() {
         "not every function sets FUNCTION_TIMEOUT_SECONDS"
     );
 }
+
+#[test]
+fn metrics_go_as_emf_by_default_and_put_metric_data_is_granted_only_for_the_cloudwatch_sink() {
+    assert!(
+        TEMPLATE.contains("  MetricsSink:\n    Type: String\n    Default: emf\n"),
+        "MetricsSink defaults to emf"
+    );
+    assert_eq!(
+        TEMPLATE.matches("METRICS_SINK: !Ref MetricsSink").count(),
+        3,
+        "every function gets METRICS_SINK"
+    );
+    let lines: Vec<&str> = TEMPLATE.lines().collect();
+    let grants: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].trim() == "Action: cloudwatch:PutMetricData")
+        .collect();
+    assert_eq!(grants.len(), 3);
+    for i in grants {
+        let before = lines[i.saturating_sub(4)..i].join("\n");
+        assert!(
+            before.contains("- !If") && before.contains("- MetricsByApi"),
+            "PutMetricData at line {} is not conditional on MetricsByApi:\n{before}",
+            i + 1
+        );
+    }
+}

@@ -3,7 +3,8 @@
 //! `tests/with-emulators`. Prints a markdown table and exits non-zero when the faulty run differs
 //! from the control run.
 //!
-//! Usage: `faults-bench --seed N [--rate 0.2] [--slow-ms 300] [--incidents 3] [--topic fifo]`.
+//! Usage: `faults-bench --seed N [--rate 0.2] [--slow-ms 300] [--incidents 3] [--topic fifo]
+//! [--attempts 3]`.
 
 use anyhow::bail;
 use clap::Parser;
@@ -29,6 +30,10 @@ struct Args {
     /// PublishBatch whose response was lost is delivered twice, with one alert ID).
     #[arg(long, default_value = "fifo")]
     topic: String,
+    /// SDK attempts per call (the Lambda settings: 3); 1 lets every fault through to Lambda's
+    /// own retries.
+    #[arg(long, default_value_t = 3)]
+    attempts: u32,
 }
 
 #[tokio::main]
@@ -51,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         slow_ms: args.slow_ms,
         incidents: args.incidents,
         fifo,
+        attempts: args.attempts,
         ..FaultRun::default()
     };
     let report = run_seed(&run).await?;

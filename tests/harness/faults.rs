@@ -12,21 +12,24 @@
 //!   2 malformed records; a batch is redelivered from its `batchItemFailures` point until it
 //!   reports none (at most 20 attempts). Counted: alerts (by `alertId`, from an inbox queue
 //!   subscribed to the topic: FIFO, as `AlertsTopicFifo` makes it, unless asked otherwise),
-//!   AnomaliesDetected and the record counts (CloudWatch read-back), dead letters (by
-//!   `letterId`), terminations.
+//!   AnomaliesDetected and the record counts (from the worker's EMF lines, as the template's
+//!   `METRICS_SINK=emf` writes them), dead letters (by `letterId`), terminations.
 //! - **cleanup**: due and live sessions; invoked until a run reports `finished` (a failed or
 //!   unfinished run is the next schedule). Counted: expired (summed), terminations.
 //! - **cascade**: a USER cascade, one page per message; a failed message is received again.
 //!   Counted: the job record's `ended`, terminations.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use lambda_runtime::LambdaEvent;
+use sessionwarden_aws::emf::{EmfMetrics, Metrics};
 use sessionwarden_aws::AwsClients;
 use sessionwarden_cascade::CascadeWorker;
 use sessionwarden_cleanup::CleanupWorker;
@@ -96,6 +99,9 @@ pub struct FaultRun {
     pub cleanup: (usize, usize),
     /// Sessions of the cascade scenario's user.
     pub cascade: usize,
+    /// SDK attempts per call of the workers' clients (the Lambda settings: 3). Fewer attempts
+    /// let more faults through to Lambda's own retries (redelivery, the next schedule).
+    pub attempts: u32,
 }
 
 impl Default for FaultRun {
@@ -109,6 +115,7 @@ impl Default for FaultRun {
             fifo: true,
             cleanup: (30, 70),
             cascade: 260,
+            attempts: 3,
         }
     }
 }
@@ -139,7 +146,8 @@ impl Drop for Proxy {
 }
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    tests.parent().map(Path::to_path_buf).unwrap_or(tests)
 }
 
 fn python() -> PathBuf {
@@ -230,8 +238,10 @@ impl Lane {
             dynamodb: ddb.url.clone(),
             streams: direct.streams.clone(),
         };
-        // The Lambda client settings, as the deployed workers have them.
-        let clients = AwsClients::new(&sdk_config_for(proxied).await);
+        // The Lambda client settings, as the deployed workers have them (attempts aside).
+        let mut settings = sessionwarden_aws::ClientSettings::lambda();
+        settings.retry = settings.retry.with_max_attempts(run.attempts);
+        let clients = AwsClients::build(&sdk_config_for(proxied).await, None, &settings);
         Ok(Lane {
             name,
             run: run.clone(),
@@ -335,13 +345,33 @@ async fn deliver_stream(
     bail!("the batch still fails after 20 attempts")
 }
 
-async fn metric_sum(env: &TestEnv, name: &str) -> f64 {
-    env.metrics()
-        .await
-        .iter()
-        .filter(|m| m.name == name)
-        .map(|m| m.sum)
-        .sum()
+/// The EMF lines a worker wrote (`METRICS_SINK=emf`, captured instead of standard output).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// The sum of metric `name` over every EMF document written.
+    fn sum(&self, name: &str) -> f64 {
+        let text =
+            String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|d| d.get(name).and_then(|v| v.as_f64()))
+            .sum()
+    }
 }
 
 async fn stream_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
@@ -382,10 +412,14 @@ async fn stream_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
         .cloned()
         .collect();
     env.seed(&all).await;
-    let worker = StreamWorker::from_clients(
-        &lane.clients,
-        env.stream_config(&[("ALERTS_TOPIC_ARN", &topic)]),
-    );
+    // Metrics as EMF lines (the template's `METRICS_SINK=emf`), captured: written once per
+    // flush, so the counts read back are the worker's own. PutMetricData has no idempotency
+    // token: a flush whose response was lost would be counted twice by the SDK's retry.
+    let cfg = env.stream_config(&[("ALERTS_TOPIC_ARN", &topic)]);
+    let mut ports = sessionwarden_aws::ports::stream(&lane.clients, &cfg);
+    let emf = Captured::default();
+    ports.metrics = Metrics::Emf(EmfMetrics::to(emf.clone()));
+    let worker = StreamWorker::new(ports, cfg);
 
     // Batch 1: the inserts.
     let inserts = lambda_records(tail.next_records().await?);
@@ -467,10 +501,7 @@ async fn stream_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
         duplicates == 0,
         format!("stream: {duplicates} duplicate alert IDs: {ids:?}"),
     );
-    o.count(
-        "stream: AnomaliesDetected",
-        metric_sum(&env, "AnomaliesDetected").await,
-    );
+    o.count("stream: AnomaliesDetected", emf.sum("AnomaliesDetected"));
     // Standard SQS is at-least-once (and a SendMessageBatch whose response was lost is sent
     // again by the SDK), so a consumer drops a repeated `letterId`; the count is of letters.
     let letters = env.dead_letters().await;
@@ -490,11 +521,11 @@ async fn stream_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
     );
     o.count(
         "stream: StreamRecordsMalformed",
-        metric_sum(&env, "StreamRecordsMalformed").await,
+        emf.sum("StreamRecordsMalformed"),
     );
     o.count(
         "stream: StreamRecordsProcessed",
-        metric_sum(&env, "StreamRecordsProcessed").await,
+        emf.sum("StreamRecordsProcessed"),
     );
     // Terminations: the bleed is contained; nothing else changes status.
     let mut wrong = 0;
@@ -738,11 +769,12 @@ pub async fn run_seed(run: &FaultRun) -> anyhow::Result<SeedReport> {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "\n### seed {} (rate {}, slow {} ms, {} alerts topic)\n",
+        "\n### seed {} (rate {}, slow {} ms, {} alerts topic, {} SDK attempts)\n",
         run.seed,
         run.rate,
         run.slow_ms,
-        if run.fifo { "fifo" } else { "standard" }
+        if run.fifo { "fifo" } else { "standard" },
+        run.attempts
     );
     let _ = writeln!(t, "| scenario | measure | control | faults | same |");
     let _ = writeln!(t, "|---|---|---:|---:|:---:|");

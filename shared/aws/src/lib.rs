@@ -8,6 +8,7 @@ pub mod cascade_queue;
 pub mod cloudwatch;
 pub mod counter;
 pub mod dlq;
+pub mod emf;
 pub mod items;
 pub mod layout;
 pub mod mapped;

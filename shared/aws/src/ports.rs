@@ -11,8 +11,8 @@ use sessionwarden_core::ports::{
 use sessionwarden_core::session::SessionId;
 
 use crate::cascade_queue::SqsCascadeQueue;
-use crate::cloudwatch::CloudWatchMetrics;
 use crate::dlq::SqsDeadLetters;
+use crate::emf::Metrics;
 use crate::mapped::MappedSessions;
 use crate::sessions::DynamoSessions;
 use crate::sns::SnsAlerts;
@@ -84,7 +84,7 @@ impl SessionStore for Sessions {
 
 /// The ports of the stream and cascade workers on AWS, generic over the sessions table and the
 /// metrics sink so a test can wrap either.
-pub type AwsPorts<S = Sessions, M = CloudWatchMetrics> =
+pub type AwsPorts<S = Sessions, M = Metrics> =
     Ports<S, StateTable, SnsAlerts, SqsCascadeQueue, SqsDeadLetters, M>;
 
 /// The stream worker's adapters.
@@ -117,6 +117,6 @@ fn build(
             &wiring.dead_letter_queue_url,
             source,
         ),
-        metrics: CloudWatchMetrics::new(clients.cloudwatch.clone()),
+        metrics: Metrics::new(clients, common),
     }
 }

@@ -292,3 +292,23 @@ fn deadline_margins_and_the_function_timeout_have_a_range() {
         .to_string();
     assert!(e.contains("FUNCTION_TIMEOUT_SECONDS=\"forever\""), "{e}");
 }
+
+#[test]
+fn the_metrics_sink_is_cloudwatch_or_emf() {
+    assert_eq!(
+        base(&[]).unwrap().common.metrics_transport,
+        MetricsTransport::CloudWatch
+    );
+    assert_eq!(
+        base(&[("METRICS_SINK", "emf")])
+            .unwrap()
+            .common
+            .metrics_transport,
+        MetricsTransport::Emf
+    );
+    let e = base(&[("METRICS_SINK", "statsd")]).unwrap_err().to_string();
+    assert!(
+        e.contains("METRICS_SINK=\"statsd\"") && e.contains("expected cloudwatch or emf"),
+        "{e}"
+    );
+}

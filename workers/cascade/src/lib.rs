@@ -15,7 +15,7 @@ use sessionwarden_core::ports::{MetricsSink, SessionStore};
 /// sessions table and the metrics sink, so a test can wrap either.
 pub struct CascadeWorker<
     S = sessionwarden_aws::ports::Sessions,
-    M = sessionwarden_aws::cloudwatch::CloudWatchMetrics,
+    M = sessionwarden_aws::emf::Metrics,
 > {
     ports: AwsPorts<S, M>,
     config: CascadeConfig,

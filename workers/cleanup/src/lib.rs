@@ -5,7 +5,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use sessionwarden_aws::cloudwatch::CloudWatchMetrics;
+use sessionwarden_aws::emf::Metrics;
 use sessionwarden_aws::ports::Sessions;
 use sessionwarden_aws::AwsClients;
 use sessionwarden_core::cleanup::{run_cleanup, CleanupError, CleanupReport};
@@ -25,12 +25,12 @@ pub struct CleanupWorker<S, M> {
     config: CleanupConfig,
 }
 
-impl CleanupWorker<Sessions, CloudWatchMetrics> {
+impl CleanupWorker<Sessions, Metrics> {
     /// The production worker over real AWS clients, on the configured layout.
     pub fn from_clients(clients: &AwsClients, config: CleanupConfig) -> Self {
         let state = config.state_table.clone().unwrap_or_default();
         let store = Sessions::new(clients, &config.common, &state);
-        let metrics = CloudWatchMetrics::new(clients.cloudwatch.clone());
+        let metrics = Metrics::new(clients, &config.common);
         CleanupWorker::new(store, metrics, config)
     }
 }

@@ -25,10 +25,8 @@ pub struct StreamEvent {
 /// The stream worker: adapters and configuration, built once per process. It keeps nothing
 /// between invocations; every identity it knows across batches lives in the state table.
 /// Generic over the sessions table and the metrics sink, so a test can wrap either.
-pub struct StreamWorker<
-    S = sessionwarden_aws::ports::Sessions,
-    M = sessionwarden_aws::cloudwatch::CloudWatchMetrics,
-> {
+pub struct StreamWorker<S = sessionwarden_aws::ports::Sessions, M = sessionwarden_aws::emf::Metrics>
+{
     ports: AwsPorts<S, M>,
     config: StreamConfig,
 }

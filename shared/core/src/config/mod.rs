@@ -147,6 +147,8 @@ pub struct CommonConfig {
     pub sessions_table: String,
     /// `METRICS_NAMESPACE` (default `SessionWarden`): CloudWatch namespace of every metric.
     pub metrics_namespace: String,
+    /// `METRICS_SINK` (default `cloudwatch`): how metrics reach CloudWatch.
+    pub metrics_transport: MetricsTransport,
     /// `SESSION_REF_KEY`: key of the session reference hash (at least 16 bytes).
     pub session_ref_key: SessionRefKey,
     /// `DEFAULT_IDLE_TIMEOUT_SECONDS`, `DEFAULT_MAX_LIFETIME_SECONDS`, `AUDIT_RETENTION_SECONDS`.
@@ -155,6 +157,17 @@ pub struct CommonConfig {
     pub layout: Layout,
     /// `DUE_INDEX_*`: sessionwarden's own due index, on every layout but native.
     pub index: IndexConfig,
+}
+
+/// How a worker's metrics reach CloudWatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsTransport {
+    /// `cloudwatch`: one PutMetricData per flush. A flush whose response was lost is counted
+    /// twice by the SDK's retry, and one that fails after its retries is lost (and logged).
+    CloudWatch,
+    /// `emf`: Embedded Metric Format lines on standard output, which CloudWatch Logs turns into
+    /// the same metrics: written once, counted once, no request and no IAM permission.
+    Emf,
 }
 
 /// The shape of sessionwarden's own due index in the state table (see [`crate::ports::Filing`]).
@@ -206,6 +219,17 @@ impl CommonConfig {
             metrics_namespace: r
                 .optional("METRICS_NAMESPACE")
                 .unwrap_or_else(|| "SessionWarden".to_string()),
+            metrics_transport: match r.optional("METRICS_SINK").as_deref() {
+                None | Some("cloudwatch") => MetricsTransport::CloudWatch,
+                Some("emf") => MetricsTransport::Emf,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        var: "METRICS_SINK",
+                        value: format!("{:?}", other.chars().take(200).collect::<String>()),
+                        reason: "expected cloudwatch or emf".into(),
+                    })
+                }
+            },
             session_ref_key,
             expiry: ExpiryPolicy {
                 default_idle_timeout_seconds: r.int(
