@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::config::{CleanupConfig, CleanupStrategy};
-use crate::deadline::{within, Deadline};
+use crate::deadline::{persist, within, Deadline};
 use crate::error::{error_chain, PortError};
 use crate::expiry::{ExpiryReason, Verdict};
 use crate::metrics::MetricBatch;
@@ -19,6 +19,9 @@ use crate::ports::{
     EndOutcome, Filing, MetricsSink, PageRequest, Scope, SessionStore, Slot, Termination,
 };
 use crate::session::{Status, TerminationReason};
+
+/// Tries of one ending write in a run (each after the SDK's own retries), while time is left.
+const END_TRIES: u32 = 3;
 
 /// Sessions expired in one run, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -328,27 +331,17 @@ async fn sweep_scope<S: SessionStore>(
                     by: None,
                     fence: Some(c.fence.clone()),
                 };
-                // Once started, a write may use the margin (kept for this): abandoning it would
-                // leave an end that lands uncounted, since an ended session is due no more.
-                let end = || {
-                    within(
-                        deadline,
-                        Duration::ZERO,
-                        "SessionStore.end",
-                        store.end(&c.id, &termination),
-                    )
-                };
-                let mut outcome = end().await;
-                let mut requests = 1;
-                // A write that failed after the SDK's retries may still have landed (a lost
-                // response): the next run would not see the session (it is due no more), so its
-                // end would go uncounted. The same conditional write once more tells: ours, from
+                // Once started, a write may use the margin (kept for this): an end abandoned at
+                // the deadline, or failed after the SDK's retries, may still have landed (a lost
+                // response), and the next run would not see that session (it is due no more), so
+                // its end would go uncounted. The same conditional write again tells: ours, from
                 // ALL_OLD (the same `terminatedAt`), or not applied and applied now.
-                if matches!(&outcome, Err(e) if e.is_transient()) && !out_of_time(deadline, config)
-                {
-                    outcome = end().await;
+                let mut requests = 0u64;
+                let outcome = persist(deadline, END_TRIES, "SessionStore.end", || {
                     requests += 1;
-                }
+                    store.end(&c.id, &termination)
+                })
+                .await;
                 (c, reason, Some(outcome), requests)
             })
             .buffer_unordered(config.write_concurrency)

@@ -70,9 +70,78 @@ pub async fn within<T>(
     }
 }
 
+/// Re-sends an idempotent call that failed transiently after the SDK's own retries, up to
+/// `tries` times in all, while time is left: [`within`] with no margin, a pause of 100 ms doubled
+/// per try in between. For calls whose outcome matters to a count and that a later invocation
+/// could not settle: a conditional write that may have landed (its retry recognises it as ours),
+/// or a gate's mark.
+pub async fn persist<T, F, Fut>(
+    deadline: &dyn Deadline,
+    tries: u32,
+    operation: &'static str,
+    mut call: F,
+) -> PortResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = PortResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        let result = within(deadline, Duration::ZERO, operation, call()).await;
+        attempt += 1;
+        match result {
+            Err(e) if e.is_transient() && attempt < tries => {
+                let pause = Duration::from_millis(100 << (attempt - 1).min(4));
+                if deadline.remaining() <= RESERVE + pause {
+                    return Err(e);
+                }
+                tokio::time::sleep(pause).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn persist_retries_transient_errors_only_and_stops_at_its_tries() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let d = EpochDeadline::in_from_now(Duration::from_secs(30));
+        let calls = AtomicU32::new(0);
+        let r: PortResult<u32> = persist(&d, 3, "test", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(PortError::transient("test", "503"))
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        calls.store(0, Ordering::SeqCst);
+        let r: PortResult<u32> = persist(&d, 3, "test", || async {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            if n == 0 {
+                Err(PortError::transient("test", "lost"))
+            } else {
+                Ok(n)
+            }
+        })
+        .await;
+        assert_eq!(r.ok(), Some(1));
+        calls.store(0, Ordering::SeqCst);
+        let r: PortResult<u32> = persist(&d, 3, "test", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(PortError::permanent("test", "bad"))
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "a permanent error is not retried"
+        );
+    }
 
     #[tokio::test]
     async fn a_call_past_its_budget_is_a_transient_error() {

@@ -35,7 +35,7 @@ use crate::alert::{self, Alert, RenderContext};
 use crate::cascade_message::CascadeMessage;
 use crate::change::{Change, Malformed, SeqNo};
 use crate::config::StreamConfig;
-use crate::deadline::Deadline;
+use crate::deadline::{persist, Deadline};
 use crate::error::error_chain;
 use crate::ports::{
     AlertSink, BindingStore, CascadeQueue, ClaimOutcome, DeadLetter, DeadLetters, GateStore,
@@ -43,6 +43,9 @@ use crate::ports::{
 };
 use crate::session::SessionId;
 use execute::{min_seq, Executor, Part};
+
+/// Tries of a gate's mark (each after the SDK's own retries), while time is left.
+const MARK_TRIES: u32 = 3;
 pub use report::{BatchOutcome, StreamReport};
 
 /// Processes one batch of raw stream records at `now` (epoch seconds). `parse` reads one record
@@ -375,8 +378,11 @@ async fn publish<S: SessionStore, T: BindingStore + GateStore, A: AlertSink, Q, 
     for p in pending {
         // A failed mark leaves the gate PENDING: only a redelivery of its record could publish it
         // again, with the same alert ID.
-        let mark = ports.state.published(&p.gate, &p.owner);
-        if let Err(e) = exec.bounded("GateStore.published", mark).await {
+        // The mark is idempotent, and whether it lands decides whether a redelivery publishes
+        // (and counts) again: it is re-sent a few times before it is given up.
+        let mark = || ports.state.published(&p.gate, &p.owner);
+        let marked = persist(exec.deadline, MARK_TRIES, "GateStore.published", mark).await;
+        if let Err(e) = marked {
             tracing::error!(error = %error_chain(&e), alert_id = %p.alert.id, "marking an alert gate published failed");
         }
     }
