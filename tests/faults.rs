@@ -6,15 +6,31 @@
 
 use sessionwarden_tests::faults::{run_seed, FaultRun};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_short_seeded_fault_run_matches_its_control_run() {
-    let run = FaultRun {
-        seed: 11,
+/// The short size: 2 incidents of each kind, 30 due and 10 live sessions, a 120-session cascade.
+fn short(seed: u64, attempts: u32) -> FaultRun {
+    FaultRun {
+        seed,
         incidents: 2,
         cleanup: (10, 30),
         cascade: 120,
+        attempts,
         ..FaultRun::default()
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_seeded_fault_run_matches_its_control_run() {
+    check(short(11, 3)).await;
+}
+
+/// With one SDK attempt every fault reaches the worker, so Lambda's own retries (redelivery
+/// from the failure point, the next schedule, a failed message received again) do the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_sdk_attempt_lambda_retries_still_match_the_control_run() {
+    check(short(12, 1)).await;
+}
+
+async fn check(run: FaultRun) {
     let report = run_seed(&run).await.expect("the fault run completes");
     println!("{}", report.table);
     assert!(

@@ -21,7 +21,7 @@ use crate::ports::{
 use crate::session::{Status, TerminationReason};
 
 /// Tries of one ending write in a run (each after the SDK's own retries), while time is left.
-const END_TRIES: u32 = 3;
+const END_TRIES: u32 = 5;
 
 /// Sessions expired in one run, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

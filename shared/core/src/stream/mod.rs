@@ -45,7 +45,7 @@ use crate::session::SessionId;
 use execute::{min_seq, Executor, Part};
 
 /// Tries of a gate's mark (each after the SDK's own retries), while time is left.
-const MARK_TRIES: u32 = 3;
+const MARK_TRIES: u32 = 5;
 pub use report::{BatchOutcome, StreamReport};
 
 /// Processes one batch of raw stream records at `now` (epoch seconds). `parse` reads one record
