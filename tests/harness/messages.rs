@@ -45,7 +45,6 @@ impl TestEnv {
     /// `(topic ARN, inbox URL)`. A message published twice with one deduplication ID (the alert
     /// ID) reaches the inbox once.
     pub async fn fifo_alerts(&self) -> (String, String) {
-        use aws_sdk_sqs::types::QueueAttributeName;
         let topic = self
             .clients
             .sns
@@ -57,30 +56,14 @@ impl TestEnv {
             .expect("CreateTopic")
             .topic_arn
             .unwrap_or_default();
-        let queue = self
-            .clients
-            .sqs
-            .create_queue()
-            .queue_name(format!("{}-inbox.fifo", self.prefix))
-            .attributes(QueueAttributeName::FifoQueue, "true")
-            .send()
-            .await
-            .expect("CreateQueue")
-            .queue_url
-            .unwrap_or_default();
-        let queue_arn = sessionwarden_local::provision::queue_arn(&self.clients, &queue)
-            .await
-            .expect("queue ARN");
-        self.clients
-            .sns
-            .subscribe()
-            .topic_arn(&topic)
-            .protocol("sqs")
-            .endpoint(queue_arn)
-            .send()
-            .await
-            .expect("Subscribe");
-        (topic, queue)
+        let inbox = sessionwarden_local::provision::subscribe_inbox(
+            &self.clients,
+            &topic,
+            &format!("{}-inbox", self.prefix),
+        )
+        .await
+        .expect("subscribe a FIFO inbox to the FIFO topic");
+        (topic, inbox)
     }
 
     /// The cascade job record of `root` (strongly consistent), with its `status` and `ended`

@@ -1,4 +1,4 @@
-//! SQS plumbing shared by the queue adapters: batched sends that retry only the entries SQS
+//! SQS plumbing shared by the queue adapters: batched sends that send again only the entries SQS
 //! refused (so an accepted entry is never sent twice by us), and treat what still fails as an
 //! error.
 
@@ -52,9 +52,10 @@ fn entry(i: usize, m: &Outgoing) -> Result<SendMessageBatchRequestEntry, PortErr
     })
 }
 
-/// Sends `messages` as one SendMessageBatch (at most [`MAX_BATCH`]). Entries SQS refused are
-/// sent again, alone, a few times; what still fails is a transient error, so the caller's unit
-/// of work is retried.
+/// Sends `messages` as one SendMessageBatch (at most [`MAX_BATCH`]). The entries SQS refused on
+/// its side are sent again, as a smaller batch, a few times; what still fails is a transient
+/// error, so the caller's unit of work is retried. An entry refused for the sender's fault (too
+/// large, malformed) would be refused again: that is a permanent error at once.
 pub async fn send_batch(
     client: &Client,
     queue_url: &str,
@@ -82,6 +83,13 @@ pub async fn send_batch(
         }
         if pending.is_empty() {
             return Ok(());
+        }
+        if let Some(f) = out.failed().iter().find(|f| f.sender_fault()) {
+            return Err(PortError::Permanent {
+                operation: "SQS.SendMessageBatch",
+                source: format!("entry refused: {}: {}", f.code(), f.message().unwrap_or(""))
+                    .into(),
+            });
         }
         if let Some(f) = out.failed().first() {
             last = format!("{}: {}", f.code(), f.message().unwrap_or(""));

@@ -3,7 +3,7 @@
 //! the deadline stop, the report and the metrics), and is generic over the [`SessionStore`] and [`MetricsSink`] ports
 //! so it knows no AWS types. The decision for one session is [`crate::expiry::ExpiryPolicy`].
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::config::{CleanupConfig, CleanupStrategy};
-use crate::deadline::{persist, within, Deadline};
+use crate::deadline::{bounded, out_of_time, persist, within, Deadline};
 use crate::error::{error_chain, PortError};
 use crate::expiry::{ExpiryReason, Verdict};
 use crate::metrics::MetricBatch;
@@ -198,7 +198,7 @@ where
 
     let batch = report.metrics();
     let flush = metrics.publish(&config.common.metrics_namespace, &batch);
-    if let Err(e) = within(deadline, Duration::ZERO, "MetricsSink.publish", flush).await {
+    if let Err(e) = bounded(deadline, "MetricsSink.publish", flush).await {
         tracing::error!(error = %error_chain(&e), "cleanup metrics were not published");
     }
     crate::metrics::log_summary("cleanup run summary", &report);
@@ -212,10 +212,6 @@ where
             })
         }
     }
-}
-
-fn out_of_time(deadline: &dyn Deadline, config: &CleanupConfig) -> bool {
-    deadline.remaining() <= config.deadline_margin
 }
 
 /// Pages through one scope. Returns its part of the report and the read error that ended it, if any.
@@ -232,7 +228,7 @@ async fn sweep_scope<S: SessionStore>(
     let mut r = CleanupReport::default();
     let mut cursor = None;
     loop {
-        if out_of_time(deadline, config) {
+        if out_of_time(deadline, config.deadline_margin) {
             r.stopped_at_deadline = true;
             break;
         }
@@ -247,7 +243,7 @@ async fn sweep_scope<S: SessionStore>(
         let page = match within(deadline, config.deadline_margin, "SessionStore.due", read).await {
             Ok(p) => p,
             // Its budget ran out: stop and leave the rest to the next run, like the deadline check.
-            Err(_) if out_of_time(deadline, config) => {
+            Err(_) if out_of_time(deadline, config.deadline_margin) => {
                 r.stopped_at_deadline = true;
                 break;
             }
@@ -316,7 +312,7 @@ async fn sweep_scope<S: SessionStore>(
             .map(|(c, reason)| async move {
                 let _permit = writes.acquire().await;
                 // Checked when the write is about to start, not when the page was read.
-                if out_of_time(deadline, config) {
+                if out_of_time(deadline, config.deadline_margin) {
                     return (c, reason, None, 0);
                 }
                 let termination = Termination {
@@ -381,7 +377,7 @@ async fn sweep_scope<S: SessionStore>(
                 Ok(EndOutcome::AlreadyEnded) => r.skipped_already_ended += 1,
                 Ok(EndOutcome::Gone) => r.skipped_gone += 1,
                 // Cut off by the deadline: deferred to the next run, not an AWS failure.
-                Err(_) if out_of_time(deadline, config) => {
+                Err(_) if out_of_time(deadline, config.deadline_margin) => {
                     r.deferred_by_deadline += 1;
                     r.stopped_at_deadline = true;
                 }
@@ -395,12 +391,7 @@ async fn sweep_scope<S: SessionStore>(
         // touched ones move to where they are due. A failed filing is retried by the next run,
         // which reads the same entries again.
         if !filings.is_empty() {
-            let filed = within(
-                deadline,
-                Duration::ZERO,
-                "SessionStore.file",
-                store.file(&filings),
-            );
+            let filed = bounded(deadline, "SessionStore.file", store.file(&filings));
             match filed.await {
                 Ok(()) => r.index_writes += filings.len() as u64,
                 Err(e) => {

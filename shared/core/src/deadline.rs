@@ -49,29 +49,47 @@ pub const RESERVE: Duration = Duration::from_millis(500);
 /// Runs one port call with the time left before `deadline`, minus `margin` (and never into the
 /// last [`RESERVE`]), as its budget. Past it the call is abandoned (its request may still land:
 /// every effect is idempotent) and the caller gets a transient error, so a slow dependency defers
-/// the unit of work to a retry or a continuation instead of overrunning the invocation.
+/// the unit of work to a retry or a continuation instead of overrunning the invocation. With no
+/// budget left the call is not started at all.
 ///
-/// Work that starts a unit (a read, an end) passes the configured deadline margin; wrap-up that
-/// records or hands over finished work (job progress, continuations, metrics) passes
-/// `Duration::ZERO`, so it may use the margin that was kept for it.
+/// A call that starts a unit of work (a page read; a cascade's ending write, which a redone page
+/// recognises as its own) passes the configured deadline margin. Calls that carry a started unit
+/// through (cleanup's ending write, which no later run could count; job progress; a
+/// continuation; the metrics flush) use [`bounded`]: they may use the margin, kept for them.
 pub async fn within<T>(
     deadline: &dyn Deadline,
     margin: Duration,
     operation: &'static str,
     call: impl Future<Output = PortResult<T>>,
 ) -> PortResult<T> {
+    let out_of_time = || PortError::transient(operation, "no time left before the Lambda deadline");
     let budget = deadline.remaining().saturating_sub(margin.max(RESERVE));
+    if budget.is_zero() {
+        return Err(out_of_time());
+    }
     match tokio::time::timeout(budget, call).await {
         Ok(result) => result,
-        Err(_) => Err(PortError::transient(
-            operation,
-            "no time left before the Lambda deadline",
-        )),
+        Err(_) => Err(out_of_time()),
     }
 }
 
+/// Runs one port call with all the time left before the deadline but the last [`RESERVE`].
+pub async fn bounded<T>(
+    deadline: &dyn Deadline,
+    operation: &'static str,
+    call: impl Future<Output = PortResult<T>>,
+) -> PortResult<T> {
+    within(deadline, Duration::ZERO, operation, call).await
+}
+
+/// True once the time left is within `margin` (never less than [`RESERVE`]): start no new unit
+/// of work.
+pub fn out_of_time(deadline: &dyn Deadline, margin: Duration) -> bool {
+    deadline.remaining() <= margin.max(RESERVE)
+}
+
 /// Re-sends an idempotent call that failed transiently after the SDK's own retries, up to
-/// `tries` times in all, while time is left: [`within`] with no margin, a pause of 100 ms doubled
+/// `tries` times in all, while time is left: [`bounded`], with a pause of 100 ms doubled
 /// per try in between. For calls whose outcome matters to a count and that a later invocation
 /// could not settle: a conditional write that may have landed (its retry recognises it as ours),
 /// or a gate's mark.
@@ -87,7 +105,7 @@ where
 {
     let mut attempt = 0;
     loop {
-        let result = within(deadline, Duration::ZERO, operation, call()).await;
+        let result = bounded(deadline, operation, call()).await;
         attempt += 1;
         match result {
             Err(e) if e.is_transient() && attempt < tries => {
@@ -152,8 +170,15 @@ mod tests {
         };
         let r = within(&d, Duration::from_millis(100), "test", slow).await;
         assert!(matches!(r, Err(e) if e.is_transient()));
-        let fast = within(&d, Duration::ZERO, "test", async { Ok(2) }).await;
+        let later = EpochDeadline::in_from_now(Duration::from_secs(5));
+        let fast = within(&later, Duration::ZERO, "test", async { Ok(2) }).await;
         assert_eq!(fast.ok(), Some(2));
+        let spent = EpochDeadline::in_from_now(Duration::from_millis(400));
+        let never: PortResult<u8> = within(&spent, Duration::ZERO, "test", async {
+            unreachable!("a call with no budget is not started")
+        })
+        .await;
+        assert!(matches!(never, Err(e) if e.is_transient()));
     }
 
     #[test]

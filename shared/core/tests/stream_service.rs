@@ -155,12 +155,12 @@ async fn a_malformed_record_after_the_failure_point_is_dead_lettered_once_over_r
     let mem = Mem::default();
     mem.state().failing_ends.push("fails-once-1".into());
     let cfg = StreamConfig::from_source(&vars(&[])).unwrap();
-    // A bleed on a session whose containment fails, then a malformed record, then a plain one.
+    // Three bleeds (the second's containment fails once), and a malformed record after it.
     let records = vec![
-        serde_json::json!({"seq": "10", "id": "ok-0", "user": "u-1"}),
+        serde_json::json!({"seq": "10", "id": "ok-0", "user": "u-9"}),
         serde_json::json!({"seq": "11", "id": "fails-once-1", "user": "u-2"}),
         serde_json::json!({"seq": "12", "broken": true}),
-        serde_json::json!({"seq": "13", "id": "ok-3", "user": "u-1"}),
+        serde_json::json!({"seq": "13", "id": "ok-3", "user": "u-3"}),
     ];
     let parse = |r: &serde_json::Value| {
         let seq = r["seq"].as_str().unwrap_or_default().to_string();
@@ -195,6 +195,19 @@ async fn a_malformed_record_after_the_failure_point_is_dead_lettered_once_over_r
         "each good record counted once"
     );
     assert_eq!(first.report.malformed + second.report.malformed, 1);
+    // Effects count once too: each of the three bleeds ended its session once, although the
+    // record after the failure point was contained in both deliveries.
+    assert_eq!(
+        first.report.sessions_terminated + second.report.sessions_terminated,
+        3,
+        "{:?} {:?}",
+        first.report,
+        second.report
+    );
+    assert_eq!(
+        first.report.alerts_suppressed + second.report.alerts_suppressed,
+        0
+    );
 }
 
 fn plenty() -> sessionwarden_core::deadline::EpochDeadline {

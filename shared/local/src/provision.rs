@@ -360,16 +360,24 @@ pub async fn delete_tables(clients: &AwsClients, prefix: &str) -> Result<(), Por
 }
 
 /// Creates an SQS queue subscribed to the alerts topic (an "inbox"), for local runs and tests
-/// that want to see alerts as a subscriber does. Returns the queue URL.
+/// that want to see alerts as a subscriber does: a FIFO queue (`<queue_name>.fifo`) for a FIFO
+/// topic. Returns the queue URL.
 pub async fn subscribe_inbox(
     clients: &AwsClients,
     topic_arn: &str,
     queue_name: &str,
 ) -> Result<String, PortError> {
-    let url = clients
-        .sqs
-        .create_queue()
-        .queue_name(queue_name)
+    // A FIFO topic delivers only to FIFO queues, whose names end in `.fifo`.
+    let fifo = topic_arn.ends_with(".fifo");
+    let mut create = clients.sqs.create_queue();
+    if fifo {
+        create = create
+            .queue_name(format!("{queue_name}.fifo"))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
+    } else {
+        create = create.queue_name(queue_name);
+    }
+    let url = create
         .send()
         .await
         .map_err(|e| sdk_error("SQS.CreateQueue", e))?

@@ -12,7 +12,7 @@
 //! - Job records in the state table (`cascade#<root>`) count each job once and let an
 //!   investigator rebuild the whole cascade from its root.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::stream::{self, StreamExt};
 
@@ -22,7 +22,7 @@ use super::report::{CascadeReport, QueueMessage};
 use crate::alert::{self, RenderContext};
 use crate::cascade_message::{self as message, CascadeJob, Target};
 use crate::config::CascadeConfig;
-use crate::deadline::{within, Deadline};
+use crate::deadline::{bounded, out_of_time, within, Deadline};
 use crate::error::{error_chain, PortError};
 use crate::ports::{
     AlertSink, CascadeQueue, DeadLetter, DeadLetters, EndOutcome, JobRecord, JobStore, MetricsSink,
@@ -61,19 +61,9 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
         }
     }
 
-    /// Runs a call that records or hands over work already done, within the time left (the
-    /// deadline margin was kept for it), never past the deadline.
-    async fn wrap_up<X>(
-        &self,
-        operation: &'static str,
-        call: impl std::future::Future<Output = Result<X, PortError>>,
-    ) -> Result<X, PortError> {
-        within(self.deadline, Duration::ZERO, operation, call).await
-    }
-
     /// True once the time left is within the deadline margin.
     fn out_of_time(&self) -> bool {
-        self.deadline.remaining() <= self.cfg.deadline_margin
+        out_of_time(self.deadline, self.cfg.deadline_margin)
     }
 
     /// Continues the job in a new message, from `cursor`.
@@ -85,8 +75,7 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
         r: &mut CascadeReport,
     ) -> Result<(), PortError> {
         let next = [job.message(&job.target, cursor, job.depth, job.path.clone())];
-        self.wrap_up("CascadeQueue.send", self.queue.send(&next))
-            .await?;
+        bounded(self.deadline, "CascadeQueue.send", self.queue.send(&next)).await?;
         r.continuations += 1;
         tracing::info!(root = %job.root_id, scope = job.target.scope(), pages = pages_here, "cascade continues in a new message");
         Ok(())
@@ -145,7 +134,7 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
                 started = true;
                 let until = self.cfg.common.expiry.retain_until(self.now);
                 let start = self.jobs.start(&record, self.now, until);
-                if self.wrap_up("JobStore.start", start).await? {
+                if bounded(self.deadline, "JobStore.start", start).await? {
                     r.jobs_started += 1;
                 }
             }
@@ -165,9 +154,16 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
             r.already_ended += page.items.len() as u64 - active.len() as u64 - ours;
             let outcomes: Vec<Result<EndOutcome, PortError>> = stream::iter(active)
                 .map(|id| {
-                    // Started before the margin, a write may use it (it was kept for this).
+                    // Bounded by the margin, which is kept for the page's progress and the
+                    // hand-over. An end cut off may land: the page's redo recognises it as this
+                    // job's own (`terminatedBy`), so nothing goes uncounted.
                     let end = self.sessions.end(id, &termination);
-                    self.wrap_up("SessionStore.end", end)
+                    within(
+                        self.deadline,
+                        self.cfg.deadline_margin,
+                        "SessionStore.end",
+                        end,
+                    )
                 })
                 .buffer_unordered(self.cfg.write_concurrency)
                 .collect()
@@ -187,12 +183,12 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
             // A page an earlier attempt counted already (a replayed message) counts nothing here:
             // its sessions were ended, and counted, then.
             let counted = !started
-                || self
-                    .wrap_up(
-                        "JobStore.progress",
-                        self.jobs.progress(&record, &page_ref, ended),
-                    )
-                    .await?;
+                || bounded(
+                    self.deadline,
+                    "JobStore.progress",
+                    self.jobs.progress(&record, &page_ref, ended),
+                )
+                .await?;
             if counted {
                 *r.ended
                     .entry(termination.reason.as_str().to_string())
@@ -213,8 +209,7 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
             }
             let subs = family.subs;
             if !subs.is_empty() {
-                self.wrap_up("CascadeQueue.send", self.queue.send(&subs))
-                    .await?;
+                bounded(self.deadline, "CascadeQueue.send", self.queue.send(&subs)).await?;
                 r.sub_cascades += subs.len() as u64;
             }
             match page.next {
@@ -224,7 +219,7 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
         }
         if started {
             let complete = self.jobs.complete(&record, self.now);
-            if let Some(total) = self.wrap_up("JobStore.complete", complete).await? {
+            if let Some(total) = bounded(self.deadline, "JobStore.complete", complete).await? {
                 r.jobs_completed += 1;
                 tracing::info!(root = %job.root_id, scope = record.scope, ended = total, "cascade job completed");
                 if total >= self.cfg.alert_threshold
@@ -245,7 +240,7 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
                         &ctx,
                     );
                     let publish = self.alerts.publish(std::slice::from_ref(&notice));
-                    if let Err(e) = self.wrap_up("AlertSink.publish", publish).await {
+                    if let Err(e) = bounded(self.deadline, "AlertSink.publish", publish).await {
                         // The cascade itself is done; a lost notice is logged, not retried.
                         tracing::error!(error = %error_chain(&e), "large-cascade notice not published");
                     }
@@ -310,7 +305,7 @@ where
     if !letters.is_empty() {
         let only: Vec<DeadLetter> = letters.iter().map(|(_, l)| l.clone()).collect();
         let send = ports.dead_letters.send(&only);
-        if let Err(e) = within(deadline, Duration::ZERO, "DeadLetters.send", send).await {
+        if let Err(e) = bounded(deadline, "DeadLetters.send", send).await {
             tracing::warn!(error = %error_chain(&e), "dead-lettering failed; the invalid messages will be retried");
             report
                 .failed
@@ -338,7 +333,7 @@ where
     report.duration_ms = started.elapsed().as_millis() as u64;
     let batch = report.metrics();
     let flush = ports.metrics.publish(&cfg.common.metrics_namespace, &batch);
-    if let Err(e) = within(deadline, Duration::ZERO, "MetricsSink.publish", flush).await {
+    if let Err(e) = bounded(deadline, "MetricsSink.publish", flush).await {
         tracing::error!(error = %error_chain(&e), "cascade metrics were not published");
     }
     crate::metrics::log_summary("cascade batch summary", &report);

@@ -2,15 +2,12 @@
 //! order, and finds the failure point. A transient error stops the session at its record; every
 //! effect is idempotent, so whatever ran after the failure point is safe to redo.
 
-use std::future::Future;
-use std::time::Duration;
-
 use crate::alert::{self, Alert, RenderContext};
 use crate::anomaly::{AnomalyType, Severity};
 use crate::cascade_message::CascadeMessage;
 use crate::change::{Change, SeqNo};
 use crate::config::StreamConfig;
-use crate::deadline::{within, Deadline};
+use crate::deadline::{bounded, Deadline};
 use crate::error::{error_chain, PortError};
 use crate::ports::{BindingStore, ClaimOutcome, GateKey, GateState, GateStore, SessionStore};
 
@@ -44,12 +41,12 @@ pub struct Part {
     /// New anomalies settled without an alert (below their alert severity): type, severity,
     /// tenant. Alerted ones are counted when their alert is published.
     pub anomalies: Vec<(AnomalyType, Severity, Option<String>)>,
-    /// Anomalies whose gate another record holds, or that this record already alerted on.
-    pub suppressed: u64,
-    /// Sessions ended by containment.
-    pub terminated: u64,
-    /// USER cascades requested by containment.
-    pub user_requests: u64,
+    /// Records whose anomaly's gate another record holds (the incident is alerted by its owner).
+    pub suppressed: Vec<SeqNo>,
+    /// Records whose containment ended its session.
+    pub terminated: Vec<SeqNo>,
+    /// Records whose containment requested a USER cascade.
+    pub user_requests: Vec<SeqNo>,
     /// Cascade requests with the record that asked for them.
     pub cascades: Vec<(CascadeMessage, SeqNo)>,
     /// Index filings, with their records.
@@ -100,15 +97,6 @@ pub struct Executor<'a, S, T> {
 }
 
 impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
-    /// Runs one port call within the time left before the deadline.
-    pub async fn bounded<X>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = Result<X, PortError>>,
-    ) -> Result<X, PortError> {
-        within(self.deadline, Duration::ZERO, operation, call).await
-    }
-
     /// Contains a finding (idempotent), then opens its dedup gate for `owner`, then renders its
     /// alert. The alert's ID derives from the gate and its owner, so every attempt of the same
     /// incident carries the same ID.
@@ -121,35 +109,38 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
     ) -> Result<(), PortError> {
         let ended = match &r.containment {
             Contain::EndSession(id, t) => {
-                let outcome = self
-                    .bounded("SessionStore.end", self.sessions.end(id, t))
-                    .await?;
+                let end = self.sessions.end(id, t);
+                let outcome = bounded(self.deadline, "SessionStore.end", end).await?;
+                // Ended, or recognised as this record's own end from an earlier delivery (its
+                // `terminatedBy`): counted if the record lies before the failure point.
                 if outcome == crate::ports::EndOutcome::Ended {
-                    part.terminated += 1;
+                    part.terminated.push(seq.clone());
                 }
                 Some(outcome)
             }
             Contain::EndUser { request, .. } => {
                 part.cascades.push(((**request).clone(), seq.clone()));
-                part.user_requests += 1;
+                part.user_requests.push(seq.clone());
                 None
             }
             Contain::None(_) => None,
         };
         let until = self.now + self.cfg.alert_dedup_window_seconds;
         let open = self.state.open(&r.gate, owner, self.now, until);
-        match self.bounded("GateStore.open", open).await? {
+        match bounded(self.deadline, "GateStore.open", open).await? {
             GateState::Ours => {}
-            GateState::Published | GateState::Taken => {
-                part.suppressed += 1;
+            // This record's own alert went out in an earlier delivery: nothing left to do.
+            GateState::Published => return Ok(()),
+            GateState::Taken => {
+                part.suppressed.push(seq.clone());
                 return Ok(());
             }
         }
         let f = &r.finding;
         let anomaly = (f.kind, f.severity(), f.tenant_id.clone());
         if !r.alert {
-            self.bounded("GateStore.published", self.state.published(&r.gate, owner))
-                .await?;
+            let mark = self.state.published(&r.gate, owner);
+            bounded(self.deadline, "GateStore.published", mark).await?;
             part.anomalies.push(anomaly);
             return Ok(());
         }
@@ -194,7 +185,7 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
                         let bind =
                             self.state
                                 .bind(&change.session_id, user, tenant.as_deref(), until);
-                        self.bounded("BindingStore.bind", bind).await
+                        bounded(self.deadline, "BindingStore.bind", bind).await
                     }
                     Step::Respond(r) => {
                         let f = &r.finding;

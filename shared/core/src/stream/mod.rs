@@ -20,7 +20,10 @@
 //!
 //! Failure semantics: a transient error stops that session at its record; the batch reports the
 //! lowest such sequence number, and every side effect is idempotent, so whatever ran after it is
-//! safe to redo. A malformed record is dead-lettered raw with its reason and never blocks.
+//! safe to redo. Lambda redelivers from that point, so whatever lies after it counts then, not
+//! now: every per-record count, and the dead letters, are taken for the records before the final
+//! failure point only. A malformed record is dead-lettered raw with its reason and never blocks.
+//! Every call's budget ends [`crate::deadline::RESERVE`] before the Lambda deadline.
 
 pub mod execute;
 pub mod filing;
@@ -35,7 +38,7 @@ use crate::alert::{self, Alert, RenderContext};
 use crate::cascade_message::CascadeMessage;
 use crate::change::{Change, Malformed, SeqNo};
 use crate::config::StreamConfig;
-use crate::deadline::{persist, Deadline};
+use crate::deadline::{bounded, persist, Deadline};
 use crate::error::error_chain;
 use crate::ports::{
     AlertSink, BindingStore, CascadeQueue, ClaimOutcome, DeadLetter, DeadLetters, GateStore,
@@ -79,19 +82,16 @@ where
     let mut letters: Vec<(usize, DeadLetter)> = Vec::new();
     let mut skipped: Vec<usize> = Vec::new();
     let mut position: HashMap<SeqNo, usize> = HashMap::new();
-    let mut lowest: Option<SeqNo> = None;
     for (i, raw) in records.iter().enumerate() {
         match parse(raw) {
             Ok(None) => skipped.push(i),
             Ok(Some(c)) => {
-                lowest = min_seq(lowest, Some(c.seq.clone()));
                 position.insert(c.seq.clone(), i);
                 changes.push(c);
             }
             Err(Malformed { seq, reason }) => {
                 tracing::error!(seq = seq.as_deref().unwrap_or("unknown"), %reason, "malformed stream record sent to the dead-letter queue");
                 if let Some(s) = &seq {
-                    lowest = min_seq(lowest, Some(SeqNo(s.clone())));
                     position.insert(SeqNo(s.clone()), i);
                 }
                 letters.push((
@@ -139,7 +139,7 @@ where
             plan::binding_expiry(cfg, now),
             plan::counter_expiry(cfg, now),
         );
-        let claimed = exec.bounded("BindingStore.claim", claim).await;
+        let claimed = bounded(exec.deadline, "BindingStore.claim", claim).await;
         match claimed {
             Ok(results) => {
                 for (claim, outcome) in claims.iter().zip(results) {
@@ -186,14 +186,15 @@ where
     let mut cascades: Vec<(CascadeMessage, SeqNo)> = Vec::new();
     let mut filings = Vec::new();
     let mut done = Vec::new();
+    let (mut suppressed, mut terminated, mut user_requests) = (Vec::new(), Vec::new(), Vec::new());
     for mut p in parts.into_iter().chain(std::iter::once(burst_part)) {
         cascades.append(&mut p.cascades);
         filings.append(&mut p.filings);
         done.append(&mut p.done);
+        suppressed.append(&mut p.suppressed);
+        terminated.append(&mut p.terminated);
+        user_requests.append(&mut p.user_requests);
         failed = min_seq(failed, p.failed_at.take());
-        report.alerts_suppressed += p.suppressed;
-        report.sessions_terminated += p.terminated;
-        report.user_terminations_requested += p.user_requests;
         anomalies.extend(p.anomalies);
         pending.extend(p.pending);
     }
@@ -202,11 +203,14 @@ where
     anomalies.extend(published);
     if !cascades.is_empty() {
         let messages: Vec<CascadeMessage> = cascades.iter().map(|(m, _)| m.clone()).collect();
-        match exec
-            .bounded("CascadeQueue.send", ports.cascades.send(&messages))
-            .await
+        match bounded(
+            deadline,
+            "CascadeQueue.send",
+            ports.cascades.send(&messages),
+        )
+        .await
         {
-            Ok(()) => report.cascades_requested = messages.len() as u64,
+            Ok(()) => {}
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "requesting cascades failed; their records will be retried");
                 failed = min_seq(failed, cascades.iter().map(|(_, s)| s.clone()).min());
@@ -216,10 +220,7 @@ where
     if !filings.is_empty() {
         let lowest = filings.iter().map(|(_, s)| s.clone()).min();
         let batch = filing::compact(filings.into_iter().map(|(f, _)| f).collect());
-        match exec
-            .bounded("SessionStore.file", ports.sessions.file(&batch))
-            .await
-        {
+        match bounded(deadline, "SessionStore.file", ports.sessions.file(&batch)).await {
             Ok(()) => report.index_filings = batch.len() as u64,
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "filing the due and member indexes failed; their records will be retried");
@@ -236,17 +237,23 @@ where
         .filter(|(i, _)| *i < cut)
         .map(|(_, l)| l.clone())
         .collect();
-    match dead_letter(&exec, ports, &now_due, lowest).await {
-        None => report.malformed = now_due.len() as u64,
-        Some(seq) => failed = min_seq(failed, Some(seq)),
+    match dead_letter(deadline, ports, &now_due).await {
+        Ok(()) => report.malformed = now_due.len() as u64,
+        Err(from) => failed = min_seq(failed, Some(from)),
     }
 
-    // 7. What the records showed counts once per record: only those before the final failure
-    // point, which this delivery is done with.
+    // 7. Counts, once per record: only the records before the final failure point, which this
+    // delivery is done with; those at or after it come again and count then. Their effects
+    // (containment ends, cascade requests) are recognised on redelivery, so they count there.
     let cut = cut_at(&position, &failed);
+    let before = |seq: &SeqNo| position.get(seq).is_some_and(|&i| i < cut);
+    report.alerts_suppressed = suppressed.iter().filter(|s| before(s)).count() as u64;
+    report.sessions_terminated = terminated.iter().filter(|s| before(s)).count() as u64;
+    report.user_terminations_requested = user_requests.iter().filter(|s| before(s)).count() as u64;
+    report.cascades_requested = cascades.iter().filter(|(_, s)| before(s)).count() as u64;
     report.not_sessions = skipped.iter().filter(|&&i| i < cut).count() as u64;
     for (seq, o) in done {
-        if position.get(&seq).is_some_and(|&i| i < cut) {
+        if before(&seq) {
             report.processed += 1;
             report.deleted_by_ttl += o.ttl;
             report.deleted_by_write += o.write_deletes;
@@ -265,7 +272,7 @@ where
     // 8. Metrics: one flush.
     let batch = report::metrics_of(&report, &anomalies, cfg);
     let flush = ports.metrics.publish(&cfg.common.metrics_namespace, &batch);
-    if let Err(e) = exec.bounded("MetricsSink.publish", flush).await {
+    if let Err(e) = bounded(deadline, "MetricsSink.publish", flush).await {
         tracing::error!(error = %error_chain(&e), "stream metrics were not published");
     }
     crate::metrics::log_summary("stream batch summary", &report);
@@ -279,31 +286,32 @@ where
 /// failure, past the end. A failure point not in the batch (never expected) cuts nothing, so a
 /// letter may go twice but is never lost.
 fn cut_at(position: &HashMap<SeqNo, usize>, failed: &Option<SeqNo>) -> usize {
-    failed
-        .as_ref()
-        .and_then(|f| position.get(f).copied())
-        .unwrap_or(usize::MAX)
+    match failed {
+        None => usize::MAX,
+        Some(f) if f.0.is_empty() => 0,
+        Some(f) => position.get(f).copied().unwrap_or(usize::MAX),
+    }
 }
 
 /// Sends the malformed records to the dead-letter queue. If that fails they are not lost: the
-/// batch fails from the earliest of them (or from its start), so Lambda retries.
-async fn dead_letter<S: SessionStore, T: BindingStore + GateStore, A, Q, D: DeadLetters, M>(
-    exec: &Executor<'_, S, T>,
+/// batch fails from the first of them, so Lambda redelivers it and they are sent again (with the
+/// same `letterId`s). A first letter with no sequence number fails the whole batch (an empty
+/// item identifier, which Lambda takes as a complete failure).
+async fn dead_letter<S, T, A, Q, D: DeadLetters, M>(
+    deadline: &dyn Deadline,
     ports: &Ports<S, T, A, Q, D, M>,
     letters: &[DeadLetter],
-    lowest: Option<SeqNo>,
-) -> Option<SeqNo> {
-    if letters.is_empty() {
-        return None;
-    }
+) -> Result<(), SeqNo> {
+    let Some(first) = letters.first() else {
+        return Ok(());
+    };
     let send = ports.dead_letters.send(letters);
-    let e = exec.bounded("DeadLetters.send", send).await.err()?;
+    let e = match bounded(deadline, "DeadLetters.send", send).await {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
     tracing::warn!(error = %error_chain(&e), "dead-lettering failed; the records will be retried");
-    letters
-        .iter()
-        .filter_map(|l| l.seq.clone().map(SeqNo))
-        .min()
-        .or(lowest)
+    Err(SeqNo(first.seq.clone().unwrap_or_default()))
 }
 
 /// Re-reads every counter the batch's claims touched (new or redelivered, so a retried batch
@@ -315,10 +323,8 @@ async fn bursts<S: SessionStore, T: BindingStore + GateStore>(
     part: &mut Part,
 ) {
     let keys = plan::counter_keys(claims);
-    let counts = match exec
-        .bounded("BindingStore.counters", exec.state.counters(&keys))
-        .await
-    {
+    let counters = exec.state.counters(&keys);
+    let counts = match bounded(exec.deadline, "BindingStore.counters", counters).await {
         Ok(c) => c,
         Err(e) => return part.fail(last_seq, &e),
     };
@@ -366,10 +372,8 @@ async fn publish<S: SessionStore, T: BindingStore + GateStore, A: AlertSink, Q, 
     } else {
         alerts
     };
-    if let Err(e) = exec
-        .bounded("AlertSink.publish", ports.alerts.publish(&to_send))
-        .await
-    {
+    let send = ports.alerts.publish(&to_send);
+    if let Err(e) = bounded(exec.deadline, "AlertSink.publish", send).await {
         tracing::warn!(error = %error_chain(&e), "publishing alerts failed; their gates stay pending and their records will be retried");
         let failed = pending.iter().map(|p| p.seq.clone()).min();
         return (failed, Vec::new());

@@ -226,7 +226,9 @@ pub fn respond(finding: Finding, seq: &SeqNo, cfg: &StreamConfig, now: i64) -> R
                 reason: TerminationReason::Containment,
                 at: now,
                 retain_until: cfg.common.expiry.retain_until(now),
-                by: None,
+                // The record that contained it: a redelivery recognises its own end whose
+                // response was lost (`ALL_OLD`), on layouts that keep `terminatedBy`.
+                by: Some(format!("stream:{seq}")),
                 fence: None,
             },
         ),
