@@ -18,6 +18,8 @@ use crate::session::{SessionId, Status};
 pub struct State {
     /// Sessions: status and `lastActivityAt`.
     pub sessions: BTreeMap<String, (Status, i64)>,
+    /// Dedup gates: owner, and whether it is published (no window: a gate stays).
+    pub gates: HashMap<GateKey, (String, bool)>,
     /// Items the candidate reads report as unreadable.
     pub unreadable: usize,
     /// Reads fail transiently.
@@ -175,10 +177,24 @@ impl BindingStore for Mem {
 }
 
 impl GateStore for Mem {
-    async fn open(&self, _: &GateKey, _: &str, _: i64, _: i64) -> PortResult<GateState> {
-        Ok(GateState::Ours)
+    async fn open(&self, g: &GateKey, owner: &str, _: i64, _: i64) -> PortResult<GateState> {
+        let mut st = self.state();
+        let (holder, published) = st
+            .gates
+            .entry(g.clone())
+            .or_insert_with(|| (owner.to_string(), false));
+        Ok(match (holder == owner, *published) {
+            (true, false) => GateState::Ours,
+            (true, true) => GateState::Published,
+            (false, _) => GateState::Taken,
+        })
     }
-    async fn published(&self, _: &GateKey, _: &str) -> PortResult<()> {
+    async fn published(&self, g: &GateKey, owner: &str) -> PortResult<()> {
+        if let Some((holder, published)) = self.state().gates.get_mut(g) {
+            if holder == owner {
+                *published = true;
+            }
+        }
         Ok(())
     }
 }

@@ -26,6 +26,8 @@ pub struct Pending {
     pub seq: SeqNo,
     /// The anomaly, counted once it is published.
     pub anomaly: (AnomalyType, Severity, Option<String>),
+    /// True if its containment ended the session (counted with the anomaly).
+    pub ended: bool,
 }
 
 /// What carrying out one session's records (or the burst pass) produced.
@@ -43,8 +45,9 @@ pub struct Part {
     pub anomalies: Vec<(AnomalyType, Severity, Option<String>)>,
     /// Records whose anomaly's gate another record holds (the incident is alerted by its owner).
     pub suppressed: Vec<SeqNo>,
-    /// Records whose containment ended its session.
-    pub terminated: Vec<SeqNo>,
+    /// Sessions ended by containment whose finding settled here (its gate marked without an
+    /// alert). Alerted findings count theirs when published ([`Pending::ended`]).
+    pub terminated: u64,
     /// Records whose containment requested a USER cascade.
     pub user_requests: Vec<SeqNo>,
     /// Cascade requests with the record that asked for them.
@@ -110,13 +113,7 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
         let ended = match &r.containment {
             Contain::EndSession(id, t) => {
                 let end = self.sessions.end(id, t);
-                let outcome = bounded(self.deadline, "SessionStore.end", end).await?;
-                // Ended, or recognised as this record's own end from an earlier delivery (its
-                // `terminatedBy`): counted if the record lies before the failure point.
-                if outcome == crate::ports::EndOutcome::Ended {
-                    part.terminated.push(seq.clone());
-                }
-                Some(outcome)
+                Some(bounded(self.deadline, "SessionStore.end", end).await?)
             }
             Contain::EndUser { request, .. } => {
                 part.cascades.push(((**request).clone(), seq.clone()));
@@ -138,10 +135,15 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
         }
         let f = &r.finding;
         let anomaly = (f.kind, f.severity(), f.tenant_id.clone());
+        // Ended now, or recognised as this record's own end from an earlier delivery whose
+        // response was lost (`terminatedBy`). Counted with the anomaly, when its gate settles: a
+        // delivery that finds the gate settled counts neither.
+        let ended_now = ended == Some(crate::ports::EndOutcome::Ended);
         if !r.alert {
             let mark = self.state.published(&r.gate, owner);
             bounded(self.deadline, "GateStore.published", mark).await?;
             part.anomalies.push(anomaly);
+            part.terminated += u64::from(ended_now);
             return Ok(());
         }
         let ctx = RenderContext {
@@ -156,6 +158,7 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
             owner: owner.to_string(),
             seq: seq.clone(),
             anomaly,
+            ended: ended_now,
         });
         Ok(())
     }

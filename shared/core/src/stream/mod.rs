@@ -186,13 +186,13 @@ where
     let mut cascades: Vec<(CascadeMessage, SeqNo)> = Vec::new();
     let mut filings = Vec::new();
     let mut done = Vec::new();
-    let (mut suppressed, mut terminated, mut user_requests) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut suppressed, mut user_requests) = (Vec::new(), Vec::new());
     for mut p in parts.into_iter().chain(std::iter::once(burst_part)) {
         cascades.append(&mut p.cascades);
         filings.append(&mut p.filings);
         done.append(&mut p.done);
         suppressed.append(&mut p.suppressed);
-        terminated.append(&mut p.terminated);
+        report.sessions_terminated += p.terminated;
         user_requests.append(&mut p.user_requests);
         failed = min_seq(failed, p.failed_at.take());
         anomalies.extend(p.anomalies);
@@ -243,12 +243,11 @@ where
     }
 
     // 7. Counts, once per record: only the records before the final failure point, which this
-    // delivery is done with; those at or after it come again and count then. Their effects
-    // (containment ends, cascade requests) are recognised on redelivery, so they count there.
+    // delivery is done with; those at or after it come again and count then. (Anomalies and
+    // their containment ends count when their gate settles, above.)
     let cut = cut_at(&position, &failed);
     let before = |seq: &SeqNo| position.get(seq).is_some_and(|&i| i < cut);
     report.alerts_suppressed = suppressed.iter().filter(|s| before(s)).count() as u64;
-    report.sessions_terminated = terminated.iter().filter(|s| before(s)).count() as u64;
     report.user_terminations_requested = user_requests.iter().filter(|s| before(s)).count() as u64;
     report.cascades_requested = cascades.iter().filter(|(_, s)| before(s)).count() as u64;
     report.not_sessions = skipped.iter().filter(|&&i| i < cut).count() as u64;
@@ -390,5 +389,6 @@ async fn publish<S: SessionStore, T: BindingStore + GateStore, A: AlertSink, Q, 
             tracing::error!(error = %error_chain(&e), alert_id = %p.alert.id, "marking an alert gate published failed");
         }
     }
+    report.sessions_terminated += pending.iter().filter(|p| p.ended).count() as u64;
     (None, pending.iter().map(|p| p.anomaly.clone()).collect())
 }
