@@ -527,6 +527,11 @@ async fn stream_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
         "stream: StreamRecordsProcessed",
         emf.sum("StreamRecordsProcessed"),
     );
+    o.count(
+        "stream: SessionsTerminated (containment)",
+        emf.sum("SessionsTerminated"),
+    );
+    o.count("stream: AlertsSuppressed", emf.sum("AlertsSuppressed"));
     // Terminations: the bleed is contained; nothing else changes status.
     let mut wrong = 0;
     for sess in bleeds.iter().chain(&zombies) {
