@@ -533,17 +533,16 @@ async fn stream_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
     );
     o.count("stream: AlertsSuppressed", emf.sum("AlertsSuppressed"));
     // Terminations: the bleed is contained; nothing else changes status.
-    let mut wrong = 0;
-    for sess in bleeds.iter().chain(&zombies) {
-        if env.status_of(sess).await != Status::Terminated {
-            wrong += 1;
-        }
-    }
-    for sess in fixations.iter().chain(&benign) {
-        if env.status_of(sess).await != Status::Active {
-            wrong += 1;
-        }
-    }
+    let wrong = wrong_statuses(
+        &env,
+        &[
+            (&bleeds, Status::Terminated),
+            (&zombies, Status::Terminated),
+            (&fixations, Status::Active),
+            (&benign, Status::Active),
+        ],
+    )
+    .await;
     o.count("stream: terminations wrong/missing", wrong);
     o.expect(
         wrong == 0,
@@ -551,6 +550,19 @@ async fn stream_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
     );
     env.teardown().await;
     Ok(o)
+}
+
+/// How many of the sessions do not have the status expected of their group.
+async fn wrong_statuses(env: &TestEnv, groups: &[(&[Session], Status)]) -> usize {
+    let mut wrong = 0;
+    for (sessions, want) in groups {
+        for sess in *sessions {
+            if env.status_of(sess).await != *want {
+                wrong += 1;
+            }
+        }
+    }
+    wrong
 }
 
 async fn cleanup_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
@@ -605,17 +617,7 @@ async fn cleanup_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
         format!("cleanup: expired expected {due_n}, got {expired}"),
     );
     let (live, due) = population.split_at(live_n);
-    let mut wrong = 0;
-    for sess in due {
-        if env.status_of(sess).await != Status::Expired {
-            wrong += 1;
-        }
-    }
-    for sess in live {
-        if env.status_of(sess).await != Status::Active {
-            wrong += 1;
-        }
-    }
+    let wrong = wrong_statuses(&env, &[(due, Status::Expired), (live, Status::Active)]).await;
     o.count("cleanup: terminations wrong/missing", wrong);
     o.expect(
         wrong == 0,
@@ -695,17 +697,14 @@ async fn cascade_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
         status == "COMPLETED",
         format!("cascade: job status expected COMPLETED, got {status}"),
     );
-    let mut wrong = 0;
-    for sess in &victims {
-        if env.status_of(sess).await != Status::Terminated {
-            wrong += 1;
-        }
-    }
-    for sess in &bystanders {
-        if env.status_of(sess).await != Status::Active {
-            wrong += 1;
-        }
-    }
+    let wrong = wrong_statuses(
+        &env,
+        &[
+            (&victims, Status::Terminated),
+            (&bystanders, Status::Active),
+        ],
+    )
+    .await;
     o.count("cascade: terminations wrong/missing", wrong);
     o.expect(
         wrong == 0,

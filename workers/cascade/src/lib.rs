@@ -60,7 +60,16 @@ impl<S: SessionStore, M: MetricsSink> CascadeWorker<S, M> {
             })
             .collect();
         let now = chrono::Utc::now().timestamp();
-        let report = process_batch(&self.ports, &self.config, &messages, deadline, now).await;
+        // Boxed: the batch's future nests many port futures, and its layout, inlined into the
+        // runtime's, otherwise overflows the compiler's query depth in a clean build.
+        let report = Box::pin(process_batch(
+            &self.ports,
+            &self.config,
+            &messages,
+            deadline,
+            now,
+        ))
+        .await;
         let mut response = SqsBatchResponse::default();
         for id in &report.failed {
             let mut f = BatchItemFailure::default();

@@ -54,13 +54,14 @@ impl<S: SessionStore, M: MetricsSink> CleanupWorker<S, M> {
         let deadline = EpochDeadline {
             deadline_ms: event.context.deadline,
         };
-        Ok(run_cleanup(
+        // Boxed, like the other workers' batches: a deep future kept out of the runtime's layout.
+        Ok(Box::pin(run_cleanup(
             &self.store,
             &self.metrics,
             &self.config,
             Utc::now(),
             &deadline,
-        )
+        ))
         .await?)
     }
 }

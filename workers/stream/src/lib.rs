@@ -74,14 +74,16 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
         deadline: &dyn Deadline,
     ) -> (DynamoDbEventResponse, StreamReport) {
         let now = chrono::Utc::now().timestamp();
-        let outcome = process_batch(
+        // Boxed: the batch's future nests many port futures, and its layout, inlined into the
+        // runtime's, otherwise overflows the compiler's query depth in a clean build.
+        let outcome = Box::pin(process_batch(
             &self.ports,
             &self.config,
             records,
             |r| stream_record::parse(&self.config.common.layout, r),
             now,
             deadline,
-        )
+        ))
         .await;
         let mut response = DynamoDbEventResponse::default();
         if let Some(seq) = outcome.failed_from {
