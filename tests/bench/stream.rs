@@ -307,7 +307,9 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
-    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
     let harness = service_api::Harness::new();
     println!(
         "stream-bench: load average {} at start, {} CPUs",
