@@ -145,14 +145,9 @@ pub fn read(m: &Mapped, item: &Item, at: i64) -> Result<Read, String> {
             own.or(t.default_seconds)
         }
     };
-    let mut fingerprint: Vec<(String, String)> = item
-        .iter()
-        .filter(|(k, _)| {
-            **k != m.id.attribute && m.home.as_ref().is_none_or(|h| **k != h.attribute)
-        })
-        .map(|(k, v)| (k.clone(), format!("{v:?}")))
-        .collect();
-    fingerprint.sort();
+    let fingerprint = crate::stream_record::fingerprint(item, |k| {
+        k != m.id.attribute && m.home.as_ref().is_none_or(|h| k != h.attribute)
+    });
     let fence = Fence(match m.fence() {
         None => None,
         Some(f) => match item.get(&f.attribute) {

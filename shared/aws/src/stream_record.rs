@@ -4,7 +4,10 @@
 //! becomes a [`Malformed`] that carries the sequence number when there is one, so the caller can
 //! dead-letter it and move on instead of blocking the shard.
 
+use std::hash::{Hash, Hasher};
+
 use aws_lambda_events::event::dynamodb::EventRecord;
+use serde::Deserialize;
 use serde_dynamo::AttributeValue as Av;
 
 use sessionwarden_core::change::{Change, ChangeKind, Image, Malformed, SeqNo};
@@ -94,12 +97,7 @@ fn image(item: &serde_dynamo::Item) -> Result<Option<Image>, String> {
         None => return Err("attribute status is missing".into()),
         Some(v) => v.parse::<Status>().map_err(|e| e.to_string())?,
     };
-    let mut fingerprint: Vec<(String, String)> = item
-        .iter()
-        .filter(|(k, _)| k.as_str() != attr::SESSION_ID && k.as_str() != attr::EXPIRES_AT)
-        .map(|(k, v)| (k.clone(), format!("{v:?}")))
-        .collect();
-    fingerprint.sort();
+    let fingerprint = fingerprint(item, |k| k != attr::SESSION_ID && k != attr::EXPIRES_AT);
     Ok(Some(Image {
         user_id: s(item, attr::USER_ID)?,
         tenant_id: s(item, attr::TENANT_ID)?,
@@ -139,7 +137,8 @@ fn envelope(raw: &serde_json::Value) -> Result<Envelope, Malformed> {
         seq: seq.clone(),
         reason,
     };
-    let rec: EventRecord = serde_json::from_value(raw.clone())
+    // Straight from the borrowed tree: no copy of the record.
+    let rec = EventRecord::deserialize(raw)
         .map_err(|e| bad(format!("not a DynamoDB stream record: {e}")))?;
     let Some(seq_no) = seq.clone() else {
         return Err(bad("dynamodb.SequenceNumber is missing".into()));
@@ -223,4 +222,91 @@ fn parse_mapped(m: &Mapped, raw: &serde_json::Value) -> Result<Option<Change>, M
         by_ttl,
         at,
     }))
+}
+
+/// A digest of every attribute of `item` whose name `keep` accepts, names and values alike,
+/// independent of their order: two images with the same digest hold the same values. Built with
+/// no allocation per value (the names are sorted by reference).
+pub(crate) fn fingerprint(
+    item: &std::collections::HashMap<String, Av>,
+    keep: impl Fn(&str) -> bool,
+) -> u64 {
+    let mut names: Vec<&String> = item.keys().filter(|k| keep(k)).collect();
+    names.sort_unstable();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for name in names {
+        name.hash(&mut h);
+        hash_value(&item[name], &mut h);
+    }
+    h.finish()
+}
+
+fn hash_value(v: &Av, h: &mut impl Hasher) {
+    match v {
+        Av::N(n) => (0u8, n).hash(h),
+        Av::S(s) => (1u8, s).hash(h),
+        Av::Bool(b) => (2u8, b).hash(h),
+        Av::B(b) => (3u8, b).hash(h),
+        Av::Null(b) => (4u8, b).hash(h),
+        Av::M(m) => {
+            5u8.hash(h);
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_unstable();
+            for k in keys {
+                k.hash(h);
+                hash_value(&m[k], h);
+            }
+        }
+        Av::L(l) => {
+            (6u8, l.len()).hash(h);
+            for x in l {
+                hash_value(x, h);
+            }
+        }
+        Av::Ss(v) => (7u8, v).hash(h),
+        Av::Ns(v) => (8u8, v).hash(h),
+        Av::Bs(v) => (9u8, v).hash(h),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn item(pairs: &[(&str, Av)]) -> HashMap<String, Av> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_fingerprint_sees_every_value_but_not_the_order_or_the_skipped_names() {
+        let nested = |v: &str| Av::M(item(&[("a", Av::S(v.into())), ("b", Av::N("1".into()))]));
+        let a = item(&[
+            ("userId", Av::S("u-1".into())),
+            ("ctx", nested("x")),
+            ("expiresAt", Av::N("1".into())),
+        ]);
+        let all = |_: &str| true;
+        let no_ttl = |k: &str| k != "expiresAt";
+        // Same attributes, built in another order: same digest.
+        let mut b = HashMap::new();
+        b.insert("expiresAt".to_string(), Av::N("1".into()));
+        b.insert("ctx".to_string(), nested("x"));
+        b.insert("userId".to_string(), Av::S("u-1".into()));
+        assert_eq!(fingerprint(&a, all), fingerprint(&b, all));
+        // A value deep in a map changes it; a skipped attribute does not.
+        b.insert("ctx".to_string(), nested("y"));
+        assert_ne!(fingerprint(&a, all), fingerprint(&b, all));
+        b.insert("ctx".to_string(), nested("x"));
+        b.insert("expiresAt".to_string(), Av::N("2".into()));
+        assert_ne!(fingerprint(&a, all), fingerprint(&b, all));
+        assert_eq!(fingerprint(&a, no_ttl), fingerprint(&b, no_ttl));
+        // The same text as a string or as a number is a different value.
+        let s = item(&[("x", Av::S("1".into()))]);
+        let n = item(&[("x", Av::N("1".into()))]);
+        assert_ne!(fingerprint(&s, all), fingerprint(&n, all));
+    }
 }

@@ -74,9 +74,9 @@ pub struct Image {
     pub lapses_at: Option<i64>,
     /// True when the session is ended only because that deadline passed: no write ended it.
     pub lapsed: bool,
-    /// Every attribute name and value except the key and `expiresAt`, to tell "the app wrote to
-    /// this item" from a TTL adjustment.
-    pub fingerprint: Vec<(String, String)>,
+    /// A digest of every attribute name and value except the key and `expiresAt`, to tell "the
+    /// app wrote to this item" from a TTL adjustment (equal digests, equal attributes).
+    pub fingerprint: u64,
 }
 
 impl Image {
