@@ -28,29 +28,93 @@ pub fn parse(layout: &Layout, raw: &serde_json::Value) -> Result<Option<Change>,
     }
 }
 
-/// Parses one raw record of the `Records` array, on the native layout.
+/// Parses one raw record of the `Records` array, on the native layout. Lean: it reads the fields
+/// the rules use straight from the record's JSON, borrowing its strings, with no intermediate
+/// record type; the images' other attributes only enter their fingerprint. (Other layouts read
+/// arbitrary attributes, through [`envelope`].)
 pub fn parse_record(raw: &serde_json::Value) -> Result<Change, Malformed> {
-    let Envelope {
-        rec,
-        seq,
-        kind,
-        by_ttl,
-        at,
-    } = envelope(raw)?;
-    let seq_no = seq.clone();
+    let seq = raw
+        .pointer("/dynamodb/SequenceNumber")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty());
     let bad = |reason: String| Malformed {
-        seq: Some(seq.clone()),
+        seq: seq.map(String::from),
         reason,
     };
-    let session_id = match rec.change.keys.get(attr::SESSION_ID) {
-        Some(Av::S(s)) if !s.is_empty() => SessionId::new(s.clone()),
+    let not_a_record = |what: &str| bad(format!("not a DynamoDB stream record: {what}"));
+    let ddb = raw
+        .get("dynamodb")
+        .and_then(|d| d.as_object())
+        .ok_or_else(|| not_a_record("dynamodb is missing or not an object"))?;
+    let event_name = raw
+        .get("eventName")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| not_a_record("eventName is missing or not a string"))?;
+    let at = match ddb.get("ApproximateCreationDateTime") {
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            .ok_or_else(|| not_a_record("ApproximateCreationDateTime is out of range"))?,
+        // Absent: the epoch, as aws_lambda_events reads it (AWS's own samples omit it).
+        None | Some(serde_json::Value::Null) => 0,
+        _ => return Err(not_a_record("ApproximateCreationDateTime is not a number")),
+    };
+    let Some(seq) = seq else {
+        return Err(bad("dynamodb.SequenceNumber is missing".into()));
+    };
+    let kind = match event_name {
+        "INSERT" => ChangeKind::Insert,
+        "MODIFY" => ChangeKind::Modify,
+        "REMOVE" => ChangeKind::Remove,
+        other => return Err(bad(format!("unknown eventName {other:?}"))),
+    };
+    let image_of = |name: &str| -> Result<Option<&JsonMap>, Malformed> {
+        match ddb.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::Object(m)) if m.is_empty() => Ok(None),
+            Some(serde_json::Value::Object(m)) => Ok(Some(m)),
+            Some(_) => Err(not_a_record(&format!("{name} is not an object"))),
+        }
+    };
+    let (old_raw, new_raw) = (image_of("OldImage")?, image_of("NewImage")?);
+    match kind {
+        ChangeKind::Modify if old_raw.is_none() => {
+            return Err(bad(
+                "MODIFY without OldImage: the stream view type must be NEW_AND_OLD_IMAGES".into(),
+            ))
+        }
+        ChangeKind::Modify | ChangeKind::Insert if new_raw.is_none() => {
+            return Err(bad(format!(
+                "{event_name} without NewImage: the stream view type must be NEW_AND_OLD_IMAGES"
+            )))
+        }
+        _ => {}
+    }
+    let by_ttl = raw.get("userIdentity").is_some_and(|u| {
+        u.get("type").and_then(|t| t.as_str()) == Some("Service")
+            && u.get("principalId").and_then(|p| p.as_str()) == Some(TTL_PRINCIPAL)
+    });
+    let keys = ddb
+        .get("Keys")
+        .and_then(|k| k.as_object())
+        .ok_or_else(|| bad("key sessionId is missing".into()))?;
+    let session_id = match keys.get(attr::SESSION_ID).map(json_attr) {
+        Some(Attr::S(s)) if !s.is_empty() => SessionId::new(s),
         Some(_) => return Err(bad("key sessionId is not a non-empty string (S)".into())),
         None => return Err(bad("key sessionId is missing".into())),
     };
-    let old = image(&rec.change.old_image).map_err(|e| bad(format!("OldImage: {e}")))?;
-    let new = image(&rec.change.new_image).map_err(|e| bad(format!("NewImage: {e}")))?;
+    let old = old_raw
+        .map(json_image)
+        .transpose()
+        .map_err(|e| bad(format!("OldImage: {e}")))?
+        .flatten();
+    let new = new_raw
+        .map(json_image)
+        .transpose()
+        .map_err(|e| bad(format!("NewImage: {e}")))?
+        .flatten();
     Ok(Change {
-        seq: SeqNo(seq_no),
+        seq: SeqNo(seq.to_string()),
         kind,
         session_id,
         old,
@@ -60,61 +124,123 @@ pub fn parse_record(raw: &serde_json::Value) -> Result<Change, Malformed> {
     })
 }
 
-fn s(item: &serde_dynamo::Item, name: &str) -> Result<Option<String>, String> {
-    match item.get(name) {
-        None | Some(Av::Null(_)) => Ok(None),
-        Some(Av::S(v)) => Ok(Some(v.clone())),
+type JsonMap = serde_json::Map<String, serde_json::Value>;
+
+/// One attribute value in the stream's JSON form, borrowed: `{"S": ..}`, `{"N": ..}`,
+/// `{"NULL": true}`, or any other type.
+enum Attr<'a> {
+    S(&'a str),
+    N(&'a str),
+    Null,
+    Other,
+}
+
+fn json_attr(v: &serde_json::Value) -> Attr<'_> {
+    let Some(m) = v.as_object().filter(|m| m.len() == 1) else {
+        return Attr::Other;
+    };
+    match m.iter().next() {
+        Some((t, serde_json::Value::String(s))) if t == "S" => Attr::S(s),
+        Some((t, serde_json::Value::String(n))) if t == "N" => Attr::N(n),
+        Some((t, _)) if t == "NULL" => Attr::Null,
+        _ => Attr::Other,
+    }
+}
+
+fn json_s(item: &JsonMap, name: &str) -> Result<Option<String>, String> {
+    match item.get(name).map(json_attr) {
+        None | Some(Attr::Null) => Ok(None),
+        Some(Attr::S(v)) => Ok(Some(v.to_string())),
         Some(_) => Err(format!("attribute {name} is not a string (S)")),
     }
 }
 
-fn n(item: &serde_dynamo::Item, name: &str) -> Result<Option<i64>, String> {
-    match item.get(name) {
-        None | Some(Av::Null(_)) => Ok(None),
-        Some(Av::N(v)) => v
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .or_else(|| {
-                v.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite())
-                    .map(|f| f as i64)
-            })
-            .map(Some)
-            .ok_or_else(|| format!("attribute {name} = {v:?} is not a number")),
+fn json_n(item: &JsonMap, name: &str) -> Result<Option<i64>, String> {
+    match item.get(name).map(json_attr) {
+        None | Some(Attr::Null) => Ok(None),
+        Some(Attr::N(v)) => number(name, v).map(Some),
         Some(_) => Err(format!("attribute {name} is not a number (N)")),
     }
 }
 
-/// Parses an image; `None` for an absent or keys-only image.
-fn image(item: &serde_dynamo::Item) -> Result<Option<Image>, String> {
+/// A DynamoDB number as whole seconds (a fraction is cut off).
+fn number(name: &str, v: &str) -> Result<i64, String> {
+    v.trim()
+        .parse::<i64>()
+        .ok()
+        .or_else(|| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| format!("attribute {name} = {v:?} is not a number"))
+}
+
+/// Parses an image in the stream's JSON form; `None` for a keys-only image.
+fn json_image(item: &JsonMap) -> Result<Option<Image>, String> {
     if item.keys().all(|k| k == attr::SESSION_ID) {
         return Ok(None);
     }
-    let status = match s(item, attr::STATUS)? {
+    let status = match json_s(item, attr::STATUS)? {
         None => return Err("attribute status is missing".into()),
         Some(v) => v.parse::<Status>().map_err(|e| e.to_string())?,
     };
-    let fingerprint = fingerprint(item, |k| k != attr::SESSION_ID && k != attr::EXPIRES_AT);
     Ok(Some(Image {
-        user_id: s(item, attr::USER_ID)?,
-        tenant_id: s(item, attr::TENANT_ID)?,
+        user_id: json_s(item, attr::USER_ID)?,
+        tenant_id: json_s(item, attr::TENANT_ID)?,
         status: Some(status),
-        created_at: n(item, attr::CREATED_AT)?,
-        last_activity_at: n(item, attr::LAST_ACTIVITY_AT)?,
-        idle_timeout_seconds: n(item, attr::IDLE_TIMEOUT_SECONDS)?,
-        absolute_expires_at: n(item, attr::ABSOLUTE_EXPIRES_AT)?,
-        user_agent: s(item, attr::USER_AGENT)?,
-        ip_address: s(item, attr::IP_ADDRESS)?,
-        revoke_scope: s(item, attr::REVOKE_SCOPE)?,
-        termination_reason: s(item, attr::TERMINATION_REASON)?,
-        parent_session_id: s(item, attr::PARENT_SESSION_ID)?.map(SessionId::new),
+        created_at: json_n(item, attr::CREATED_AT)?,
+        last_activity_at: json_n(item, attr::LAST_ACTIVITY_AT)?,
+        idle_timeout_seconds: json_n(item, attr::IDLE_TIMEOUT_SECONDS)?,
+        absolute_expires_at: json_n(item, attr::ABSOLUTE_EXPIRES_AT)?,
+        user_agent: json_s(item, attr::USER_AGENT)?,
+        ip_address: json_s(item, attr::IP_ADDRESS)?,
+        revoke_scope: json_s(item, attr::REVOKE_SCOPE)?,
+        termination_reason: json_s(item, attr::TERMINATION_REASON)?,
+        parent_session_id: json_s(item, attr::PARENT_SESSION_ID)?.map(SessionId::new),
         lapses_at: None,
         lapsed: false,
-        fingerprint,
+        fingerprint: json_fingerprint(item, |k| k != attr::SESSION_ID && k != attr::EXPIRES_AT),
     }))
+}
+
+/// [`fingerprint`] of an image in the stream's JSON form: every kept attribute's name and value.
+fn json_fingerprint(item: &JsonMap, keep: impl Fn(&str) -> bool) -> u64 {
+    let mut names: Vec<&String> = item.keys().filter(|k| keep(k)).collect();
+    names.sort_unstable();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for name in names {
+        name.hash(&mut h);
+        hash_json(&item[name.as_str()], &mut h);
+    }
+    h.finish()
+}
+
+fn hash_json(v: &serde_json::Value, h: &mut impl Hasher) {
+    use serde_json::Value as J;
+    match v {
+        J::Null => 0u8.hash(h),
+        J::Bool(b) => (1u8, b).hash(h),
+        J::Number(n) => (2u8, n.to_string()).hash(h),
+        J::String(s) => (3u8, s).hash(h),
+        J::Array(a) => {
+            (4u8, a.len()).hash(h);
+            for x in a {
+                hash_json(x, h);
+            }
+        }
+        J::Object(m) => {
+            5u8.hash(h);
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_unstable();
+            for k in keys {
+                k.hash(h);
+                hash_json(&m[k.as_str()], h);
+            }
+        }
+    }
 }
 
 /// The parts every layout reads the same way: the record, its sequence number and kind (with the

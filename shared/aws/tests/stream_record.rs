@@ -128,3 +128,38 @@ fn ttl_removes_are_recognised() {
     let c = parse_record(&raw).unwrap();
     assert!(c.by_ttl && c.kind == ChangeKind::Remove);
 }
+
+/// The lean parse reads only the attributes the rules use; every other attribute, of any type,
+/// enters the image's fingerprint, so a write to it still tells an app write from a TTL change.
+#[test]
+fn other_attributes_of_any_type_are_fingerprinted_not_parsed() {
+    let mut image = good_image();
+    image["prefs"] = json!({"M": {"theme": {"S": "dark"}, "beta": {"BOOL": true}}});
+    image["tags"] = json!({"SS": ["a", "b"]});
+    let mut changed = image.clone();
+    changed["prefs"]["M"]["theme"] = json!({"S": "light"});
+    let mut ttl_only = image.clone();
+    ttl_only["expiresAt"] = json!({"N": "99"});
+    let key = json!({"sessionId": {"S": "s1"}});
+    let of = |old: &serde_json::Value, new: &serde_json::Value| {
+        let c = parse_record(&record(
+            "MODIFY",
+            key.clone(),
+            new.clone(),
+            Some(old.clone()),
+        ))
+        .unwrap();
+        (c.old.unwrap().fingerprint, c.new.unwrap().fingerprint)
+    };
+    let (a, b) = of(&image, &image);
+    assert_eq!(a, b);
+    let (a, b) = of(&image, &changed);
+    assert_ne!(a, b, "a nested value changed");
+    let (a, b) = of(&image, &ttl_only);
+    assert_eq!(a, b, "expiresAt is not part of the fingerprint");
+    let mut bad_time = record("INSERT", key.clone(), good_image(), None);
+    bad_time["dynamodb"]["ApproximateCreationDateTime"] = json!("yesterday");
+    let e = parse_record(&bad_time).unwrap_err();
+    assert!(e.reason.contains("ApproximateCreationDateTime"), "{e}");
+    assert_eq!(e.seq.as_deref(), Some("111"));
+}
