@@ -171,7 +171,7 @@ pub fn read(m: &Mapped, item: &Item, at: i64) -> Result<Read, String> {
         parent_session_id: opt(item, &m.parent)?.map(SessionId::new),
         lapses_at,
         lapsed,
-        fingerprint,
+        fingerprint: Some(fingerprint),
     };
     Ok(Read::Session(Box::new(Seen { id, image, fence })))
 }

@@ -202,7 +202,11 @@ fn json_image(item: &JsonMap) -> Result<Option<Image>, String> {
         parent_session_id: json_s(item, attr::PARENT_SESSION_ID)?.map(SessionId::new),
         lapses_at: None,
         lapsed: false,
-        fingerprint: json_fingerprint(item, |k| k != attr::SESSION_ID && k != attr::EXPIRES_AT),
+        // Only ended images are compared (zombie writes), and most records are touches of
+        // active sessions: their fingerprint is not worth its hashing.
+        fingerprint: status
+            .is_ended()
+            .then(|| json_fingerprint(item, |k| k != attr::SESSION_ID && k != attr::EXPIRES_AT)),
     }))
 }
 

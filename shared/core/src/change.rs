@@ -75,8 +75,10 @@ pub struct Image {
     /// True when the session is ended only because that deadline passed: no write ended it.
     pub lapsed: bool,
     /// A digest of every attribute name and value except the key and `expiresAt`, to tell "the
-    /// app wrote to this item" from a TTL adjustment (equal digests, equal attributes).
-    pub fingerprint: u64,
+    /// app wrote to this ended item" from a TTL adjustment (equal digests, equal attributes). The
+    /// rules compare it only between two ended images, so a reader may leave it `None` for an
+    /// active one.
+    pub fingerprint: Option<u64>,
 }
 
 impl Image {
