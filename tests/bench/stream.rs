@@ -37,9 +37,10 @@ const TOUCHES_PER_SESSION: usize = 4;
 // bench to a new API means rewriting `run_once` (and, if the ports change, the two fakes below).
 // ================================================================================================
 mod service_api {
-    use sessionwarden_aws::stream_record::parse_record;
+    use sessionwarden_aws::stream_record::parse_raw;
     use sessionwarden_core::config::StreamConfig;
     use sessionwarden_core::fake::{vars, Mem};
+    use sessionwarden_core::layout::Layout;
     use sessionwarden_core::ports::Ports;
     use sessionwarden_core::stream::process_batch;
     use sessionwarden_stream::StreamEvent;
@@ -63,7 +64,7 @@ mod service_api {
             &h.ports,
             &h.cfg,
             &event.records,
-            |r| parse_record(r).map(Some),
+            |r| parse_raw(&Layout::Native, r),
             now,
             &sessionwarden_core::deadline::EpochDeadline::in_from_now(
                 std::time::Duration::from_secs(60),

@@ -140,7 +140,7 @@ impl LayoutWorld {
 
     /// Invokes the stream handler with `event`, as the runtime would.
     pub async fn invoke(&self, event: &serde_json::Value) -> DynamoDbEventResponse {
-        let payload: StreamEvent = serde_json::from_value(event.clone()).expect("event shape");
+        let payload: StreamEvent = serde_json::from_str(&event.to_string()).expect("event shape");
         let worker = StreamWorker::from_clients(&self.env.clients, self.env.stream_config(&[]));
         worker
             .handle(LambdaEvent::new(

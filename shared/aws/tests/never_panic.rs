@@ -280,6 +280,21 @@ proptest! {
         }
     }
 
+    /// The worker's one-pass reader of raw records decides exactly as the tree reader: the same
+    /// change, or the same rejection with the same reason and sequence number.
+    #[test]
+    fn the_raw_reader_agrees_with_the_tree_reader(raw in stream_record_json()) {
+        // Both read the same bytes (a float need not survive a trip through text unchanged).
+        let text = serde_json::value::RawValue::from_string(raw.to_string()).unwrap();
+        let tree: Value = serde_json::from_str(text.get()).unwrap();
+        for l in layouts() {
+            prop_assert_eq!(
+                stream_record::parse_raw(&l, &text),
+                stream_record::parse(&l, &tree)
+            );
+        }
+    }
+
     #[test]
     fn layout_read_takes_any_item(item in any_item(), at in at()) {
         for l in layouts() {

@@ -6,20 +6,43 @@
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use sessionwarden_aws::ports::AwsPorts;
 use sessionwarden_aws::stream_record;
 use sessionwarden_aws::AwsClients;
+use sessionwarden_core::change::{Change, Malformed};
 use sessionwarden_core::config::StreamConfig;
 use sessionwarden_core::deadline::{Deadline, EpochDeadline};
+use sessionwarden_core::layout::Layout;
 use sessionwarden_core::ports::{MetricsSink, SessionStore};
+use sessionwarden_core::stream::Record;
 use sessionwarden_core::stream::{process_batch, StreamReport};
 
-/// A DynamoDB stream event, with each record left raw for per-record parsing.
-#[derive(Debug, Clone, Deserialize)]
+/// A DynamoDB stream event, with each record left as its raw JSON text for per-record parsing:
+/// no tree is built for the event, and a malformed record cannot fail the whole batch.
+#[derive(Debug, Deserialize)]
 pub struct StreamEvent {
     /// The records, exactly as Lambda sent them.
     #[serde(rename = "Records", default)]
-    pub records: Vec<serde_json::Value>,
+    pub records: Vec<Box<RawValue>>,
+}
+
+/// A record the worker can parse: raw text (from Lambda) or parsed JSON (local runs, tests).
+pub trait StreamInput: Record {
+    /// Parses the record through `layout`.
+    fn parse(&self, layout: &Layout) -> Result<Option<Change>, Malformed>;
+}
+
+impl StreamInput for serde_json::Value {
+    fn parse(&self, layout: &Layout) -> Result<Option<Change>, Malformed> {
+        stream_record::parse(layout, self)
+    }
+}
+
+impl StreamInput for Box<RawValue> {
+    fn parse(&self, layout: &Layout) -> Result<Option<Change>, Malformed> {
+        stream_record::parse_raw(layout, self)
+    }
 }
 
 /// The stream worker: adapters and configuration, built once per process. It keeps nothing
@@ -58,9 +81,9 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
 
     /// Processes records now, with the stream function's timeout in the template (60 s) as the
     /// deadline; returns the partial batch response and the report.
-    pub async fn run(
+    pub async fn run<R: StreamInput>(
         &self,
-        records: &[serde_json::Value],
+        records: &[R],
     ) -> (DynamoDbEventResponse, StreamReport) {
         let deadline = EpochDeadline::in_from_now(std::time::Duration::from_secs(60));
         self.run_within(records, &deadline).await
@@ -68,9 +91,9 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
 
     /// Processes records now against `deadline`: no call runs into its last
     /// [`sessionwarden_core::deadline::RESERVE`], so the failure point is returned in time.
-    pub async fn run_within(
+    pub async fn run_within<R: StreamInput>(
         &self,
-        records: &[serde_json::Value],
+        records: &[R],
         deadline: &dyn Deadline,
     ) -> (DynamoDbEventResponse, StreamReport) {
         let now = chrono::Utc::now().timestamp();
@@ -80,7 +103,7 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
             &self.ports,
             &self.config,
             records,
-            |r| stream_record::parse(&self.config.common.layout, r),
+            |r: &R| r.parse(&self.config.common.layout),
             now,
             deadline,
         ))

@@ -51,13 +51,34 @@ use execute::{min_seq, Executor, Part};
 const MARK_TRIES: u32 = 5;
 pub use report::{BatchOutcome, StreamReport};
 
+/// A stream record as the batch holds it: parsed JSON, or its raw text (the worker's, so that no
+/// tree is built for a record that parses cleanly). A dead letter carries it as JSON.
+pub trait Record: Sync {
+    /// The record as JSON, for its dead letter.
+    fn json(&self) -> serde_json::Value;
+}
+
+impl Record for serde_json::Value {
+    fn json(&self) -> serde_json::Value {
+        self.clone()
+    }
+}
+
+impl Record for Box<serde_json::value::RawValue> {
+    /// Text that is not JSON (Lambda never sends it) travels as a JSON string.
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.get())
+            .unwrap_or_else(|_| serde_json::Value::String(self.get().to_string()))
+    }
+}
+
 /// Processes one batch of raw stream records at `now` (epoch seconds). `parse` reads one record
 /// through the layout: a change, `None` for an item that is not a session (skipped and counted),
 /// or a rejection, dead-lettered raw, that never blocks the shard.
-pub async fn process_batch<S, T, A, Q, D, M, P>(
+pub async fn process_batch<S, T, A, Q, D, M, R, P>(
     ports: &Ports<S, T, A, Q, D, M>,
     cfg: &StreamConfig,
-    records: &[serde_json::Value],
+    records: &[R],
     parse: P,
     now: i64,
     deadline: &dyn Deadline,
@@ -69,7 +90,8 @@ where
     Q: CascadeQueue,
     D: DeadLetters,
     M: MetricsSink,
-    P: Fn(&serde_json::Value) -> Result<Option<Change>, Malformed>,
+    R: Record,
+    P: Fn(&R) -> Result<Option<Change>, Malformed>,
 {
     let mut report = StreamReport {
         records: records.len() as u64,
@@ -99,7 +121,7 @@ where
                     DeadLetter {
                         seq,
                         reason,
-                        raw: raw.clone(),
+                        raw: raw.json(),
                     },
                 ));
             }
