@@ -184,41 +184,21 @@ async fn with_every_call_2_s_slower_the_cascade_hands_over_before_each_deadline_
             ("FUNCTION_TIMEOUT_SECONDS", "12"),
         ]),
     );
-    let mut deliveries = 0;
-    while let Some(event) = env.cascade_event().await {
-        deliveries += 1;
-        assert!(
-            deliveries <= 20,
-            "the cascade does not finish in 20 deliveries"
-        );
-        let bodies: std::collections::HashMap<String, String> = event
-            .records
-            .iter()
-            .map(|r| {
-                (
-                    r.message_id.clone().unwrap_or_default(),
-                    r.body.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
-        let started = Instant::now();
-        let response = worker
-            .handle(LambdaEvent::new(event, context_with(INVOCATION)))
-            .await
-            .unwrap();
-        let took = started.elapsed();
-        assert!(
-            took < INVOCATION,
-            "delivery {deliveries} overran its deadline: {took:?}"
-        );
-        // A failed message becomes visible again.
-        let again: Vec<String> = response
-            .batch_item_failures
-            .iter()
-            .filter_map(|f| bodies.get(&f.item_identifier).cloned())
-            .collect();
-        env.send_cascade(&again).await;
-    }
+    let (deliveries, _) = env
+        .deliver_cascades(20, async |event| {
+            let started = Instant::now();
+            let response = worker
+                .handle(LambdaEvent::new(event, context_with(INVOCATION)))
+                .await
+                .unwrap();
+            let took = started.elapsed();
+            assert!(
+                took < INVOCATION,
+                "a delivery overran its deadline: {took:?}"
+            );
+            response
+        })
+        .await;
     assert!(
         deliveries > 1,
         "at 2 s a call, one invocation cannot end 20 sessions"

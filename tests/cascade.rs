@@ -33,20 +33,20 @@ async fn invoke(env: &TestEnv, extra: &[(&str, &str)], event: SqsEvent) -> SqsBa
 async fn drive(env: &TestEnv, extra: &[(&str, &str)]) -> (CascadeReport, usize) {
     let w = worker(env, extra);
     let mut total = CascadeReport::default();
-    let mut rounds = 0;
-    while let Some(event) = env.cascade_event().await {
-        rounds += 1;
-        assert!(rounds < 200, "the cascade does not settle");
-        let deadline =
-            sessionwarden_core::deadline::EpochDeadline::in_from_now(Duration::from_secs(300));
-        let (response, report) = w.run(&event, &deadline).await;
-        assert!(
-            response.batch_item_failures.is_empty(),
-            "{:?}",
-            report.failed
-        );
-        total.merge(report);
-    }
+    let (rounds, _) = env
+        .deliver_cascades(199, async |event| {
+            let deadline =
+                sessionwarden_core::deadline::EpochDeadline::in_from_now(Duration::from_secs(300));
+            let (response, report) = w.run(&event, &deadline).await;
+            assert!(
+                response.batch_item_failures.is_empty(),
+                "{:?}",
+                report.failed
+            );
+            total.merge(report);
+            response
+        })
+        .await;
     (total, rounds)
 }
 

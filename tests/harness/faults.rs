@@ -35,6 +35,7 @@ use sessionwarden_cascade::CascadeWorker;
 use sessionwarden_cleanup::CleanupWorker;
 use sessionwarden_core::cascade_message::{request, Target};
 use sessionwarden_core::config::CleanupStrategy;
+use sessionwarden_core::deadline::EpochDeadline;
 use sessionwarden_core::session::{Session, Status, TerminationReason};
 use sessionwarden_local::streams::lambda_event;
 use sessionwarden_stream::StreamWorker;
@@ -647,36 +648,15 @@ async fn cascade_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
         &lane.clients,
         env.cascade_config(&[("CASCADE_PAGES_PER_MESSAGE", "1")]),
     );
-    let (mut deliveries, mut redelivered) = (0, 0);
     let mut already_ended = 0u64;
-    while let Some(event) = env.cascade_event().await {
-        deliveries += 1;
-        if deliveries > 200 {
-            bail!("the cascade does not settle in 200 deliveries");
-        }
-        let bodies: HashMap<String, String> = event
-            .records
-            .iter()
-            .map(|r| {
-                (
-                    r.message_id.clone().unwrap_or_default(),
-                    r.body.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
-        let deadline =
-            sessionwarden_core::deadline::EpochDeadline::in_from_now(Duration::from_secs(300));
-        let (response, report) = worker.run(&event, &deadline).await;
-        already_ended += report.already_ended;
-        // A failed message becomes visible again: SQS delivers it once more.
-        let again: Vec<String> = response
-            .batch_item_failures
-            .iter()
-            .filter_map(|f| bodies.get(&f.item_identifier).cloned())
-            .collect();
-        redelivered += again.len();
-        env.send_cascade(&again).await;
-    }
+    let (deliveries, redelivered) = env
+        .deliver_cascades(200, async |event| {
+            let deadline = EpochDeadline::in_from_now(Duration::from_secs(300));
+            let (response, report) = worker.run(&event, &deadline).await;
+            already_ended += report.already_ended;
+            response
+        })
+        .await;
     o.info(
         "cascade deliveries (messages failed)",
         format!("{deliveries} ({redelivered})"),

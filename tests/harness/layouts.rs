@@ -216,16 +216,17 @@ impl LayoutWorld {
             .await;
         let w = CascadeWorker::from_clients(&self.env.clients, self.env.cascade_config(&[]));
         let mut total = CascadeReport::default();
-        let mut rounds = 0;
-        while let Some(event) = self.env.cascade_event().await {
-            rounds += 1;
-            assert!(rounds < 50, "the cascade does not settle");
-            let deadline =
-                sessionwarden_core::deadline::EpochDeadline::in_from_now(Duration::from_secs(300));
-            let (response, report) = w.run(&event, &deadline).await;
-            assert!(response.batch_item_failures.is_empty(), "{response:?}");
-            total.merge(report);
-        }
+        self.env
+            .deliver_cascades(49, async |event| {
+                let deadline = sessionwarden_core::deadline::EpochDeadline::in_from_now(
+                    Duration::from_secs(300),
+                );
+                let (response, report) = w.run(&event, &deadline).await;
+                assert!(response.batch_item_failures.is_empty(), "{response:?}");
+                total.merge(report);
+                response
+            })
+            .await;
         total
     }
 }

@@ -171,4 +171,45 @@ impl TestEnv {
         .await
         .expect("receive cascade messages")
     }
+
+    /// Delivers the cascade queue's batches as Lambda's event source mapping does, until the
+    /// queue is quiet (continuations and sub-cascades included): each batch to `deliver`, which
+    /// returns the batch response; a message it reports failed becomes visible again (sent
+    /// anew). Returns the deliveries and the messages delivered again; panics past `max`
+    /// deliveries.
+    pub async fn deliver_cascades(
+        &self,
+        max: usize,
+        mut deliver: impl AsyncFnMut(
+            aws_lambda_events::event::sqs::SqsEvent,
+        ) -> aws_lambda_events::event::sqs::SqsBatchResponse,
+    ) -> (usize, usize) {
+        let (mut deliveries, mut again) = (0, 0);
+        while let Some(event) = self.cascade_event().await {
+            deliveries += 1;
+            assert!(
+                deliveries <= max,
+                "the cascade does not settle in {max} deliveries"
+            );
+            let bodies: HashMap<String, String> = event
+                .records
+                .iter()
+                .map(|r| {
+                    (
+                        r.message_id.clone().unwrap_or_default(),
+                        r.body.clone().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let response = deliver(event).await;
+            let failed: Vec<String> = response
+                .batch_item_failures
+                .iter()
+                .filter_map(|f| bodies.get(&f.item_identifier).cloned())
+                .collect();
+            again += failed.len();
+            self.send_cascade(&failed).await;
+        }
+        (deliveries, again)
+    }
 }
