@@ -133,6 +133,8 @@ test: venv dynamodb-local
 # due. `just bench stream [--sizes 1000,10000 ...]`: the stream worker's CPU time per record, in
 # process with in-memory ports, release build. `just bench stream-requests [N ...]`: the AWS
 # requests of one stream batch of 1,000 new sessions, against the budget of 50.
+# `just bench index-load [SESSIONS] [--shards N]`: how the own due index's writes spread over its
+# partition keys (default 100,000 sessions, DUE_INDEX_SHARDS 16); fails over 1.5 × the fair share.
 bench *args: venv dynamodb-local
     #!/usr/bin/env bash
     set -euo pipefail
@@ -142,6 +144,7 @@ bench *args: venv dynamodb-local
     case "${1:-}" in
         stream) shift; exec cargo run --quiet --release "${pkg[@]}" --bin stream-bench -- "$@" ;;
         stream-requests) shift; run stream-requests-bench "$@" ;;
+        index-load) shift; run index-load-bench "$@" ;;
         # One `tests/with-emulators` per layout and size, started by the bench itself.
         layouts) shift; exec cargo run --quiet "${pkg[@]}" --bin layouts-bench -- "$@" ;;
         *) run cleanup-bench "$@" ;;

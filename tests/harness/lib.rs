@@ -195,6 +195,26 @@ impl TestEnv {
         self.counter.reset();
     }
 
+    /// Seeds sessions as the app writes them, then lets the stream worker see their INSERTs, as
+    /// in production: that marks the parents among them (so their family cascades are asked
+    /// for) and files the layout's own indexes. The cascades it asked for are drained.
+    pub async fn seed_seen(&self, sessions: &[Session]) {
+        self.seed(sessions).await;
+        let mut tail = self.stream_tail().await;
+        let stream = sessionwarden_stream::StreamWorker::from_clients(
+            &self.clients,
+            self.stream_config(&[]),
+        );
+        let records = tail
+            .next_records()
+            .await
+            .expect("reading the seeded INSERTs");
+        let (r, _) = stream.run(&records).await;
+        assert!(r.batch_item_failures.is_empty(), "seeded INSERTs processed");
+        self.drain(&self.resources.cascade_queue_url).await;
+        self.counter.reset();
+    }
+
     /// Reads one raw item with a consistent read.
     pub async fn raw_item(&self, id: &SessionId) -> Option<HashMap<String, AttributeValue>> {
         self.clients

@@ -42,6 +42,8 @@ pub struct State {
     pub metrics: Vec<MetricBatch>,
     /// Index filings applied, in order.
     pub filings: Vec<Filing>,
+    /// Sessions a claim marked as parents.
+    pub parents: std::collections::HashSet<SessionId>,
 }
 
 /// The fake, implementing every port over one shared [`State`].
@@ -166,6 +168,8 @@ impl SessionStore for Mem {
 
 impl BindingStore for Mem {
     async fn claim(&self, c: &[Claim], _: i64, _: i64) -> PortResult<Vec<ClaimOutcome>> {
+        let mut st = self.state();
+        st.parents.extend(c.iter().filter_map(|c| c.parent.clone()));
         Ok(vec![ClaimOutcome::Claimed; c.len()])
     }
     async fn bind(&self, _: &SessionId, _: &str, _: Option<&str>, _: i64) -> PortResult<()> {
@@ -173,6 +177,14 @@ impl BindingStore for Mem {
     }
     async fn counters(&self, _: &[CounterKey]) -> PortResult<HashMap<CounterKey, u64>> {
         Ok(HashMap::new())
+    }
+    async fn parents(&self, ids: &[SessionId]) -> PortResult<std::collections::HashSet<SessionId>> {
+        let st = self.state();
+        Ok(ids
+            .iter()
+            .filter(|i| st.parents.contains(*i))
+            .cloned()
+            .collect())
     }
 }
 

@@ -15,7 +15,7 @@
 //!
 //! Every method returns a [`PortResult`]: its error, a `PortError`, says whether to retry.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use crate::alert::Alert;
@@ -255,6 +255,9 @@ pub struct Claim {
     pub binding: Binding,
     /// Counters to increment if (and only if) the binding is new.
     pub counters: Vec<CounterKey>,
+    /// The session's parent, if it has one: the claim marks that parent as having children, so
+    /// that only marked sessions ask for a family cascade when they end.
+    pub parent: Option<SessionId>,
 }
 
 /// What a claim found.
@@ -292,6 +295,13 @@ pub trait BindingStore: Send + Sync {
         &self,
         keys: &[CounterKey],
     ) -> impl Future<Output = PortResult<HashMap<CounterKey, u64>>> + Send;
+
+    /// Which of `ids` a claim has marked as a parent (see [`Claim::parent`]): the sessions whose
+    /// end needs a family cascade. Consistent, so a marker written before the read is seen.
+    fn parents(
+        &self,
+        ids: &[SessionId],
+    ) -> impl Future<Output = PortResult<HashSet<SessionId>>> + Send;
 }
 
 /// The dedup key of an alert: one per (type, subject) per window.

@@ -213,3 +213,88 @@ async fn a_malformed_record_after_the_failure_point_is_dead_lettered_once_over_r
 fn plenty() -> sessionwarden_core::deadline::EpochDeadline {
     sessionwarden_core::deadline::EpochDeadline::in_from_now(std::time::Duration::from_secs(60))
 }
+
+/// Only a session that a child named as its parent asks for a family cascade when it ends: the
+/// child's INSERT marks the parent (in the claim, so at no extra request), and an ended session
+/// without a marker costs no message. Marks from an earlier batch are read back from the store;
+/// `FAMILY_CASCADES=always` asks for every ended session, as before markers existed.
+#[tokio::test]
+async fn only_marked_parents_ask_for_a_family_cascade() {
+    let ended = |mut i: Image| {
+        i.status = Some(Status::Terminated);
+        i.termination_reason = Some("logout".into());
+        i
+    };
+    let insert = |seq: &str, id: &str, parent: Option<&str>| {
+        let mut new = image(Some("u-1"));
+        new.parent_session_id = parent.map(SessionId::new);
+        Change {
+            seq: SeqNo(seq.into()),
+            kind: ChangeKind::Insert,
+            session_id: SessionId::new(id),
+            old: None,
+            new: Some(new),
+            by_ttl: false,
+            at: NOW,
+        }
+    };
+    let logout =
+        |seq: &str, id: &str| modify(seq, id, image(Some("u-1")), ended(image(Some("u-1"))));
+    let run = |mem: Mem, cfg: StreamConfig, changes: Vec<Change>| async move {
+        let records: Vec<serde_json::Value> = (0..changes.len()).map(|i| i.into()).collect();
+        let parse = |r: &serde_json::Value| Ok(Some(changes[r.as_u64().unwrap() as usize].clone()));
+        process_batch(&mem.ports(), &cfg, &records, parse, NOW, &plenty()).await
+    };
+    let cfg = StreamConfig::from_source(&vars(&[])).unwrap();
+    let family_of = |mem: &Mem| -> Vec<String> {
+        let mut v: Vec<String> = mem
+            .state()
+            .queued
+            .iter()
+            .filter(|m| m.scope == "family")
+            .filter_map(|m| m.session_id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+
+    // Batch 1: "parent" gets a child; "lonely" and the parent of a same-batch child end.
+    let mem = Mem::default();
+    let out = run(
+        mem.clone(),
+        cfg.clone(),
+        vec![
+            insert("1", "child", Some("parent")),
+            insert("2", "kid", Some("early")),
+            logout("3", "early"),
+            logout("4", "lonely"),
+        ],
+    )
+    .await;
+    assert_eq!(out.failed_from, None);
+    assert_eq!(family_of(&mem), ["early"], "a same-batch mark counts");
+    assert_eq!(
+        (
+            out.report.cascades_requested,
+            out.report.family_cascades_skipped
+        ),
+        (1, 1)
+    );
+    // Batch 2: the parent ends; its mark comes from the store.
+    let out = run(mem.clone(), cfg.clone(), vec![logout("5", "parent")]).await;
+    assert_eq!(family_of(&mem), ["early", "parent"]);
+    assert_eq!(out.report.family_cascades_skipped, 0);
+
+    // FAMILY_CASCADES=always: every ended session asks.
+    let always = StreamConfig::from_source(&vars(&[("FAMILY_CASCADES", "always")])).unwrap();
+    let mem = Mem::default();
+    let out = run(mem.clone(), always, vec![logout("6", "lonely")]).await;
+    assert_eq!(family_of(&mem), ["lonely"]);
+    assert_eq!(out.report.family_cascades_skipped, 0);
+    assert!(
+        StreamConfig::from_source(&vars(&[("FAMILY_CASCADES", "some")]))
+            .unwrap_err()
+            .to_string()
+            .contains("FAMILY_CASCADES")
+    );
+}

@@ -1,7 +1,7 @@
 //! The [`BindingStore`] port on the state table: identity bindings claimed in transactions that
 //! also count the burst counters of new bindings, counter reads, and late user bindings.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -34,6 +34,7 @@ impl BindingStore for StateTable {
         while start < claims.len() {
             let mut end = start;
             let mut counters: Vec<&CounterKey> = Vec::new();
+            let mut parents: Vec<&SessionId> = Vec::new();
             while end < claims.len() {
                 let mut extra: Vec<&CounterKey> = claims[end]
                     .counters
@@ -41,10 +42,13 @@ impl BindingStore for StateTable {
                     .filter(|k| !counters.contains(k))
                     .collect();
                 extra.dedup();
-                if (end - start) + 1 + counters.len() + extra.len() > MAX_TX_ACTIONS {
+                let parent = claims[end].parent.as_ref().filter(|p| !parents.contains(p));
+                let actions = (end - start) + 1 + counters.len() + extra.len();
+                if actions + parents.len() + usize::from(parent.is_some()) > MAX_TX_ACTIONS {
                     break;
                 }
                 counters.extend(extra);
+                parents.extend(parent);
                 end += 1;
             }
             let mut open: Vec<usize> = (start..end).collect();
@@ -98,6 +102,10 @@ impl BindingStore for StateTable {
         Ok(())
     }
 
+    async fn parents(&self, ids: &[SessionId]) -> Result<HashSet<SessionId>, PortError> {
+        self.marked_parents(ids).await
+    }
+
     /// Reads counters with consistent BatchGetItem (100 keys per request).
     async fn counters(&self, keys: &[CounterKey]) -> Result<HashMap<CounterKey, u64>, PortError> {
         let requested: Vec<Item> = keys.iter().map(Self::counter_key).collect();
@@ -126,6 +134,25 @@ impl BindingStore for StateTable {
 }
 
 impl StateTable {
+    /// Which of `ids` carry a parent marker: consistent BatchGetItem, 100 keys per request.
+    pub(crate) async fn marked_parents(
+        &self,
+        ids: &[SessionId],
+    ) -> Result<HashSet<SessionId>, PortError> {
+        let keys: Vec<Item> = ids.iter().map(|id| self.parent_key(id)).collect();
+        let by_pk: HashMap<String, &SessionId> = keys
+            .iter()
+            .zip(ids)
+            .filter_map(|(k, id)| Some((k.get(STATE_PK)?.as_s().ok()?.clone(), id)))
+            .collect();
+        let (found, _) = crate::batch::get_all(&self.client, &self.table, keys, true).await?;
+        Ok(found
+            .iter()
+            .filter_map(|item| by_pk.get(item.get(STATE_PK)?.as_s().ok()?))
+            .map(|id| (*id).clone())
+            .collect())
+    }
+
     /// One transaction. `Ok(None)`: all claimed. `Ok(Some(existing))`: cancelled, these existed.
     async fn claim_once(
         &self,
@@ -166,6 +193,17 @@ impl StateTable {
                 }
             }
         }
+        // Parent markers ride in the same transaction: unconditional and idempotent, one per
+        // distinct parent, for every claim of the chunk (also one found existing: its child is
+        // a child all the same). After the claims, so cancellation reasons still index claims.
+        let mut parents: Vec<&SessionId> = Vec::new();
+        for &i in idx {
+            if let Some(p) = &claims[i].parent {
+                if !parents.contains(&p) {
+                    parents.push(p);
+                }
+            }
+        }
         for (k, v) in &counts {
             let update = Update::builder()
                 .table_name(&self.table)
@@ -177,6 +215,16 @@ impl StateTable {
                 .build()
                 .map_err(|e| permanent("DynamoDB.TransactWriteItems", e))?;
             actions.push(TransactWriteItem::builder().update(update).build());
+        }
+        for p in parents {
+            let mut item = self.parent_key(p);
+            item.insert("expiresAt".into(), n(expires_at));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| permanent("DynamoDB.TransactWriteItems", e))?;
+            actions.push(TransactWriteItem::builder().put(put).build());
         }
         match self
             .client

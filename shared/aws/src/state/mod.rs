@@ -78,6 +78,17 @@ impl StateTable {
         ])
     }
 
+    /// The marker of a session that a child named as its parent.
+    pub(crate) fn parent_key(&self, id: &SessionId) -> Item {
+        HashMap::from([
+            (
+                STATE_PK.to_string(),
+                s(format!("parent#{}", self.key.state_key(id))),
+            ),
+            (STATE_SK.to_string(), s("parent")),
+        ])
+    }
+
     pub(crate) fn counter_key(k: &CounterKey) -> Item {
         let scope = match k.scope {
             BurstScope::User => "user",

@@ -20,13 +20,13 @@ use super::family;
 
 use super::report::{CascadeReport, QueueMessage};
 use crate::alert::{self, RenderContext};
-use crate::cascade_message::{self as message, CascadeJob, Target};
-use crate::config::CascadeConfig;
+use crate::cascade_message::{self as message, CascadeJob, CascadeMessage, Target};
+use crate::config::{CascadeConfig, FamilyCascades};
 use crate::deadline::{bounded, out_of_time, within, Deadline};
 use crate::error::{error_chain, PortError};
 use crate::ports::{
-    AlertSink, CascadeQueue, DeadLetter, DeadLetters, EndOutcome, JobRecord, JobStore, MetricsSink,
-    PageRequest, Ports, SessionStore, Termination,
+    AlertSink, BindingStore, CascadeQueue, DeadLetter, DeadLetters, EndOutcome, JobRecord,
+    JobStore, MetricsSink, PageRequest, Ports, SessionStore, Termination,
 };
 use crate::session::{SessionId, Status};
 
@@ -41,7 +41,42 @@ struct Ctx<'a, S, T, A, Q> {
     now: i64,
 }
 
-impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, A, Q> {
+impl<S: SessionStore, T: JobStore + BindingStore, A: AlertSink, Q: CascadeQueue>
+    Ctx<'_, S, T, A, Q>
+{
+    /// The sub-cascades whose child a grandchild's INSERT marked as a parent (one consistent
+    /// read per page): a child without children needs no FAMILY job. Under
+    /// `FAMILY_CASCADES=always`, or if the markers cannot be read, every sub-cascade stays.
+    async fn marked_only(&self, subs: Vec<CascadeMessage>) -> Vec<CascadeMessage> {
+        if subs.is_empty() || self.cfg.common.family_cascades == FamilyCascades::Always {
+            return subs;
+        }
+        let children: Vec<SessionId> = subs
+            .iter()
+            .filter_map(|m| m.session_id.clone().map(SessionId::new))
+            .collect();
+        match bounded(
+            self.deadline,
+            "BindingStore.parents",
+            self.jobs.parents(&children),
+        )
+        .await
+        {
+            Ok(marked) => subs
+                .into_iter()
+                .filter(|m| {
+                    m.session_id
+                        .as_ref()
+                        .is_none_or(|c| marked.contains(&SessionId::new(c.clone())))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "reading parent markers failed; every family sub-cascade is sent");
+                subs
+            }
+        }
+    }
+
     fn record(&self, job: &CascadeJob) -> JobRecord {
         let key = &self.cfg.common.session_ref_key;
         let (subject, digest) = match &job.target {
@@ -207,7 +242,7 @@ impl<S: SessionStore, T: JobStore, A: AlertSink, Q: CascadeQueue> Ctx<'_, S, T, 
                 r.depth_limited += 1;
                 tracing::warn!(root = %job.root_id, session_ref = %key.of(child), depth = job.depth + 1, "family deeper than CASCADE_MAX_DEPTH; this branch stops");
             }
-            let subs = family.subs;
+            let subs = self.marked_only(family.subs).await;
             if !subs.is_empty() {
                 bounded(self.deadline, "CascadeQueue.send", self.queue.send(&subs)).await?;
                 r.sub_cascades += subs.len() as u64;
@@ -261,7 +296,7 @@ pub async fn process_batch<S, T, A, Q, D, M>(
 ) -> CascadeReport
 where
     S: SessionStore,
-    T: JobStore,
+    T: JobStore + BindingStore,
     A: AlertSink,
     Q: CascadeQueue,
     D: DeadLetters,

@@ -157,6 +157,31 @@ pub struct CommonConfig {
     pub layout: Layout,
     /// `DUE_INDEX_*`: sessionwarden's own due index, on every layout but native.
     pub index: IndexConfig,
+    /// `FAMILY_CASCADES` (default `marked`): which ended sessions ask for a family cascade, in
+    /// the stream worker (a session's end) and in the cascade worker (a child's sub-cascade).
+    pub family_cascades: FamilyCascades,
+}
+
+/// Which ended sessions ask for a family cascade (`FAMILY_CASCADES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyCascades {
+    /// Only sessions a child's INSERT marked as parents (default): a session without children
+    /// costs no request when it ends.
+    Marked,
+    /// Every ended session, as before the markers: for children created before the stream
+    /// worker ran (and so never marked), until those have lapsed.
+    Always,
+}
+
+impl FromStr for FamilyCascades {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "marked" => Ok(FamilyCascades::Marked),
+            "always" => Ok(FamilyCascades::Always),
+            _ => Err(()),
+        }
+    }
 }
 
 /// How a worker's metrics reach CloudWatch.
@@ -176,7 +201,7 @@ pub struct IndexConfig {
     /// `DUE_INDEX_BUCKET_SECONDS` (default 900): width of a due bucket. A session's entry is
     /// rewritten only when its due time moves to another bucket.
     pub bucket_seconds: i64,
-    /// `DUE_INDEX_SHARDS` (default 4): partitions per bucket, so no partition takes every write.
+    /// `DUE_INDEX_SHARDS` (default 16): partitions per bucket, so no partition takes every write.
     pub shards: u32,
     /// `DUE_INDEX_LOOKBACK_SECONDS` (default 21600): how far back the first cleanup run looks,
     /// before any run or backfill has recorded where the index starts.
@@ -187,7 +212,7 @@ impl Default for IndexConfig {
     fn default() -> Self {
         IndexConfig {
             bucket_seconds: 900,
-            shards: 4,
+            shards: 16,
             lookback_seconds: 21_600,
         }
     }
@@ -256,9 +281,14 @@ impl CommonConfig {
             },
             index: IndexConfig {
                 bucket_seconds: r.int("DUE_INDEX_BUCKET_SECONDS", 900, 60, 86_400)?,
-                shards: r.int("DUE_INDEX_SHARDS", 4, 1, 64)? as u32,
+                shards: r.int("DUE_INDEX_SHARDS", 16, 1, 256)? as u32,
                 lookback_seconds: r.int("DUE_INDEX_LOOKBACK_SECONDS", 21_600, 0, 30 * 86_400)?,
             },
+            family_cascades: r.parsed(
+                "FAMILY_CASCADES",
+                FamilyCascades::Marked,
+                "expected marked or always",
+            )?,
         })
     }
 }

@@ -30,7 +30,7 @@ pub mod filing;
 pub mod plan;
 pub mod report;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::stream::{self, StreamExt};
 
@@ -223,6 +223,31 @@ where
     let (publish_failed, published) = publish(&exec, ports, &pending, &mut report).await;
     failed = min_seq(failed, publish_failed);
     anomalies.extend(published);
+    // Family cascades only for sessions a child marked as its parent: this batch's claims, or a
+    // marker in the state table (read after this batch's claims wrote theirs). If the read fails,
+    // every request stays: a cascade too many ends nothing, one too few leaves a child alive.
+    let asked = plan::family_parents(&cascades, cfg);
+    let mut childless = Vec::new();
+    if !asked.is_empty() {
+        let mut marked: HashSet<SessionId> =
+            claims.iter().filter_map(|c| c.parent.clone()).collect();
+        let unknown: Vec<SessionId> = asked
+            .iter()
+            .filter(|p| !marked.contains(*p))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            let read = ports.state.parents(&unknown);
+            match bounded(deadline, "BindingStore.parents", read).await {
+                Ok(found) => marked.extend(found),
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), "reading parent markers failed; every family cascade is requested");
+                    marked.extend(unknown);
+                }
+            }
+        }
+        childless = plan::drop_childless(&mut cascades, &asked, &marked);
+    }
     if !cascades.is_empty() {
         let messages: Vec<CascadeMessage> = cascades.iter().map(|(m, _)| m.clone()).collect();
         match bounded(
@@ -272,6 +297,7 @@ where
     report.alerts_suppressed = suppressed.iter().filter(|s| before(s)).count() as u64;
     report.user_terminations_requested = user_requests.iter().filter(|s| before(s)).count() as u64;
     report.cascades_requested = cascades.iter().filter(|(_, s)| before(s)).count() as u64;
+    report.family_cascades_skipped = childless.iter().filter(|s| before(s)).count() as u64;
     report.not_sessions = skipped.iter().filter(|&&i| i < cut).count() as u64;
     for (seq, o) in done {
         if before(&seq) {

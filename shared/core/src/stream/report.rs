@@ -37,6 +37,8 @@ pub struct StreamReport {
     pub user_terminations_requested: u64,
     /// Cascade requests sent (revokeScope user/tenant, families, `terminate_user`).
     pub cascades_requested: u64,
+    /// Family cascades not requested: the ended session was never marked as a parent.
+    pub family_cascades_skipped: u64,
     /// TTL deletes seen.
     pub deleted_by_ttl: u64,
     /// Deletes by a write seen: the app's (a logout), or sessionwarden's own end on layouts that
@@ -86,6 +88,7 @@ pub fn metrics_of(
         ),
         ("SessionIpChanged", &[], r.ip_changes),
         ("CascadesRequested", &[], r.cascades_requested),
+        ("FamilyCascadesSkipped", &[], r.family_cascades_skipped),
     ]);
     if r.user_terminations_requested > 0 {
         b.count(
