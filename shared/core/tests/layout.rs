@@ -146,3 +146,55 @@ fn a_bad_layout_stops_the_worker_with_the_variable_and_the_field() {
     let ok = CommonConfig::from_source(&vars("connect-dynamodb")).expect("parses");
     assert_eq!(ok.layout.name(), "connect-dynamodb");
 }
+
+/// The migration path off the native `by-sweep` GSI (README, "Leaving by-sweep"): a native table
+/// described as a custom layout gets sessionwarden's own sharded due index, so the app no longer
+/// writes `sweepAt`. This is that description, as README gives it.
+pub const NATIVE_AS_CUSTOM: &str = r#"{
+  "layout": "custom",
+  "key": "sessionId",
+  "user": "userId",
+  "tenant": "tenantId",
+  "active": {"status": "status", "activeValues": ["ACTIVE"], "endedValue": "TERMINATED"},
+  "lastActivity": {"attribute": "lastActivityAt", "format": "epoch-seconds"},
+  "createdAt": {"attribute": "createdAt", "format": "epoch-seconds"},
+  "absoluteExpiry": {"attribute": "absoluteExpiresAt", "format": "epoch-seconds"},
+  "idleTimeout": {"attribute": "idleTimeoutSeconds", "unit": "seconds"},
+  "end": {"action": "set", "endedAt": {"attribute": "terminatedAt", "format": "epoch-seconds"}},
+  "ip": "ipAddress",
+  "userAgent": "userAgent",
+  "parent": "parentSessionId"
+}"#;
+
+#[test]
+fn a_native_table_is_expressible_as_a_custom_layout_with_the_own_due_index() {
+    let m = mapped(NATIVE_AS_CUSTOM);
+    assert_eq!(
+        m.active,
+        Active::Status {
+            attribute: "status".into(),
+            active: vec!["ACTIVE".into()],
+            ended: "TERMINATED".into()
+        }
+    );
+    assert_eq!(
+        m.last_activity.expect("lastActivity").format,
+        TimeFormat::EpochSeconds
+    );
+    assert_eq!(
+        m.idle_timeout.expect("idleTimeout").attribute.as_deref(),
+        Some("idleTimeoutSeconds")
+    );
+    assert!(m.parent.is_some(), "families keep cascading");
+    // A non-native layout files its sessions in the own due index (DUE_INDEX_SHARDS, 16).
+    let cfg =
+        sessionwarden_core::config::CommonConfig::from_source(&sessionwarden_core::fake::vars(&[
+            ("SESSION_LAYOUT", NATIVE_AS_CUSTOM),
+        ]))
+        .unwrap();
+    assert_eq!(cfg.index.shards, 16);
+    assert!(!matches!(
+        cfg.layout,
+        sessionwarden_core::layout::Layout::Native
+    ));
+}
