@@ -7,7 +7,10 @@ use sessionwarden_aws::{load_sdk_config, AwsClients};
 use sessionwarden_core::config::StreamConfig;
 use sessionwarden_stream::StreamWorker;
 
-#[tokio::main]
+// One thread: a batch is parsed on one core anyway, and its AWS calls interleave on that thread.
+// At the template's 256 MB, Lambda gives the function a fraction of a vCPU; a second runtime
+// thread would only add wake-ups (and a thread start to the cold start).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     tracing::init_default_subscriber();
     // Configuration first: a bad value fails the cold start with a message naming the variable.
