@@ -2,6 +2,8 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 venv := justfile_directory() / ".venv"
+# The process bench's Python (`just bench stream`): the Powertools peer, apart from the tools in .venv.
+venv_bench := justfile_directory() / ".venv-bench"
 # Python-packaged tools, pinned: moto's server is the AWS emulator; cfn-lint validates infra/;
 # aws-sam-translator expands the SAM transform for `just deploy` (moto has no SAM transform).
 py_tools := "moto[server]==5.2.5 cfn-lint==1.58.0 aws-sam-translator==1.115.0"
@@ -52,6 +54,18 @@ venv-lambda: venv
     stamp="{{venv}}/.sessionwarden-lambda-{{sha256(lambda_tools)}}"
     [ -f "$stamp" ] && exit 0
     "{{venv}}/bin/pip" install --quiet --disable-pip-version-check {{lambda_tools}}
+    touch "$stamp"
+
+# The process bench's peer needs Powertools, the AWS Python Runtime Interface Client and boto3,
+# pinned in tests/bench/peer/requirements.txt (`just bench stream` calls this recipe).
+# Create .venv-bench with the Powertools peer's packages (idempotent; the venv is git-ignored)
+venv-bench:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    stamp="{{venv_bench}}/.sessionwarden-{{sha256_file("tests/bench/peer/requirements.txt")}}"
+    [ -f "$stamp" ] && exit 0
+    python3 -m venv "{{venv_bench}}"
+    "{{venv_bench}}/bin/pip" install --quiet --disable-pip-version-check -r tests/bench/peer/requirements.txt
     touch "$stamp"
 
 # Build the three arm64 Lambda zips into target/lambda/<bin>/bootstrap.zip; each must be under 10 MB
@@ -131,7 +145,12 @@ test: venv dynamodb-local
 # emulators (see README). `just bench layouts [LIVE_SESSIONS ...]`: cleanup on the connect-dynamodb
 # and custom layouts, from sessionwarden's own due index, at 1k, 10k and 100k live sessions with 500
 # due. `just bench stream [--sizes 1000,10000 ...]`: the stream worker's CPU time per record, in
-# process with in-memory ports, release build. `just bench stream-requests [N ...]`: the AWS
+# process with in-memory ports, release build; then the same event bodies through the release
+# binary and its Powertools-for-Python peer as real processes behind a Lambda Runtime API emulator
+# (tests/bench/peer/runtime_api.py): CPU, wall, peak RSS, cold start and AWS requests per 1,000
+# records, as ratios. `--sizes`/`--mixes` apply to both parts; `--runs N` (default 3),
+# `--contestants rust,peer`, `--json FILE` and `--timeout S` to the process part only;
+# `--process-only` skips the in-process part. `just bench stream-requests [N ...]`: the AWS
 # requests of one stream batch of 1,000 new sessions, against the budget of 50.
 # `just bench index-load [SESSIONS] [--shards N]`: how the own due index's writes spread over its
 # partition keys (default 100,000 sessions, DUE_INDEX_SHARDS 16); fails over 1.5 × the fair share.
@@ -142,7 +161,34 @@ bench *args: venv dynamodb-local
     pkg=(-p sessionwarden-tests --features bench)
     run() { bin=$1; shift; cargo build --quiet "${pkg[@]}" --bin "$bin"; tests/with-emulators cargo run --quiet "${pkg[@]}" --bin "$bin" -- "$@"; }
     case "${1:-}" in
-        stream) shift; exec cargo run --quiet --release "${pkg[@]}" --bin stream-bench -- "$@" ;;
+        stream)
+            shift
+            # In-process arguments go to stream-bench; --sizes/--mixes to both parts; the rest of
+            # the process bench's options to runtime_api.py.
+            inproc=(); emit=(); proc=(); only=0
+            while [ $# -gt 0 ]; do
+                case "$1" in
+                    --process-only) only=1 ;;
+                    --runs|--contestants|--json|--timeout) proc+=("$1" "${2:?$1 needs a value}"); shift ;;
+                    --runs=*|--contestants=*|--json=*|--timeout=*) proc+=("$1") ;;
+                    --sizes|--mixes) inproc+=("$1" "${2:?$1 needs a value}"); emit+=("$1" "$2"); proc+=("$1" "$2"); shift ;;
+                    --sizes=*|--mixes=*) inproc+=("$1"); emit+=("$1"); proc+=("$1") ;;
+                    *) inproc+=("$1") ;;
+                esac
+                shift
+            done
+            target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+            cargo build --quiet --release "${pkg[@]}" --bin stream-bench
+            cargo build --quiet -p sessionctl
+            cargo build --release -p sessionwarden-stream
+            [ "$only" = 1 ] || "$target/release/stream-bench" "${inproc[@]}"
+            rm -rf "$target/bench-events"
+            "$target/release/stream-bench" --emit "$target/bench-events" "${emit[@]}"
+            {{just_executable()}} venv-bench
+            tests/with-emulators "{{venv_bench}}/bin/python" tests/bench/peer/runtime_api.py \
+                --events "$target/bench-events" --rust "$target/release/sessionwarden-stream" \
+                --sessionctl "$target/debug/sessionctl" "${proc[@]}"
+            ;;
         stream-requests) shift; run stream-requests-bench "$@" ;;
         index-load) shift; run index-load-bench "$@" ;;
         # One `tests/with-emulators` per layout and size, started by the bench itself.

@@ -19,7 +19,10 @@
 //! processes; prefer it on a loaded machine). Data and `now` are fixed, so runs are comparable.
 //!
 //! Usage: `stream-bench [--sizes 1000,10000] [--mixes touch,insert,mixed] [--iterations N]
-//! [--warmup N]`. Default iterations: 41 for batches up to 1,000 records, 11 above.
+//! [--warmup N] [--emit DIR]`. Default iterations: 41 for batches up to 1,000 records, 11 above.
+//! `--emit DIR` times nothing: it writes each (mix, size) event body, exactly as the timed runs
+//! use it, to `DIR/<mix>-<size>.json` and exits (the process bench of `just bench stream`,
+//! tests/bench/peer/runtime_api.py, hands these files to the real worker and to its peer).
 //! For a load-independent figure: run under `valgrind --tool=callgrind` with `--iterations 1`
 //! and `--iterations 3` (`--warmup 0`) and divide the difference in instructions by 2 × records.
 
@@ -304,10 +307,31 @@ struct Args {
     /// Untimed invocations first.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// Write each (mix, size) event body to `DIR/<mix>-<size>.json` and exit, timing nothing.
+    #[arg(long, value_name = "DIR")]
+    emit: Option<std::path::PathBuf>,
+}
+
+/// Writes the event body of every (mix, size) to `dir/<mix>-<size>.json`: the bytes the timed
+/// runs parse, for the process bench.
+fn emit(dir: &std::path::Path, mixes: &[String], sizes: &[usize]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for mix in mixes {
+        for &n in sizes {
+            let body = event_body(mix, n);
+            let path = dir.join(format!("{mix}-{n}.json"));
+            std::fs::write(&path, &body)?;
+            println!("{}: {n} records, {} bytes", path.display(), body.len());
+        }
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
+    if let Some(dir) = &args.emit {
+        return emit(dir, &args.mixes, &args.sizes);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;
