@@ -220,6 +220,34 @@ async fn cleanup_ends_lapsed_sessions_from_its_own_index_and_spares_fresh_ones()
     w.env.teardown().await;
 }
 
+/// Cleanup queries a bucket's 16 shards at once and shares the page among them: with a page of
+/// 16, each shard's Query reads one entry, so 40 due sessions (2 or 3 per shard) need the
+/// shards' own continuation keys across pages. Every one is ended, and each is read once.
+#[tokio::test]
+async fn cleanup_reads_every_shard_of_a_bucket_across_small_pages() {
+    let mut w = world("cd-shards").await;
+    let lapsed: Vec<String> = (0..40).map(|i| sid(&format!("lapsed{i}"))).collect();
+    for s in &lapsed {
+        w.put(set(s, now() - 2 * H, user("u-2"))).await;
+    }
+    w.step_ok().await;
+    let cfg = w.env.cleanup_config(
+        sessionwarden_core::config::CleanupStrategy::Index,
+        &[("CLEANUP_PAGE_SIZE", "16")],
+    );
+    let report = w
+        .env
+        .invoke_cleanup(cfg, std::time::Duration::from_secs(300))
+        .await;
+    assert_eq!(report.expired.ttl, 40, "{report:#?}");
+    assert_eq!(report.items_read, 40, "{report:#?}");
+    assert!(report.finished, "{report:#?}");
+    for s in &lapsed {
+        assert!(w.get(key(s)).await.is_none());
+    }
+    w.env.teardown().await;
+}
+
 /// The watermark item is in the `due#` prefix too.
 async fn watermark(w: &LayoutWorld) -> usize {
     w.state_items("due#watermark").await.len()

@@ -1,6 +1,7 @@
 //! Cleanup's read of the own due index: the finished buckets from the watermark on, one Query
-//! per bucket and shard, each page of entries re-checked against the sessions table with a
-//! consistent BatchGetItem; and the watermark where the next run starts.
+//! per bucket and shard (a bucket's shards queried at once), each page of entries re-checked
+//! against the sessions table with a consistent BatchGetItem; and the watermark where the next
+//! run starts.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,14 +14,14 @@ use sessionwarden_core::ports::{Candidate, CandidatePage, Page, PageRequest, Unr
 use sessionwarden_core::session::{SessionId, Status};
 use std::collections::HashMap;
 
-/// Where a cleanup read is: the bucket and shard, the last key read there, the oldest bucket
-/// that held entries in this run, the last finished bucket, and the watermark the run started
-/// from (if one was stored).
+/// Where a cleanup read is: the bucket; the shards of it still to read, each with the last key
+/// read there (`None`: every shard, from its start); the oldest bucket that held entries in this
+/// run; the last finished bucket; and the watermark the run started from (if one was stored).
 #[derive(Serialize, Deserialize)]
 struct Position {
     b: i64,
-    s: u32,
-    k: Option<String>,
+    #[serde(default)]
+    p: Option<Vec<(u32, Option<String>)>>,
     f: Option<i64>,
     e: i64,
     #[serde(default)]
@@ -83,8 +84,7 @@ impl MappedSessions {
                 Position {
                     b: stored
                         .unwrap_or_else(|| self.index.bucket(now - self.index.lookback_seconds)),
-                    s: 0,
-                    k: None,
+                    p: None,
                     f: None,
                     e: end,
                     w: stored,
@@ -108,33 +108,45 @@ impl MappedSessions {
                     next: None,
                 });
             }
-            let start = pos.k.as_deref().map(decode_cursor).transpose()?;
-            let out = self
-                .client
-                .query()
-                .table_name(&self.state_table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", STATE_PK)
-                .expression_attribute_values(":pk", s(self.due_pk(pos.b, pos.s)))
-                .limit(page.limit.clamp(1, 1000) as i32)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| crate::sdk_error("DynamoDB.Query", e))?;
-            requests += 1;
+            // Every shard of the bucket still to read, queried at once: a page costs one round
+            // trip, not one per shard, and shares the page's size among them.
+            let pending = pos
+                .p
+                .take()
+                .unwrap_or_else(|| (0..self.index.shards).map(|s| (s, None)).collect());
+            let per_shard = (page.limit.clamp(1, 1000) as usize).div_ceil(pending.len().max(1));
             let bucket = pos.b;
-            match next_cursor(out.last_evaluated_key) {
-                Some(k) => pos.k = Some(k),
-                None => {
-                    pos.k = None;
-                    pos.s += 1;
-                    if pos.s >= self.index.shards {
-                        pos.s = 0;
-                        pos.b += 1;
-                    }
+            let reads = pending.iter().map(|(shard, key)| async move {
+                let start = key.as_deref().map(decode_cursor).transpose()?;
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.state_table)
+                    .key_condition_expression("#pk = :pk")
+                    .expression_attribute_names("#pk", STATE_PK)
+                    .expression_attribute_values(":pk", s(self.due_pk(bucket, *shard)))
+                    .limit(per_shard as i32)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| crate::sdk_error("DynamoDB.Query", e))?;
+                Ok::<_, PortError>((*shard, out))
+            });
+            let outs = futures::future::try_join_all(reads).await?;
+            requests += outs.len() as u64;
+            let mut entries = Vec::new();
+            let mut rest = Vec::new();
+            for (shard, out) in outs {
+                if let Some(k) = next_cursor(out.last_evaluated_key) {
+                    rest.push((shard, Some(k)));
                 }
+                entries.extend(out.items.unwrap_or_default());
             }
-            let entries = out.items.unwrap_or_default();
+            if rest.is_empty() {
+                pos.b += 1;
+            } else {
+                pos.p = Some(rest);
+            }
             if entries.is_empty() {
                 continue;
             }
