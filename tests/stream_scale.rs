@@ -79,7 +79,7 @@ async fn a_10k_batch_with_1_percent_malformed_records_dead_letters_exactly_those
     let out = process_batch(
         &mem.ports(),
         &cfg,
-        &records,
+        records,
         |r| parse_raw(&Layout::Native, r),
         NOW,
         &EpochDeadline::in_from_now(std::time::Duration::from_secs(60)),

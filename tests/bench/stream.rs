@@ -66,7 +66,7 @@ mod service_api {
         let outcome = process_batch(
             &h.ports,
             &h.cfg,
-            &event.records,
+            event.records,
             |r| parse_raw(&Layout::Native, r),
             now,
             &sessionwarden_core::deadline::EpochDeadline::in_from_now(

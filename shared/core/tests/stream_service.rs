@@ -135,7 +135,7 @@ async fn a_malformed_record_is_dead_lettered_and_the_rest_completes() {
             image(Some("u-2")),
         )))
     };
-    let out = process_batch(&mem.ports(), &cfg, &records, parse, NOW, &plenty()).await;
+    let out = process_batch(&mem.ports(), &cfg, records.clone(), parse, NOW, &plenty()).await;
     assert_eq!(out.failed_from, None);
     assert_eq!((out.report.processed, out.report.malformed), (1, 1));
     let st = mem.state();
@@ -178,13 +178,21 @@ async fn a_malformed_record_after_the_failure_point_is_dead_lettered_once_over_r
             image(new),
         )))
     };
-    let first = process_batch(&mem.ports(), &cfg, &records, parse, NOW, &plenty()).await;
+    let first = process_batch(&mem.ports(), &cfg, records.clone(), parse, NOW, &plenty()).await;
     assert_eq!(first.failed_from, Some(SeqNo("11".into())));
     assert!(mem.state().letters.is_empty(), "left for the redelivery");
     assert_eq!((first.report.processed, first.report.malformed), (1, 0));
 
     mem.state().failing_ends.clear();
-    let second = process_batch(&mem.ports(), &cfg, &records[1..], parse, NOW, &plenty()).await;
+    let second = process_batch(
+        &mem.ports(),
+        &cfg,
+        records[1..].to_vec(),
+        parse,
+        NOW,
+        &plenty(),
+    )
+    .await;
     assert_eq!(second.failed_from, None);
     let st = mem.state();
     assert_eq!(st.letters.len(), 1, "{:?}", st.letters);
@@ -243,7 +251,7 @@ async fn only_marked_parents_ask_for_a_family_cascade() {
     let run = |mem: Mem, cfg: StreamConfig, changes: Vec<Change>| async move {
         let records: Vec<serde_json::Value> = (0..changes.len()).map(|i| i.into()).collect();
         let parse = |r: &serde_json::Value| Ok(Some(changes[r.as_u64().unwrap() as usize].clone()));
-        process_batch(&mem.ports(), &cfg, &records, parse, NOW, &plenty()).await
+        process_batch(&mem.ports(), &cfg, records.clone(), parse, NOW, &plenty()).await
     };
     let cfg = StreamConfig::from_source(&vars(&[])).unwrap();
     let family_of = |mem: &Mem| -> Vec<String> {

@@ -76,12 +76,12 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
         let deadline = EpochDeadline {
             deadline_ms: event.context.deadline,
         };
-        Ok(self.run_within(&event.payload.records, &deadline).await.0)
+        Ok(self.run_owned(event.payload.records, &deadline).await.0)
     }
 
     /// Processes records now, with the stream function's timeout in the template (60 s) as the
     /// deadline; returns the partial batch response and the report.
-    pub async fn run<R: StreamInput>(
+    pub async fn run<R: StreamInput + Clone>(
         &self,
         records: &[R],
     ) -> (DynamoDbEventResponse, StreamReport) {
@@ -91,9 +91,19 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
 
     /// Processes records now against `deadline`: no call runs into its last
     /// [`sessionwarden_core::deadline::RESERVE`], so the failure point is returned in time.
-    pub async fn run_within<R: StreamInput>(
+    pub async fn run_within<R: StreamInput + Clone>(
         &self,
         records: &[R],
+        deadline: &dyn Deadline,
+    ) -> (DynamoDbEventResponse, StreamReport) {
+        self.run_owned(records.to_vec(), deadline).await
+    }
+
+    /// [`Self::run_within`] on a batch it owns, as an invocation does: each record's text is
+    /// freed as soon as it is read.
+    async fn run_owned<R: StreamInput>(
+        &self,
+        records: Vec<R>,
         deadline: &dyn Deadline,
     ) -> (DynamoDbEventResponse, StreamReport) {
         let now = chrono::Utc::now().timestamp();

@@ -74,11 +74,13 @@ impl Record for Box<serde_json::value::RawValue> {
 
 /// Processes one batch of raw stream records at `now` (epoch seconds). `parse` reads one record
 /// through the layout: a change, `None` for an item that is not a session (skipped and counted),
-/// or a rejection, dead-lettered raw, that never blocks the shard.
+/// or a rejection, dead-lettered raw, that never blocks the shard. The batch is taken by value so
+/// each record's text is freed as soon as it is read: the changes take its place in memory
+/// instead of adding to it.
 pub async fn process_batch<S, T, A, Q, D, M, R, P>(
     ports: &Ports<S, T, A, Q, D, M>,
     cfg: &StreamConfig,
-    records: &[R],
+    records: Vec<R>,
     parse: P,
     now: i64,
     deadline: &dyn Deadline,
@@ -98,18 +100,26 @@ where
         ..Default::default()
     };
 
-    // 1. Parse. Malformed records go to the dead-letter queue, raw, and never block the shard;
-    // they are sent once the failure point is known (step 6).
-    let mut changes = Vec::new();
+    // 1. Parse, and group by session, keeping each session's records in stream order. Each
+    // record's text is dropped once read. Malformed records go to the dead-letter queue, raw, and
+    // never block the shard; they are sent once the failure point is known (step 5).
+    let mut order: Vec<SessionId> = Vec::new();
+    let mut groups: HashMap<SessionId, Vec<Change>> = HashMap::new();
     let mut letters: Vec<(usize, DeadLetter)> = Vec::new();
     let mut skipped: Vec<usize> = Vec::new();
     let mut position: HashMap<SeqNo, usize> = HashMap::new();
-    for (i, raw) in records.iter().enumerate() {
-        match parse(raw) {
+    for (i, raw) in records.into_iter().enumerate() {
+        match parse(&raw) {
             Ok(None) => skipped.push(i),
             Ok(Some(c)) => {
                 position.insert(c.seq.clone(), i);
-                changes.push(c);
+                groups
+                    .entry(c.session_id.clone())
+                    .or_insert_with(|| {
+                        order.push(c.session_id.clone());
+                        Vec::new()
+                    })
+                    .push(c);
             }
             Err(Malformed { seq, reason }) => {
                 tracing::error!(seq = seq.as_deref().unwrap_or("unknown"), %reason, "malformed stream record sent to the dead-letter queue");
@@ -129,20 +139,7 @@ where
     }
     let mut failed: Option<SeqNo> = None;
 
-    // 2. Group by session, keeping each session's records in stream order.
-    let mut order: Vec<SessionId> = Vec::new();
-    let mut groups: HashMap<SessionId, Vec<Change>> = HashMap::new();
-    for c in changes {
-        groups
-            .entry(c.session_id.clone())
-            .or_insert_with(|| {
-                order.push(c.session_id.clone());
-                Vec::new()
-            })
-            .push(c);
-    }
-
-    // 3. Claim the identity bindings of first INSERTs, in as few requests as DynamoDB allows;
+    // 2. Claim the identity bindings of first INSERTs, in as few requests as DynamoDB allows;
     // then the bursts among the counters they touched.
     let exec = Executor {
         sessions: &ports.sessions,
@@ -183,7 +180,7 @@ where
         }
     }
 
-    // 4. Each session in order; sessions concurrently.
+    // 3. Each session in order; sessions concurrently.
     let parts: Vec<Part> = stream::iter(order.into_iter().map(|id| {
         let mut changes = groups.remove(&id).unwrap_or_default();
         let stop = blocked.get(&id).cloned();
@@ -202,7 +199,7 @@ where
     .collect()
     .await;
 
-    // 5. Merge, then publish: one message per alert, or one digest in a storm.
+    // 4. Merge, then publish: one message per alert, or one digest in a storm.
     let mut pending = Vec::new();
     let mut anomalies = Vec::new();
     let mut cascades: Vec<(CascadeMessage, SeqNo)> = Vec::new();
@@ -275,7 +272,7 @@ where
             }
         }
     }
-    // 6. Dead letters, for the malformed records before the failure point: those at or after it
+    // 5. Dead letters, for the malformed records before the failure point: those at or after it
     // come again with the redelivery, and are sent then. So a letter goes out once per record,
     // not once per delivery.
     let cut = cut_at(&position, &failed);
@@ -289,7 +286,7 @@ where
         Err(from) => failed = min_seq(failed, Some(from)),
     }
 
-    // 7. Counts, once per record: only the records before the final failure point, which this
+    // 6. Counts, once per record: only the records before the final failure point, which this
     // delivery is done with; those at or after it come again and count then. (Anomalies and
     // their containment ends count when their gate settles, above.)
     let cut = cut_at(&position, &failed);
@@ -316,7 +313,7 @@ where
     }
     report.failed_from = failed.as_ref().map(|s| s.0.clone());
 
-    // 8. Metrics: one flush.
+    // 7. Metrics: one flush.
     let batch = report::metrics_of(&report, &anomalies, cfg);
     let flush = ports.metrics.publish(&cfg.common.metrics_namespace, &batch);
     if let Err(e) = bounded(deadline, "MetricsSink.publish", flush).await {
