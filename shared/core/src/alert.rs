@@ -246,6 +246,10 @@ pub fn cascade_notice(
 
 /// One digest instead of many alerts, for alert storms: counts per type and a few examples.
 pub fn digest(alerts: &[Alert], ctx: &RenderContext<'_>) -> Alert {
+    // The most severe first, then by ID: the examples do not depend on the order in which the
+    // batch's sessions finished, so a redelivery shows the same ones.
+    let mut sorted: Vec<&Alert> = alerts.iter().collect();
+    sorted.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
     let mut counts: std::collections::BTreeMap<(Severity, &str), usize> = Default::default();
     for a in alerts {
         *counts.entry((a.severity, a.kind.as_str())).or_default() += 1;
@@ -263,7 +267,7 @@ pub fn digest(alerts: &[Alert], ctx: &RenderContext<'_>) -> Alert {
     } else {
         "multiple".into()
     };
-    let examples: Vec<_> = alerts.iter().take(5).map(|a| a.document.clone()).collect();
+    let examples: Vec<_> = sorted.iter().take(5).map(|a| a.document.clone()).collect();
     let document = json!({
         "schemaVersion": SCHEMA_VERSION,
         "source": "sessionwarden-stream",
@@ -284,7 +288,7 @@ pub fn digest(alerts: &[Alert], ctx: &RenderContext<'_>) -> Alert {
         text.push_str(&format!("  {n:>5}  {s:<8} {t}\n"));
     }
     text.push_str("\nExamples:\n");
-    for a in alerts.iter().take(5) {
+    for a in sorted.iter().take(5) {
         text.push_str(&format!("  - {}\n", a.subject));
     }
     text.push_str(&format!("\nTenants: {}\n", tenants.join(", ")));

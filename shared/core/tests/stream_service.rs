@@ -306,3 +306,49 @@ async fn only_marked_parents_ask_for_a_family_cascade() {
             .contains("FAMILY_CASCADES")
     );
 }
+
+/// A storm digest does not depend on the order in which the batch's sessions finished (they run
+/// concurrently): the same alerts in any order give the same message, with the most severe
+/// alerts first among its examples. So a redelivered batch sends the same digest.
+#[test]
+fn a_digest_is_the_same_whatever_order_its_alerts_came_in() {
+    use sessionwarden_core::alert::{digest, Alert, RenderContext};
+    use sessionwarden_core::session_ref::SessionRefKey;
+    let key = SessionRefKey::new(b"0123456789abcdef".to_vec()).unwrap();
+    let ctx = RenderContext {
+        key: &key,
+        runbook_base_url: "https://runbooks.example",
+        now: NOW,
+    };
+    let alert = |i: usize, severity: Severity| Alert {
+        id: format!("alert-{i:02}"),
+        kind: "SESSION_CONTEXT_CHANGED".into(),
+        severity,
+        tenant: "acme".into(),
+        subject: format!("subject {i}"),
+        text: String::new(),
+        document: serde_json::json!({ "n": i }),
+    };
+    let mut alerts: Vec<Alert> = (0..12)
+        .map(|i| {
+            alert(
+                i,
+                if i == 9 {
+                    Severity::Critical
+                } else {
+                    Severity::Low
+                },
+            )
+        })
+        .collect();
+    let first = digest(&alerts, &ctx);
+    alerts.reverse();
+    let again = digest(&alerts, &ctx);
+    assert_eq!(first.id, again.id);
+    assert_eq!(first.document, again.document);
+    assert_eq!(first.text, again.text);
+    assert_eq!(
+        first.document["examples"][0]["n"], 9,
+        "the most severe first"
+    );
+}

@@ -853,6 +853,8 @@ def digest(alerts, now):
     worst = max(((RANK[a.severity], a.kind) for a in alerts), default=(RANK["LOW"], "SESSION_CONTEXT_CHANGED"))
     tenants = sorted({a.tenant for a in alerts})
     tenant = tenants[0] if len(tenants) == 1 else "multiple"
+    # As alert::digest: the most severe first, then by ID, whatever order the sessions finished in.
+    examples = sorted(alerts, key=lambda a: (-RANK[a.severity], a.id))[:5]
     base = CFG.runbook_base_url.rstrip("/")
     document = {
         "schemaVersion": 1,
@@ -862,7 +864,7 @@ def digest(alerts, now):
         "headline": f"{len(alerts)} anomalies in one batch",
         "counts": [{"type": t, "severity": SEVERITIES[s], "count": n} for (s, t), n in ordered],
         "tenants": tenants,
-        "examples": [a.document for a in alerts[:5]],
+        "examples": [a.document for a in examples],
         "runbook": f"{base}#alert-storms",
         "detectedAt": iso(now),
     }
@@ -870,7 +872,7 @@ def digest(alerts, now):
     for (s, t), n in reversed(ordered):
         text += f"  {n:>5}  {SEVERITIES[s]:<8} {t}\n"
     text += "\nExamples:\n"
-    for a in alerts[:5]:
+    for a in examples:
         text += f"  - {a.subject}\n"
     text += f"\nTenants: {', '.join(tenants)}\n"
     digest_id = CFG.reference("digest|" + "|".join(sorted(a.id for a in alerts)))
