@@ -4,7 +4,8 @@
 //! Decide, then do: [`plan`] decides purely what each record asks for, [`execute`] carries the
 //! plans out through the ports, and [`process_batch`] is the batch plumbing around them (parse,
 //! dead letters, grouping, claims, bursts, publication, metrics). [`report`] is what a batch did.
-//! [`filing`] decides what a change files in the own indexes of non-native layouts.
+//! [`filing`] decides what a change files in the own indexes of non-native layouts, and
+//! [`family`] which ended sessions' family cascades are worth a request.
 //!
 //! Ordering and cost rest on one DynamoDB guarantee: all records of one item (one session ID) sit
 //! in one shard, in order. So:
@@ -26,6 +27,7 @@
 //! Every call's budget ends [`crate::deadline::RESERVE`] before the Lambda deadline.
 
 pub mod execute;
+pub mod family;
 pub mod filing;
 pub mod plan;
 pub mod report;
@@ -223,7 +225,7 @@ where
     // Family cascades only for sessions a child marked as its parent: this batch's claims, or a
     // marker in the state table (read after this batch's claims wrote theirs). If the read fails,
     // every request stays: a cascade too many ends nothing, one too few leaves a child alive.
-    let asked = plan::family_parents(&cascades, cfg);
+    let asked = family::family_parents(&cascades, cfg);
     let mut childless = Vec::new();
     if !asked.is_empty() {
         let mut marked: HashSet<SessionId> =
@@ -243,7 +245,7 @@ where
                 }
             }
         }
-        childless = plan::drop_childless(&mut cascades, &asked, &marked);
+        childless = family::drop_childless(&mut cascades, &asked, &marked);
     }
     if !cascades.is_empty() {
         let messages: Vec<CascadeMessage> = cascades.iter().map(|(m, _)| m.clone()).collect();

@@ -7,12 +7,12 @@
 //! - [`claims`] and [`burst_findings`] are the batch-level decisions: which INSERTs claim a
 //!   binding, and which counters crossed their threshold.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::anomaly::{self, AnomalyType, Binding, Fact, Finding, Subject};
 use crate::cascade_message::{CascadeMessage, Target};
 use crate::change::{Change, ChangeKind, SeqNo};
-use crate::config::{Containment, FamilyCascades, StreamConfig};
+use crate::config::{Containment, StreamConfig};
 use crate::layout::Layout;
 use crate::ports::{
     BurstScope, Claim, ClaimOutcome, CounterKey, EndOutcome, Filing, GateKey, Termination,
@@ -335,46 +335,6 @@ pub fn claims(
         seqs.push(c.seq.clone());
     }
     (claims, seqs)
-}
-
-/// The parents whose family cascade depends on a marker: every `Target::Family` among
-/// `cascades`, or none under `FAMILY_CASCADES=always`. A session that no child ever named as its
-/// parent has no family to end, and its request would cost an SQS message and a member Query
-/// for nothing; [`drop_childless`] drops those once the markers are read.
-pub fn family_parents(cascades: &[(CascadeMessage, SeqNo)], cfg: &StreamConfig) -> Vec<SessionId> {
-    if cfg.common.family_cascades == FamilyCascades::Always {
-        return Vec::new();
-    }
-    let mut ids: Vec<SessionId> = cascades.iter().filter_map(|(m, _)| family_of(m)).collect();
-    ids.sort();
-    ids.dedup();
-    ids
-}
-
-/// Drops the family cascades of `asked` parents that are not `marked` (see [`family_parents`]);
-/// returns the records whose request was dropped, to count them once.
-pub fn drop_childless(
-    cascades: &mut Vec<(CascadeMessage, SeqNo)>,
-    asked: &[SessionId],
-    marked: &HashSet<SessionId>,
-) -> Vec<SeqNo> {
-    let mut dropped = Vec::new();
-    cascades.retain(|(m, seq)| match family_of(m) {
-        Some(p) if asked.contains(&p) && !marked.contains(&p) => {
-            dropped.push(seq.clone());
-            false
-        }
-        _ => true,
-    });
-    dropped
-}
-
-/// The parent a family cascade request names.
-fn family_of(m: &CascadeMessage) -> Option<SessionId> {
-    match (m.scope.as_str(), &m.session_id) {
-        ("family", Some(parent)) => Some(SessionId::new(parent.clone())),
-        _ => None,
-    }
 }
 
 /// Every counter the claims touch, sorted and deduplicated.
