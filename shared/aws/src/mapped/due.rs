@@ -119,17 +119,8 @@ impl MappedSessions {
             let reads = pending.iter().map(|(shard, key)| async move {
                 let start = key.as_deref().map(decode_cursor).transpose()?;
                 let out = self
-                    .client
-                    .query()
-                    .table_name(&self.state_table)
-                    .key_condition_expression("#pk = :pk")
-                    .expression_attribute_names("#pk", STATE_PK)
-                    .expression_attribute_values(":pk", s(self.due_pk(bucket, *shard)))
-                    .limit(per_shard as i32)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| crate::sdk_error("DynamoDB.Query", e))?;
+                    .state_page(self.due_pk(bucket, *shard), per_shard as u32, start)
+                    .await?;
                 Ok::<_, PortError>((*shard, out))
             });
             let outs = futures::future::try_join_all(reads).await?;

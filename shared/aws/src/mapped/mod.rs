@@ -110,6 +110,26 @@ impl MappedSessions {
         })
     }
 
+    /// One page of one partition of the state table (a member list, a due bucket's shard).
+    async fn state_page(
+        &self,
+        pk: String,
+        limit: u32,
+        start: Option<SdkItem>,
+    ) -> PortResult<aws_sdk_dynamodb::operation::query::QueryOutput> {
+        self.client
+            .query()
+            .table_name(&self.state_table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", STATE_PK)
+            .expression_attribute_values(":pk", s(pk))
+            .limit(limit as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| crate::sdk_error("DynamoDB.Query", e))
+    }
+
     fn entry(&self, pk: String, id: &SessionId) -> SdkItem {
         let mut item = HashMap::from([
             (STATE_PK.to_string(), s(pk)),
@@ -231,18 +251,7 @@ impl SessionStore for MappedSessions {
             }
             (group, _) => {
                 let pk = self.group_pk(group).unwrap_or_default();
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.state_table)
-                    .key_condition_expression("#pk = :pk")
-                    .expression_attribute_names("#pk", STATE_PK)
-                    .expression_attribute_values(":pk", s(pk))
-                    .limit(page.limit as i32)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| crate::sdk_error("DynamoDB.Query", e))?;
+                let out = self.state_page(pk, page.limit, start).await?;
                 let items = out
                     .items()
                     .iter()
