@@ -9,7 +9,7 @@ use sessionwarden_aws::sns::SnsAlerts;
 use sessionwarden_core::alert::Alert;
 use sessionwarden_core::error::{PortError, PortResult};
 use sessionwarden_core::ports::{AlertSink, GateKey, GateStore, Ports};
-use sessionwarden_core::stream::process_batch;
+use sessionwarden_core::stream::{process_batch, reading};
 use sessionwarden_tests::{s, ReceivedAlert, SessionFactory, TestEnv};
 
 const H: i64 = 3600;
@@ -74,7 +74,15 @@ async fn an_alert_sns_refuses_stays_pending_and_the_redelivery_publishes_it_once
     let now = chrono::Utc::now().timestamp();
 
     // 1st delivery: SNS refuses; the batch fails from the bleed's record; nothing is counted.
-    let first = process_batch(&ports, &cfg, records.clone(), parse, now, &plenty()).await;
+    let first = process_batch(
+        &ports,
+        &cfg,
+        records.clone(),
+        reading(parse),
+        now,
+        &plenty(),
+    )
+    .await;
     let failed = first.failed_from.clone().expect("the record fails");
     assert!(env.alerts(&inbox).await.is_empty());
     assert!(first.report.anomalies.is_empty(), "{:?}", first.report);
@@ -89,7 +97,7 @@ async fn an_alert_sns_refuses_stays_pending_and_the_redelivery_publishes_it_once
         })
         .cloned()
         .collect();
-    let second = process_batch(&ports, &cfg, retry.clone(), parse, now, &plenty()).await;
+    let second = process_batch(&ports, &cfg, retry.clone(), reading(parse), now, &plenty()).await;
     assert_eq!(second.failed_from, None);
     let alerts = env.alerts(&inbox).await;
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
@@ -103,7 +111,7 @@ async fn an_alert_sns_refuses_stays_pending_and_the_redelivery_publishes_it_once
     assert_eq!(alerts[0].doc["alertId"], id.as_str());
 
     // A third delivery (the response of the 2nd was lost): published already, so nothing more.
-    let third = process_batch(&ports, &cfg, retry.clone(), parse, now, &plenty()).await;
+    let third = process_batch(&ports, &cfg, retry.clone(), reading(parse), now, &plenty()).await;
     assert_eq!(third.failed_from, None);
     assert!(env.alerts(&inbox).await.is_empty());
     assert!(third.report.anomalies.is_empty());

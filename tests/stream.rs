@@ -9,10 +9,11 @@ use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::LambdaEvent;
 use sessionwarden_core::config::StreamConfig;
 use sessionwarden_core::error::PortError;
+use sessionwarden_core::layout::Layout;
 use sessionwarden_core::ports::Ports;
 use sessionwarden_core::session::{Session, SessionId, Status, TerminationReason};
 use sessionwarden_local::streams::lambda_event;
-use sessionwarden_stream::{StreamEvent, StreamWorker};
+use sessionwarden_stream::{NativeEvent, StreamEvent, StreamWorker};
 use sessionwarden_tests::{
     assert_metrics, context_with, metric, n, s, BeforeEnd, HookedSessions, ReceivedAlert,
     SessionFactory, Tail, TestEnv,
@@ -64,12 +65,21 @@ impl World {
         extra: &[(&str, &str)],
         event: &serde_json::Value,
     ) -> DynamoDbEventResponse {
-        let payload: StreamEvent = serde_json::from_str(&event.to_string()).expect("event shape");
-        self.worker(extra)
-            .handle(LambdaEvent::new(
-                payload,
-                context_with(Duration::from_secs(60)),
-            ))
+        let worker = self.worker(extra);
+        let context = context_with(Duration::from_secs(60));
+        let body = event.to_string();
+        // The worker's own choice in main: the native layout reads records with the event.
+        if matches!(self.config(extra).common.layout, Layout::Native) {
+            worker.decide_touches_here();
+            let payload: NativeEvent = serde_json::from_str(&body).expect("event shape");
+            return worker
+                .handle_native(LambdaEvent::new(payload, context))
+                .await
+                .expect("infallible");
+        }
+        let payload: StreamEvent = serde_json::from_str(&body).expect("event shape");
+        worker
+            .handle(LambdaEvent::new(payload, context))
             .await
             .expect("infallible")
     }
@@ -726,10 +736,12 @@ async fn nothing_of_one_invocation_reaches_the_next() {
         w.update(&sess, &[("userId", s(&format!("{user}-intruder")))])
             .await;
         let event = w.event().await;
-        let payload: StreamEvent = serde_json::from_str(&event.to_string()).unwrap();
+        // The production path: records read with the event, plain touches decided then.
+        worker.decide_touches_here();
+        let payload: NativeEvent = serde_json::from_str(&event.to_string()).unwrap();
         no_failures(
             &worker
-                .handle(LambdaEvent::new(
+                .handle_native(LambdaEvent::new(
                     payload,
                     context_with(Duration::from_secs(60)),
                 ))

@@ -1,6 +1,7 @@
-//! A 10,000-record batch through the worker's raw-record reader, in process (in-memory ports):
-//! with 1 % of its records malformed, exactly those reach the dead-letter queue, each once with
-//! its sequence number, and every other record is processed.
+//! A 10,000-record batch through the worker's record readers, in process (in-memory ports): with
+//! 1 % of its records malformed, exactly those reach the dead-letter queue, each once with its
+//! sequence number, and every other record is processed, whether the records are read with the
+//! event (the native layout, plain touches decided as they are read) or one by one later.
 
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -9,7 +10,8 @@ use sessionwarden_core::config::StreamConfig;
 use sessionwarden_core::deadline::EpochDeadline;
 use sessionwarden_core::fake::{vars, Mem};
 use sessionwarden_core::layout::Layout;
-use sessionwarden_core::stream::process_batch;
+use sessionwarden_core::stream::{process_batch, reading};
+use sessionwarden_stream::{decide_touches_with, NativeEvent, NativeRecord, StreamEvent};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -49,10 +51,12 @@ fn touch(i: usize) -> serde_json::Value {
     })
 }
 
-#[tokio::test]
-async fn a_10k_batch_with_1_percent_malformed_records_dead_letters_exactly_those() {
+/// The batch: 10,000 touches of 2,500 sessions; 1 % malformed (one of four ways in turn), and
+/// 10 late touches (activity past the idle deadline). Returns the body and the malformed ones'
+/// sequence numbers.
+fn batch() -> (String, Vec<String>) {
     let mut malformed = Vec::new();
-    let records: Vec<Box<RawValue>> = (0..10_000)
+    let records: Vec<serde_json::Value> = (0..10_000)
         .map(|i| {
             let mut r = touch(i);
             if i % 100 == 37 {
@@ -70,31 +74,64 @@ async fn a_10k_batch_with_1_percent_malformed_records_dead_letters_exactly_those
                         .to_string(),
                 );
             }
-            RawValue::from_string(r.to_string()).unwrap()
+            if i % 1_000 == 500 {
+                r["dynamodb"]["OldImage"]["lastActivityAt"] =
+                    json!({"N": (NOW - 40_000).to_string()});
+            }
+            r
         })
         .collect();
     assert_eq!(malformed.len(), 100);
-    let mem = Mem::default();
+    (json!({ "Records": records }).to_string(), malformed)
+}
+
+/// Runs the batch through the worker's event type for the native layout (records read as the
+/// body is deserialized; plain touches decided then), or through the raw-record path.
+async fn run(native: bool, body: &str, mem: &Mem) -> sessionwarden_core::stream::BatchOutcome {
     let cfg = StreamConfig::from_source(&vars(&[])).unwrap();
-    let out = process_batch(
-        &mem.ports(),
-        &cfg,
-        records,
-        |r| parse_raw(&Layout::Native, r),
-        NOW,
-        &EpochDeadline::in_from_now(std::time::Duration::from_secs(60)),
-    )
-    .await;
-    assert_eq!(out.failed_from, None);
-    assert_eq!(out.report.malformed, 100);
-    assert_eq!(out.report.processed, 9_900);
-    let st = mem.state();
-    let mut got: Vec<String> = st.letters.iter().filter_map(|l| l.seq.clone()).collect();
-    got.sort();
-    assert_eq!(got, malformed, "exactly the malformed records, each once");
+    let deadline = EpochDeadline::in_from_now(std::time::Duration::from_secs(60));
+    if native {
+        decide_touches_with(cfg.common.expiry);
+        let event: NativeEvent = serde_json::from_slice(body.as_bytes()).unwrap();
+        let read = |r: NativeRecord| r.0.map_err(|b| *b);
+        process_batch(&mem.ports(), &cfg, event.records, read, NOW, &deadline).await
+    } else {
+        let event: StreamEvent = serde_json::from_str(body).unwrap();
+        let read = reading::<Box<RawValue>>(|r| parse_raw(&Layout::Native, r));
+        process_batch(&mem.ports(), &cfg, event.records, read, NOW, &deadline).await
+    }
+}
+
+#[tokio::test]
+async fn a_10k_batch_with_1_percent_malformed_records_dead_letters_exactly_those() {
+    let (body, malformed) = batch();
+    let mut reports = Vec::new();
+    for native in [true, false] {
+        let mem = Mem::default();
+        let out = run(native, &body, &mem).await;
+        assert_eq!(out.failed_from, None);
+        assert_eq!(out.report.malformed, 100);
+        assert_eq!(out.report.processed, 9_900);
+        let st = mem.state();
+        let mut got: Vec<String> = st.letters.iter().filter_map(|l| l.seq.clone()).collect();
+        got.sort();
+        assert_eq!(got, malformed, "exactly the malformed records, each once");
+        assert!(
+            st.letters.iter().all(|l| l.raw["dynamodb"].is_object()),
+            "dead-lettered raw"
+        );
+        assert_eq!(
+            out.report.anomalies.get("IDLE_TIMEOUT_NOT_ENFORCED"),
+            Some(&5),
+            "the late touches (10, of 5 sessions: one alert each) are not plain, whichever way the batch is read"
+        );
+        // Sessions run concurrently, so alerts are compared as a set.
+        let mut alerts: Vec<String> = st.alerts.iter().map(|a| format!("{a:?}")).collect();
+        alerts.sort();
+        reports.push(format!("{:?} {:?} {alerts:?}", out.report, st.letters));
+    }
     assert!(
-        st.letters.iter().all(|l| l.raw["dynamodb"].is_object()),
-        "dead-lettered raw"
+        reports[0] == reports[1],
+        "the native event's reading changes nothing"
     );
-    assert!(st.alerts.is_empty(), "touches raise nothing");
 }

@@ -40,13 +40,11 @@ const TOUCHES_PER_SESSION: usize = 4;
 // bench to a new API means rewriting `run_once` (and, if the ports change, the two fakes below).
 // ================================================================================================
 mod service_api {
-    use sessionwarden_aws::stream_record::parse_raw;
     use sessionwarden_core::config::StreamConfig;
     use sessionwarden_core::fake::{vars, Mem};
-    use sessionwarden_core::layout::Layout;
     use sessionwarden_core::ports::Ports;
     use sessionwarden_core::stream::process_batch;
-    use sessionwarden_stream::StreamEvent;
+    use sessionwarden_stream::{decide_touches_with, NativeEvent, NativeRecord};
 
     /// What one invocation did, for the bench's sanity checks.
     pub struct Summary {
@@ -57,17 +55,18 @@ mod service_api {
         pub failed: bool,
     }
 
-    /// One invocation, as the Lambda does it: the event body (JSON text) is deserialized into the
-    /// worker's event type (the runtime does this before calling the handler), then the records
-    /// go through the service with the worker's own record parser. This is the only function
+    /// One invocation, as the Lambda does it on the native layout: the event body (JSON text) is
+    /// deserialized into the worker's event type, which reads each record as it goes (the runtime
+    /// does this before calling the handler), then the records go through the service. This is the only function
     /// that calls the service.
     pub async fn run_once(h: &Harness, body: &str, now: i64) -> Summary {
-        let event: StreamEvent = serde_json::from_str(body).expect("event body parses");
+        decide_touches_with(h.cfg.common.expiry);
+        let event: NativeEvent = serde_json::from_str(body).expect("event body parses");
         let outcome = process_batch(
             &h.ports,
             &h.cfg,
             event.records,
-            |r| parse_raw(&Layout::Native, r),
+            |r: NativeRecord| r.0.map_err(|b| *b),
             now,
             &sessionwarden_core::deadline::EpochDeadline::in_from_now(
                 std::time::Duration::from_secs(60),

@@ -92,6 +92,19 @@ impl Image {
         self.status.is_some_and(Status::is_ended)
     }
 
+    /// The parts a plain touch is judged on ([`crate::anomaly::is_plain_touch`]).
+    pub fn facets(&self) -> crate::anomaly::Facets<'_> {
+        crate::anomaly::Facets {
+            user_id: self.user_id.as_deref(),
+            tenant_id: self.tenant_id.as_deref(),
+            status: self.status,
+            user_agent: self.user_agent.as_deref(),
+            ip_address: self.ip_address.as_deref(),
+            clock: self.clock(),
+            lapsed: self.lapsed,
+        }
+    }
+
     /// The timing attributes, for the expiry policy.
     pub fn clock(&self) -> crate::expiry::SessionClock {
         crate::expiry::SessionClock {

@@ -181,3 +181,74 @@ fn sequence_numbers_compare_numerically() {
             > SeqNo("4959".into())
     );
 }
+
+/// `is_plain_touch` is what lets the stream worker skip building a change, so it must never
+/// hide a finding or a fact: over a grid of image pairs (identity, context, status, timing, the
+/// policy's defaults), every pair it calls plain yields nothing from `detect`, and every pair of
+/// ACTIVE images with equal identity and context that yields nothing is plain.
+#[test]
+fn a_plain_touch_is_exactly_a_modify_that_detect_finds_nothing_in() {
+    let users = [None, Some("u1"), Some("u2")];
+    let texts = [None, Some("a"), Some("b")];
+    let statuses = [Some(Status::Active), Some(Status::Terminated), None];
+    let lasts = [None, Some(NOW - 100_000), Some(NOW - 60), Some(NOW)];
+    let policies = [
+        p(),
+        ExpiryPolicy {
+            default_idle_timeout_seconds: 30,
+            ..p()
+        },
+    ];
+    let mut plain = 0;
+    let img = |user: Option<&str>, text: Option<&str>, status, last, idle: Option<i64>| Image {
+        user_id: user.map(String::from),
+        tenant_id: text.map(String::from),
+        status,
+        created_at: Some(NOW - 3600),
+        last_activity_at: last,
+        idle_timeout_seconds: idle,
+        user_agent: text.map(String::from),
+        ip_address: text.map(|t| format!("ip-{t}")),
+        ..Default::default()
+    };
+    for policy in &policies {
+        for (u0, u1) in users
+            .iter()
+            .flat_map(|a| users.iter().map(move |b| (*a, *b)))
+        {
+            for (t0, t1) in texts
+                .iter()
+                .flat_map(|a| texts.iter().map(move |b| (*a, *b)))
+            {
+                for (s0, s1) in statuses
+                    .iter()
+                    .flat_map(|a| statuses.iter().map(move |b| (*a, *b)))
+                {
+                    for (l0, l1) in lasts
+                        .iter()
+                        .flat_map(|a| lasts.iter().map(move |b| (*a, *b)))
+                    {
+                        for idle in [None, Some(120)] {
+                            let old = img(u0, t0, s0, l0, idle);
+                            let new = img(u1, t1, s1, l1, idle);
+                            let quiet = is_plain_touch(&old.facets(), &new.facets(), policy);
+                            let d = detect(&modify(old.clone(), new.clone()), None, policy);
+                            let nothing = d.findings.is_empty() && d.facts.is_empty();
+                            if quiet {
+                                plain += 1;
+                                assert!(nothing, "{old:?} -> {new:?}: {d:?}");
+                            } else if old.facets().user_id == new.facets().user_id
+                                && t0 == t1
+                                && s0 == Some(Status::Active)
+                                && s1 == Some(Status::Active)
+                            {
+                                assert!(!nothing, "{old:?} -> {new:?} is plain");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(plain > 100, "only {plain} plain touches in the grid");
+}

@@ -9,8 +9,8 @@ use sessionwarden_core::fake::{vars, Mem};
 use sessionwarden_core::ports::EndOutcome;
 use sessionwarden_core::session::{SessionId, Status};
 use sessionwarden_core::stream::plan::{self, Contain, Step};
-use sessionwarden_core::stream::process_batch;
 use sessionwarden_core::stream::report::{metrics_of, StreamReport};
+use sessionwarden_core::stream::{process_batch, reading};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -135,7 +135,15 @@ async fn a_malformed_record_is_dead_lettered_and_the_rest_completes() {
             image(Some("u-2")),
         )))
     };
-    let out = process_batch(&mem.ports(), &cfg, records.clone(), parse, NOW, &plenty()).await;
+    let out = process_batch(
+        &mem.ports(),
+        &cfg,
+        records.clone(),
+        reading(parse),
+        NOW,
+        &plenty(),
+    )
+    .await;
     assert_eq!(out.failed_from, None);
     assert_eq!((out.report.processed, out.report.malformed), (1, 1));
     let st = mem.state();
@@ -178,7 +186,15 @@ async fn a_malformed_record_after_the_failure_point_is_dead_lettered_once_over_r
             image(new),
         )))
     };
-    let first = process_batch(&mem.ports(), &cfg, records.clone(), parse, NOW, &plenty()).await;
+    let first = process_batch(
+        &mem.ports(),
+        &cfg,
+        records.clone(),
+        reading(parse),
+        NOW,
+        &plenty(),
+    )
+    .await;
     assert_eq!(first.failed_from, Some(SeqNo("11".into())));
     assert!(mem.state().letters.is_empty(), "left for the redelivery");
     assert_eq!((first.report.processed, first.report.malformed), (1, 0));
@@ -188,7 +204,7 @@ async fn a_malformed_record_after_the_failure_point_is_dead_lettered_once_over_r
         &mem.ports(),
         &cfg,
         records[1..].to_vec(),
-        parse,
+        reading(parse),
         NOW,
         &plenty(),
     )
@@ -251,7 +267,15 @@ async fn only_marked_parents_ask_for_a_family_cascade() {
     let run = |mem: Mem, cfg: StreamConfig, changes: Vec<Change>| async move {
         let records: Vec<serde_json::Value> = (0..changes.len()).map(|i| i.into()).collect();
         let parse = |r: &serde_json::Value| Ok(Some(changes[r.as_u64().unwrap() as usize].clone()));
-        process_batch(&mem.ports(), &cfg, records.clone(), parse, NOW, &plenty()).await
+        process_batch(
+            &mem.ports(),
+            &cfg,
+            records.clone(),
+            reading(parse),
+            NOW,
+            &plenty(),
+        )
+        .await
     };
     let cfg = StreamConfig::from_source(&vars(&[])).unwrap();
     let family_of = |mem: &Mem| -> Vec<String> {

@@ -1,11 +1,15 @@
 //! The Lambda face of the stream worker: a DynamoDB stream batch (delivered with
 //! `ReportBatchItemFailures`) becomes one run of [`sessionwarden_core::stream::process_batch`],
-//! and its failure point becomes the partial batch response. Records are kept as raw JSON until
-//! the service parses them one by one, so a malformed record cannot fail the whole batch.
+//! and its failure point becomes the partial batch response. A malformed record can never fail
+//! the whole batch: on the native layout each record is read from the invocation body's own text
+//! while Lambda's event is deserialized ([`NativeEvent`]); on the others each is kept as raw JSON
+//! until the service parses it ([`StreamEvent`]).
+
+use std::cell::Cell;
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::LambdaEvent;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use sessionwarden_aws::ports::AwsPorts;
 use sessionwarden_aws::stream_record;
@@ -13,10 +17,10 @@ use sessionwarden_aws::AwsClients;
 use sessionwarden_core::change::{Change, Malformed};
 use sessionwarden_core::config::StreamConfig;
 use sessionwarden_core::deadline::{Deadline, EpochDeadline};
+use sessionwarden_core::expiry::ExpiryPolicy;
 use sessionwarden_core::layout::Layout;
 use sessionwarden_core::ports::{MetricsSink, SessionStore};
-use sessionwarden_core::stream::Record;
-use sessionwarden_core::stream::{process_batch, StreamReport};
+use sessionwarden_core::stream::{process_batch, reading, Read, Record, Rejected, StreamReport};
 
 /// A DynamoDB stream event, with each record left as its raw JSON text for per-record parsing:
 /// no tree is built for the event, and a malformed record cannot fail the whole batch.
@@ -25,6 +29,47 @@ pub struct StreamEvent {
     /// The records, exactly as Lambda sent them.
     #[serde(rename = "Records", default)]
     pub records: Vec<Box<RawValue>>,
+}
+
+thread_local! {
+    /// The expiry policy that [`NativeEvent`]'s reader decides plain touches with, on this thread
+    /// ([`StreamWorker::decide_touches_here`]). It is configuration, the same for every
+    /// invocation: it holds no identity and nothing of any invocation. Per thread, so two workers
+    /// of different policies in one process (tests) cannot decide with each other's; unset (say,
+    /// on another runtime thread), every record becomes a change: the same results, more work.
+    static TOUCH_POLICY: Cell<Option<ExpiryPolicy>> = const { Cell::new(None) };
+}
+
+/// Lets each [`NativeEvent`] deserialized on this thread from now on decide plain touches under
+/// `policy` (for a service run without a worker: tests, the bench).
+pub fn decide_touches_with(policy: ExpiryPolicy) {
+    TOUCH_POLICY.set(Some(policy));
+}
+
+/// A DynamoDB stream event on the native layout, read as Lambda's runtime deserializes the
+/// invocation body: each record's text is borrowed from the body and read at once, so no copy of
+/// it is kept, and a plain touch leaves nothing behind but its place in the batch. A malformed
+/// record becomes its rejection, with its JSON for the dead letter, and never fails the event.
+#[derive(Debug, Deserialize)]
+pub struct NativeEvent {
+    /// The records, read.
+    #[serde(rename = "Records", default)]
+    pub records: Vec<NativeRecord>,
+}
+
+/// One record of a [`NativeEvent`], read. Small (a pointer and a tag) whatever it holds.
+#[derive(Debug)]
+pub struct NativeRecord(pub Result<Read, Box<Rejected>>);
+
+impl<'de> Deserialize<'de> for NativeRecord {
+    /// Needs a deserializer that lends its input (`serde_json::from_slice` and `from_str`, as
+    /// Lambda's runtime uses): the record's text is borrowed, not copied.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw: &'de RawValue = Deserialize::deserialize(d)?;
+        Ok(NativeRecord(
+            stream_record::read_native(raw, TOUCH_POLICY.get().as_ref()).map_err(Box::new),
+        ))
+    }
 }
 
 /// A record the worker can parse: raw text (from Lambda) or parsed JSON (local runs, tests).
@@ -76,7 +121,34 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
         let deadline = EpochDeadline {
             deadline_ms: event.context.deadline,
         };
-        Ok(self.run_owned(event.payload.records, &deadline).await.0)
+        let layout = &self.config.common.layout;
+        let read = reading::<Box<RawValue>>(|r| r.parse(layout));
+        Ok(self
+            .run_read(event.payload.records, read, &deadline)
+            .await
+            .0)
+    }
+
+    /// Lets each [`NativeEvent`] deserialized on this thread from now on decide plain touches as
+    /// it reads them, under this worker's expiry policy. `main` calls it once, on the thread
+    /// that runs the runtime loop (the one-thread runtime deserializes events there).
+    pub fn decide_touches_here(&self) {
+        decide_touches_with(self.config.common.expiry);
+    }
+
+    /// Handles one invocation on the native layout, whose records were read with the event.
+    pub async fn handle_native(
+        &self,
+        event: LambdaEvent<NativeEvent>,
+    ) -> Result<DynamoDbEventResponse, std::convert::Infallible> {
+        let deadline = EpochDeadline {
+            deadline_ms: event.context.deadline,
+        };
+        let read = |r: NativeRecord| r.0.map_err(|b| *b);
+        Ok(self
+            .run_read(event.payload.records, read, &deadline)
+            .await
+            .0)
     }
 
     /// Processes records now, with the stream function's timeout in the template (60 s) as the
@@ -96,14 +168,17 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
         records: &[R],
         deadline: &dyn Deadline,
     ) -> (DynamoDbEventResponse, StreamReport) {
-        self.run_owned(records.to_vec(), deadline).await
+        let layout = &self.config.common.layout;
+        let read = reading(|r: &R| r.parse(layout));
+        self.run_read(records.to_vec(), read, deadline).await
     }
 
     /// [`Self::run_within`] on a batch it owns, as an invocation does: each record's text is
     /// freed as soon as it is read.
-    async fn run_owned<R: StreamInput>(
+    async fn run_read<R>(
         &self,
         records: Vec<R>,
+        read: impl FnMut(R) -> Result<Read, Rejected>,
         deadline: &dyn Deadline,
     ) -> (DynamoDbEventResponse, StreamReport) {
         let now = chrono::Utc::now().timestamp();
@@ -113,7 +188,7 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
             &self.ports,
             &self.config,
             records,
-            |r: &R| r.parse(&self.config.common.layout),
+            read,
             now,
             deadline,
         ))

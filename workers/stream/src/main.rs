@@ -5,6 +5,7 @@
 use lambda_runtime::{run, service_fn, tracing};
 use sessionwarden_aws::{load_sdk_config, AwsClients};
 use sessionwarden_core::config::StreamConfig;
+use sessionwarden_core::layout::Layout;
 use sessionwarden_stream::StreamWorker;
 
 // One thread: a batch is parsed on one core anyway, and its AWS calls interleave on that thread.
@@ -16,8 +17,14 @@ async fn main() -> anyhow::Result<()> {
     // Configuration first: a bad value fails the cold start with a message naming the variable.
     let config = StreamConfig::from_env().inspect_err(|e| tracing::error!("{e}"))?;
     let clients = AwsClients::new(&load_sdk_config().await);
+    let native = matches!(config.common.layout, Layout::Native);
     let worker = StreamWorker::from_clients(&clients, config);
-    run(service_fn(|event| worker.handle(event)))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+    // The native layout's records are read with the event, from the body's own text.
+    let ran = if native {
+        worker.decide_touches_here();
+        run(service_fn(|event| worker.handle_native(event))).await
+    } else {
+        run(service_fn(|event| worker.handle(event))).await
+    };
+    ran.map_err(|e| anyhow::anyhow!(e))
 }

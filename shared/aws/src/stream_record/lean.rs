@@ -1,13 +1,18 @@
-//! The one-pass reader of [`super::parse_raw`]: `None` whenever the record is anything but a clean
-//! native record whose images are active (or keys only), so that the tree path decides it.
+//! The one-pass reader of [`super::read_native`] and [`super::parse_raw`]: a native record read
+//! from its text, borrowing its strings. `None` whenever the record is anything but a clean native
+//! record whose images are active (or keys only), so that the tree path decides it. A plain touch
+//! ([`is_plain_touch`]) is decided here, from the borrowed text, without building a change.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{MapAccess, Visitor};
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use sessionwarden_core::anomaly::{is_plain_touch, Facets};
 use sessionwarden_core::change::{Change, ChangeKind, Image, SeqNo};
+use sessionwarden_core::expiry::{ExpiryPolicy, SessionClock};
 use sessionwarden_core::session::{attr, SessionId, Status};
+use sessionwarden_core::stream::Read;
 
 #[derive(Deserialize)]
 struct Record<'a> {
@@ -53,18 +58,42 @@ struct Attr<'a> {
     null: Option<bool>,
 }
 
-/// An item's attributes in document order. A dozen attributes are found faster by a scan than
-/// by hashing every name (SipHash was about a sixth of a touch's CPU). As in a JSON object read
-/// into a map, a repeated name means its last value.
-struct Item<'a>(Vec<(Cow<'a, str>, Attr<'a>)>);
+/// The attributes the native layout reads, in slot order.
+const NAMES: [&str; 13] = [
+    attr::SESSION_ID,
+    attr::USER_ID,
+    attr::TENANT_ID,
+    attr::STATUS,
+    attr::CREATED_AT,
+    attr::LAST_ACTIVITY_AT,
+    attr::IDLE_TIMEOUT_SECONDS,
+    attr::ABSOLUTE_EXPIRES_AT,
+    attr::USER_AGENT,
+    attr::IP_ADDRESS,
+    attr::REVOKE_SCOPE,
+    attr::TERMINATION_REASON,
+    attr::PARENT_SESSION_ID,
+];
+
+/// The slot of an attribute the native layout reads.
+fn slot(name: &str) -> Option<usize> {
+    NAMES.iter().position(|n| *n == name)
+}
+
+/// An item's attributes, one slot per name the native layout reads; the others are skipped
+/// unread (no allocation, no hashing). As in a JSON object read into a map, a repeated name
+/// means its last value.
+struct Item<'a> {
+    slots: [Option<Attr<'a>>; NAMES.len()],
+    /// Any attribute at all.
+    any: bool,
+    /// Only the key (or nothing): a keys-only image.
+    keys_only: bool,
+}
 
 impl<'a> Item<'a> {
     fn get(&self, name: &str) -> Option<&Attr<'a>> {
-        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.slots[slot(name)?].as_ref()
     }
 }
 
@@ -81,18 +110,34 @@ impl<'de: 'a, 'a> Deserialize<'de> for Item<'a> {
                 f.write_str("a DynamoDB item")
             }
             fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Item<'a>, M::Error> {
-                let mut v = Vec::with_capacity(m.size_hint().unwrap_or(12));
-                while let Some((Name(k), a)) = m.next_entry::<Name<'a>, Attr<'a>>()? {
-                    v.push((k, a));
+                let mut item = Item {
+                    slots: Default::default(),
+                    any: false,
+                    keys_only: true,
+                };
+                while let Some(Name(k)) = m.next_key::<Name<'a>>()? {
+                    item.any = true;
+                    item.keys_only &= k == attr::SESSION_ID;
+                    match slot(&k) {
+                        Some(i) => item.slots[i] = Some(m.next_value::<Attr<'a>>()?),
+                        None => {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
                 }
-                Ok(Item(v))
+                Ok(item)
             }
         }
         d.deserialize_map(Attrs(std::marker::PhantomData))
     }
 }
 
-pub(super) fn change(raw: &serde_json::value::RawValue) -> Option<Change> {
+/// Reads a clean native record: a plain touch as [`Read::Quiet`] when `policy` is given (the
+/// rules' own test, on borrowed text), anything else clean as a change.
+pub(super) fn read(
+    raw: &serde_json::value::RawValue,
+    policy: Option<&ExpiryPolicy>,
+) -> Option<Read> {
     let r: Record = serde_json::from_str(raw.get()).ok()?;
     let d = r.dynamodb;
     if d.seq.is_empty() {
@@ -105,7 +150,7 @@ pub(super) fn change(raw: &serde_json::value::RawValue) -> Option<Change> {
             .as_i64()
             .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))?,
     };
-    let present = |i: &Option<Item>| i.as_ref().is_some_and(|m| !m.is_empty());
+    let present = |i: &Option<Item>| i.as_ref().is_some_and(|m| m.any);
     match kind {
         ChangeKind::Modify if !present(&d.old) || !present(&d.new) => return None,
         ChangeKind::Insert if !present(&d.new) => return None,
@@ -116,43 +161,71 @@ pub(super) fn change(raw: &serde_json::value::RawValue) -> Option<Change> {
             s: Some(s),
             n: None,
             null: None,
-        }) if !s.is_empty() => SessionId::new(s.as_ref()),
+        }) if !s.is_empty() => s,
         _ => return None,
     };
-    let old = image(d.old.as_ref())?;
-    let new = image(d.new.as_ref())?;
+    let old = facets(d.old.as_ref())?;
+    let new = facets(d.new.as_ref())?;
+    if let (ChangeKind::Modify, Some(policy), Some(o), Some(n)) = (kind, policy, &old, &new) {
+        if is_plain_touch(o, n, policy) {
+            return Some(Read::Quiet);
+        }
+    }
     let by_ttl = r.user_identity.is_some_and(|u| {
         u.kind.as_deref() == Some("Service") && u.principal.as_deref() == Some(super::TTL_PRINCIPAL)
     });
-    Some(Change {
+    Some(Read::Change(Box::new(Change {
         seq: SeqNo(d.seq.into_owned()),
         kind,
-        session_id,
-        old,
-        new,
+        session_id: SessionId::new(session_id.as_ref()),
+        old: old.and_then(|_| image(d.old.as_ref())),
+        new: new.and_then(|_| image(d.new.as_ref())),
         by_ttl,
         at,
-    })
+    })))
 }
 
-/// `Some(None)`: no image, or keys only. `Some(Some(..))`: an active image read cleanly.
-/// `None`: anything else (an ended image, a type the rules do not expect).
-fn image(item: Option<&Item>) -> Option<Option<Image>> {
-    let Some(item) = item.filter(|i| !i.is_empty()) else {
+/// `Some(None)`: no image, or keys only. `Some(Some(..))`: an active image whose every attribute
+/// has the type the rules expect. `None`: anything else (an ended image, a type the rules do not
+/// expect), for the tree path.
+fn facets<'i>(item: Option<&'i Item>) -> Option<Option<Facets<'i>>> {
+    let Some(item) = item.filter(|i| !i.keys_only) else {
         return Some(None);
     };
-    if item.0.iter().all(|(k, _)| k == attr::SESSION_ID) {
-        return Some(None);
-    }
     // Ended images carry the fingerprint that only the tree path computes.
     if s(item, attr::STATUS)?? != Status::Active.as_str() {
         return None;
     }
+    for name in [
+        attr::REVOKE_SCOPE,
+        attr::TERMINATION_REASON,
+        attr::PARENT_SESSION_ID,
+    ] {
+        s(item, name)?;
+    }
+    Some(Some(Facets {
+        user_id: s(item, attr::USER_ID)?,
+        tenant_id: s(item, attr::TENANT_ID)?,
+        status: Some(Status::Active),
+        user_agent: s(item, attr::USER_AGENT)?,
+        ip_address: s(item, attr::IP_ADDRESS)?,
+        clock: SessionClock {
+            created_at: n(item, attr::CREATED_AT)?,
+            last_activity_at: n(item, attr::LAST_ACTIVITY_AT)?,
+            idle_timeout_seconds: n(item, attr::IDLE_TIMEOUT_SECONDS)?,
+            absolute_expires_at: n(item, attr::ABSOLUTE_EXPIRES_AT)?,
+            lapses_at: None,
+        },
+        lapsed: false,
+    }))
+}
+
+/// The owned image of an item [`facets`] accepted as active.
+fn image(item: Option<&Item>) -> Option<Image> {
+    let item = item?;
     let s = |name: &str| s(item, name).map(|v| v.map(String::from)).ok_or(());
     let n = |name: &str| n(item, name).ok_or(());
-    super::native_image(Status::Active, s, n, None)
-        .ok()
-        .map(Some)
+    super::native_image(Status::Active, s, n, None).ok()
 }
 
 /// A string attribute: `Some(None)` when absent or NULL, `None` when of another type.

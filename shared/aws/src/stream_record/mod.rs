@@ -5,7 +5,8 @@
 //! dead-letter it and move on instead of blocking the shard.
 //!
 //! Three readers: [`native`] (a JSON tree, the native layout), [`lean`] (the worker's one pass
-//! over a native record's raw text, for clean records of active sessions) and [`mapped`] (the
+//! over a native record's raw text, for clean records of active sessions; it decides plain
+//! touches without building a change) and [`mapped`] (the
 //! other layouts, through `serde_dynamo` items).
 
 mod lean;
@@ -13,8 +14,10 @@ mod mapped;
 mod native;
 
 use sessionwarden_core::change::{Change, ChangeKind, Image, Malformed};
+use sessionwarden_core::expiry::ExpiryPolicy;
 use sessionwarden_core::layout::Layout;
 use sessionwarden_core::session::{attr, SessionId, Status};
+use sessionwarden_core::stream::{Read, Rejected};
 
 pub(crate) use mapped::fingerprint;
 pub use native::parse_record;
@@ -41,8 +44,8 @@ pub fn parse_raw(
     raw: &serde_json::value::RawValue,
 ) -> Result<Option<Change>, Malformed> {
     if matches!(layout, Layout::Native) {
-        if let Some(c) = lean::change(raw) {
-            return Ok(Some(c));
+        if let Some(Read::Change(c)) = lean::read(raw, None) {
+            return Ok(Some(*c));
         }
     }
     let tree: serde_json::Value = serde_json::from_str(raw.get()).map_err(|e| Malformed {
@@ -50,6 +53,36 @@ pub fn parse_raw(
         reason: format!("not a DynamoDB stream record: not JSON: {e}"),
     })?;
     parse(layout, &tree)
+}
+
+/// Reads one native record from its text, as the stream worker's event holds it: a clean record
+/// of active sessions in one pass, borrowing its strings; with `policy`, a plain touch (the rules'
+/// [`sessionwarden_core::anomaly::is_plain_touch`]) as [`Read::Quiet`], with nothing built.
+/// Anything else goes the tree path of [`parse`], with exactly its results; a rejected record
+/// carries its JSON (or its text, if it is not JSON) for its dead letter.
+pub fn read_native(
+    raw: &serde_json::value::RawValue,
+    policy: Option<&ExpiryPolicy>,
+) -> Result<Read, Rejected> {
+    if let Some(read) = lean::read(raw, policy) {
+        return Ok(read);
+    }
+    match serde_json::from_str::<serde_json::Value>(raw.get()) {
+        Ok(tree) => match native::parse_record(&tree) {
+            Ok(c) => Ok(Read::Change(Box::new(c))),
+            Err(malformed) => Err(Rejected {
+                malformed,
+                raw: tree,
+            }),
+        },
+        Err(e) => Err(Rejected {
+            malformed: Malformed {
+                seq: None,
+                reason: format!("not a DynamoDB stream record: not JSON: {e}"),
+            },
+            raw: serde_json::Value::String(raw.get().to_string()),
+        }),
+    }
 }
 
 /// The kind of change an `eventName` names, if any.

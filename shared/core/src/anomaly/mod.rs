@@ -221,6 +221,26 @@ pub struct Detection {
     pub facts: Vec<Fact>,
 }
 
+/// The parts of an image that decide whether a MODIFY is a plain touch
+/// ([`is_plain_touch`]), borrowed: a reader can fill it straight from a record's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Facets<'a> {
+    /// `userId`.
+    pub user_id: Option<&'a str>,
+    /// `tenantId`.
+    pub tenant_id: Option<&'a str>,
+    /// `status`.
+    pub status: Option<Status>,
+    /// `userAgent`.
+    pub user_agent: Option<&'a str>,
+    /// `ipAddress`.
+    pub ip_address: Option<&'a str>,
+    /// The timing attributes.
+    pub clock: crate::expiry::SessionClock,
+    /// See [`crate::change::Image::lapsed`].
+    pub lapsed: bool,
+}
+
 mod rules;
 
-pub use rules::detect;
+pub use rules::{detect, is_plain_touch};

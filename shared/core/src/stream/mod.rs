@@ -74,16 +74,53 @@ impl Record for Box<serde_json::value::RawValue> {
     }
 }
 
-/// Processes one batch of raw stream records at `now` (epoch seconds). `parse` reads one record
-/// through the layout: a change, `None` for an item that is not a session (skipped and counted),
-/// or a rejection, dead-lettered raw, that never blocks the shard. The batch is taken by value so
-/// each record's text is freed as soon as it is read: the changes take its place in memory
-/// instead of adding to it.
+/// One record as the worker read it through the layout.
+#[derive(Debug)]
+pub enum Read {
+    /// A change for the rules.
+    Change(Box<Change>),
+    /// A MODIFY that the rules have already decided asks for nothing
+    /// ([`crate::anomaly::is_plain_touch`], on a layout with no index of its own): processed, with
+    /// no change built.
+    Quiet,
+    /// An item that is not a session under the layout: skipped and counted, never dead-lettered.
+    NotSession,
+}
+
+/// A record that cannot be read: dead-lettered with its input, so nothing is lost.
+#[derive(Debug)]
+pub struct Rejected {
+    /// Why, and the sequence number when there is one.
+    pub malformed: Malformed,
+    /// The record, exactly as received.
+    pub raw: serde_json::Value,
+}
+
+/// Adapts a reader of borrowed records (`Ok(None)`: not a session) to what [`process_batch`]
+/// takes; a rejected record carries its own JSON ([`Record::json`]).
+pub fn reading<R: Record>(
+    parse: impl Fn(&R) -> Result<Option<Change>, Malformed>,
+) -> impl FnMut(R) -> Result<Read, Rejected> {
+    move |r| match parse(&r) {
+        Ok(Some(c)) => Ok(Read::Change(Box::new(c))),
+        Ok(None) => Ok(Read::NotSession),
+        Err(malformed) => Err(Rejected {
+            malformed,
+            raw: r.json(),
+        }),
+    }
+}
+
+/// Processes one batch of stream records at `now` (epoch seconds). `read` reads one record
+/// through the layout ([`Read`]), or rejects it: a rejected record is dead-lettered raw and never
+/// blocks the shard. The batch is taken by value so each record's text is freed as soon as it is
+/// read: the changes take its place in memory instead of adding to it. A record may also come
+/// already read (`R = Result<Read, Rejected>`, read by the event's own deserializer).
 pub async fn process_batch<S, T, A, Q, D, M, R, P>(
     ports: &Ports<S, T, A, Q, D, M>,
     cfg: &StreamConfig,
     records: Vec<R>,
-    parse: P,
+    mut read: P,
     now: i64,
     deadline: &dyn Deadline,
 ) -> BatchOutcome
@@ -94,8 +131,7 @@ where
     Q: CascadeQueue,
     D: DeadLetters,
     M: MetricsSink,
-    R: Record,
-    P: Fn(&R) -> Result<Option<Change>, Malformed>,
+    P: FnMut(R) -> Result<Read, Rejected>,
 {
     let mut report = StreamReport {
         records: records.len() as u64,
@@ -110,10 +146,13 @@ where
     let mut letters: Vec<(usize, DeadLetter)> = Vec::new();
     let mut skipped: Vec<usize> = Vec::new();
     let mut position: HashMap<SeqNo, usize> = HashMap::new();
-    for (i, raw) in records.into_iter().enumerate() {
-        match parse(&raw) {
-            Ok(None) => skipped.push(i),
-            Ok(Some(c)) => {
+    let mut quiet: Vec<usize> = Vec::new();
+    for (i, record) in records.into_iter().enumerate() {
+        match read(record) {
+            Ok(Read::Quiet) => quiet.push(i),
+            Ok(Read::NotSession) => skipped.push(i),
+            Ok(Read::Change(c)) => {
+                let c = *c;
                 position.insert(c.seq.clone(), i);
                 groups
                     .entry(c.session_id.clone())
@@ -123,19 +162,15 @@ where
                     })
                     .push(c);
             }
-            Err(Malformed { seq, reason }) => {
+            Err(Rejected {
+                malformed: Malformed { seq, reason },
+                raw,
+            }) => {
                 tracing::error!(seq = seq.as_deref().unwrap_or("unknown"), %reason, "malformed stream record sent to the dead-letter queue");
                 if let Some(s) = &seq {
                     position.insert(SeqNo(s.clone()), i);
                 }
-                letters.push((
-                    i,
-                    DeadLetter {
-                        seq,
-                        reason,
-                        raw: raw.json(),
-                    },
-                ));
+                letters.push((i, DeadLetter { seq, reason, raw }));
             }
         }
     }
@@ -307,6 +342,7 @@ where
         }
     }
     report.processed += report.not_sessions;
+    report.processed += quiet.iter().filter(|&&i| i < cut).count() as u64;
     for (kind, _, _) in &anomalies {
         *report
             .anomalies
