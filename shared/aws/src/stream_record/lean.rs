@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use sessionwarden_core::anomaly::{is_plain_touch, Facets};
 use sessionwarden_core::change::{Change, ChangeKind, Image, SeqNo};
 use sessionwarden_core::expiry::{ExpiryPolicy, SessionClock};
@@ -39,7 +40,7 @@ struct Ddb<'a> {
     #[serde(rename = "ApproximateCreationDateTime", default)]
     at: Option<serde_json::Number>,
     #[serde(rename = "Keys", borrow)]
-    keys: Item<'a>,
+    keys: Keys<'a>,
     #[serde(rename = "NewImage", borrow, default)]
     new: Option<Item<'a>>,
     #[serde(rename = "OldImage", borrow, default)]
@@ -58,9 +59,103 @@ struct Attr<'a> {
     null: Option<bool>,
 }
 
-/// The attributes the native layout reads, in slot order.
-const NAMES: [&str; 13] = [
-    attr::SESSION_ID,
+impl<'a> Attr<'a> {
+    fn into_val(self) -> Val<'a> {
+        match self {
+            Attr {
+                s: Some(v),
+                n: None,
+                null: None,
+            } => Val::S(v),
+            Attr {
+                s: None,
+                n: Some(v),
+                null: None,
+            } => Val::N(v),
+            Attr {
+                s: None,
+                n: None,
+                null: Some(_),
+            } => Val::Null,
+            _ => Val::Other,
+        }
+    }
+}
+
+/// An attribute value as the rules can use it, kept small: an item holds a dozen, and a record
+/// is moved whole a few times as it is built.
+enum Val<'a> {
+    /// A string (`S`).
+    S(Cow<'a, str>),
+    /// A number (`N`), as written.
+    N(Cow<'a, str>),
+    /// `NULL`.
+    Null,
+    /// Any other type, or more than one.
+    Other,
+}
+
+impl<'a> Val<'a> {
+    /// An attribute value from its text. A stream record's values are one-type objects, and
+    /// nearly all are a plain `{"S":"…"}` or `{"N":"…"}` (spaces allowed): those are read
+    /// straight from the text, borrowed. Anything else (an escape, another type, several types)
+    /// goes through serde. The text is a valid JSON value: the event's reader checked it.
+    fn read(raw: &'a RawValue) -> Val<'a> {
+        let text = raw.get();
+        Val::plain(text).unwrap_or_else(|| {
+            serde_json::from_str::<Attr>(text).map_or(Val::Other, Attr::into_val)
+        })
+    }
+
+    /// `{"S":"…"}` or `{"N":"…"}` with no escape in the string, else `None`.
+    fn plain(text: &'a str) -> Option<Val<'a>> {
+        let rest = text.strip_prefix('{')?.trim_start();
+        let (string, rest) = match rest.strip_prefix("\"S\"") {
+            Some(r) => (true, r),
+            None => (false, rest.strip_prefix("\"N\"")?),
+        };
+        let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+        let body = rest.strip_prefix('"')?.strip_suffix('}')?.trim_end();
+        let body = body.strip_suffix('"')?;
+        // A quote left inside means a second member; a backslash, an escape.
+        if body.contains(['"', '\\']) {
+            return None;
+        }
+        let v = Cow::Borrowed(body);
+        Some(if string { Val::S(v) } else { Val::N(v) })
+    }
+}
+
+/// A record's `Keys`: the session ID is all the native layout reads.
+struct Keys<'a>(Option<Val<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Keys<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Keys<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a DynamoDB key")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Keys<'a>, M::Error> {
+                let mut key = None;
+                while let Some(Name(k)) = m.next_key::<Name<'a>>()? {
+                    if k == attr::SESSION_ID {
+                        key = Some(Val::read(m.next_value::<&'a RawValue>()?));
+                    } else {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(Keys(key))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// The attributes the native layout reads from an image, in slot order (the key is not
+/// among them: it is in every image, and read from `Keys`).
+const NAMES: [&str; 12] = [
     attr::USER_ID,
     attr::TENANT_ID,
     attr::STATUS,
@@ -84,7 +179,7 @@ fn slot(name: &str) -> Option<usize> {
 /// unread (no allocation, no hashing). As in a JSON object read into a map, a repeated name
 /// means its last value.
 struct Item<'a> {
-    slots: [Option<Attr<'a>>; NAMES.len()],
+    slots: [Option<Val<'a>>; NAMES.len()],
     /// Any attribute at all.
     any: bool,
     /// Only the key (or nothing): a keys-only image.
@@ -92,7 +187,7 @@ struct Item<'a> {
 }
 
 impl<'a> Item<'a> {
-    fn get(&self, name: &str) -> Option<&Attr<'a>> {
+    fn get(&self, name: &str) -> Option<&Val<'a>> {
         self.slots[slot(name)?].as_ref()
     }
 }
@@ -119,7 +214,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Item<'a> {
                     item.any = true;
                     item.keys_only &= k == attr::SESSION_ID;
                     match slot(&k) {
-                        Some(i) => item.slots[i] = Some(m.next_value::<Attr<'a>>()?),
+                        Some(i) => item.slots[i] = Some(Val::read(m.next_value::<&'a RawValue>()?)),
                         None => {
                             m.next_value::<IgnoredAny>()?;
                         }
@@ -156,12 +251,8 @@ pub(super) fn read(
         ChangeKind::Insert if !present(&d.new) => return None,
         _ => {}
     }
-    let session_id = match d.keys.get(attr::SESSION_ID) {
-        Some(Attr {
-            s: Some(s),
-            n: None,
-            null: None,
-        }) if !s.is_empty() => s,
+    let session_id = match d.keys.0 {
+        Some(Val::S(s)) if !s.is_empty() => s,
         _ => return None,
     };
     let old = facets(d.old.as_ref())?;
@@ -231,17 +322,8 @@ fn image(item: Option<&Item>) -> Option<Image> {
 /// A string attribute: `Some(None)` when absent or NULL, `None` when of another type.
 fn s<'i>(item: &'i Item, name: &str) -> Option<Option<&'i str>> {
     match item.get(name) {
-        None => Some(None),
-        Some(Attr {
-            s: Some(v),
-            n: None,
-            null: None,
-        }) => Some(Some(v.as_ref())),
-        Some(Attr {
-            s: None,
-            n: None,
-            null: Some(_),
-        }) => Some(None),
+        None | Some(Val::Null) => Some(None),
+        Some(Val::S(v)) => Some(Some(v.as_ref())),
         Some(_) => None,
     }
 }
@@ -249,17 +331,53 @@ fn s<'i>(item: &'i Item, name: &str) -> Option<Option<&'i str>> {
 /// A number attribute, as the tree path reads it: `None` when of another type or unreadable.
 fn n(item: &Item, name: &str) -> Option<Option<i64>> {
     match item.get(name) {
-        None => Some(None),
-        Some(Attr {
-            s: None,
-            n: Some(v),
-            null: None,
-        }) => super::number(name, v).ok().map(Some),
-        Some(Attr {
-            s: None,
-            n: None,
-            null: Some(_),
-        }) => Some(None),
+        None | Some(Val::Null) => Some(None),
+        Some(Val::N(v)) => super::number(name, v).ok().map(Some),
         Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(v: Val) -> String {
+        match v {
+            Val::S(s) => format!("S {s}"),
+            Val::N(n) => format!("N {n}"),
+            Val::Null => "NULL".into(),
+            Val::Other => "other".into(),
+        }
+    }
+
+    /// The plain reading of a value is exactly serde's, wherever it applies, and it declines
+    /// everything else.
+    #[test]
+    fn a_plain_value_reads_as_serde_reads_it() {
+        let cases = [
+            (r#"{"S":"abc"}"#, true),
+            (r#"{"S": "abc"}"#, true),
+            (r#"{ "S" : "a b " }"#, true),
+            (r#"{"S":""}"#, true),
+            (r#"{"N":"1799997213"}"#, true),
+            (r#"{"N": "-1.5e3"}"#, true),
+            (r#"{"S":"Mozilla/5.0 (X11; Linux x86_64) ü ✓"}"#, true),
+            (r#"{"S":"quote \" inside"}"#, false),
+            (r#"{"S":"slash \/ escaped"}"#, false),
+            (r#"{"S":"tab \t"}"#, false),
+            (r#"{"S":"a","N":"1"}"#, false),
+            (r#"{"N":"1","S":"a"}"#, false),
+            (r#"{"NULL":true}"#, false),
+            (r#"{"BOOL":false}"#, false),
+            (r#"{"SS":["a","b"]}"#, false),
+            (r#"{"M":{"S":{"S":"x"}}}"#, false),
+            (r#"{}"#, false),
+        ];
+        for (text, plain) in cases {
+            let raw: &RawValue = serde_json::from_str(text).unwrap();
+            assert_eq!(Val::plain(raw.get()).is_some(), plain, "{text}");
+            let by_serde = serde_json::from_str::<Attr>(text).map_or(Val::Other, Attr::into_val);
+            assert_eq!(shown(Val::read(raw)), shown(by_serde), "{text}");
+        }
     }
 }
