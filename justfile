@@ -148,7 +148,8 @@ test: venv dynamodb-local
 # process with in-memory ports, release build; then the same event bodies through the release
 # binary and its Powertools-for-Python peer as real processes behind a Lambda Runtime API emulator
 # (tests/bench/peer/runtime_api.py): CPU, wall, peak RSS, cold start and AWS requests per 1,000
-# records, as ratios. `--sizes`/`--mixes` apply to both parts; `--runs N` (default 3),
+# records, as ratios; then the same event again in the same process (`--warm K`, default 2).
+# `--sizes`/`--mixes` apply to both parts; `--runs N` (default 3), `--warm K`,
 # `--contestants rust,peer`, `--json FILE` and `--timeout S` to the process part only;
 # `--process-only` skips the in-process part. `just bench stream-requests [N ...]`: the AWS
 # requests of one stream batch of 1,000 new sessions, against the budget of 50.
@@ -169,8 +170,8 @@ bench *args: venv dynamodb-local
             while [ $# -gt 0 ]; do
                 case "$1" in
                     --process-only) only=1 ;;
-                    --runs|--contestants|--json|--timeout) proc+=("$1" "${2:?$1 needs a value}"); shift ;;
-                    --runs=*|--contestants=*|--json=*|--timeout=*) proc+=("$1") ;;
+                    --runs|--warm|--contestants|--json|--timeout) proc+=("$1" "${2:?$1 needs a value}"); shift ;;
+                    --runs=*|--warm=*|--contestants=*|--json=*|--timeout=*) proc+=("$1") ;;
                     --sizes|--mixes) inproc+=("$1" "${2:?$1 needs a value}"); emit+=("$1" "$2"); proc+=("$1" "$2"); shift ;;
                     --sizes=*|--mixes=*) inproc+=("$1"); emit+=("$1"); proc+=("$1") ;;
                     *) inproc+=("$1") ;;

@@ -22,6 +22,10 @@ and every one of `--runs` runs (contestants interleaved, so drifting load hits b
    between is reported, since the precise figure would miss its time). Wall = hand-out -> response. Peak RSS = VmHWM after the response.
    The response must have no batchItemFailures; the process's logs must show no ERROR, and its
    `stream batch summary` line must count every record processed. Then the process is killed.
+   With `--warm K` (default 2), the same event is then handed out K more times to the same
+   process (a redelivery, as Lambda reuses a process): each warm invocation's CPU (schedstat)
+   and wall are reported apart, since the first invocation of a process also pays for growing
+   its heap, and most invocations in production are warm.
 4. AWS requests: every contestant reaches AWS through a counting forwarder in this process (one
    per emulator: DynamoDB Local, moto), which tallies each request by its operation (X-Amz-Target
    or the query Action), separately for init (before the first poll) and for the invocation.
@@ -206,8 +210,16 @@ def vm_hwm_kb(pid):
 
 
 class Invocation:
-    def __init__(self, body, function_arn, tally):
+    def __init__(self, body, function_arn, tally, warm=0):
         self.body = body
+        # Warm invocations: the same event handed out again this many times after the first
+        # response (a redelivery, in the same process, as Lambda reuses it).
+        self.warm = warm
+        self.handed = 0
+        self.out = False
+        self.warm_id = None
+        self.warm_handout = None
+        self.warm_samples = []
         self.function_arn = function_arn
         self.tally = tally
         self.request_id = str(uuid.uuid4())
@@ -262,6 +274,7 @@ def start_runtime_api(inv):
             with inv.lock:
                 first = not inv.handed_out
                 inv.handed_out = True
+                again = not first and not inv.out and inv.handed <= inv.warm and inv.error is None
                 if first:
                     now = time.monotonic()
                     inv.first_poll = now
@@ -269,8 +282,15 @@ def start_runtime_api(inv):
                     inv.tally.set_phase("invoke")
                     inv.handout_cpu = cpu_sample(inv.pid)
                     inv.handout = time.monotonic()
-            if not first:
-                # The next poll after the response: held until the run ends (the process is killed).
+                elif again:
+                    inv.warm_id = str(uuid.uuid4())
+                    inv.warm_handout = (time.monotonic(), cpu_sample(inv.pid))
+                if first or again:
+                    inv.handed += 1
+                    inv.out = True
+                request_id = inv.request_id if first else inv.warm_id
+            if not (first or again):
+                # The next poll after the last response: held until the run ends (the process is killed).
                 inv.stop.wait()
                 return self.reply(500, b'{"errorMessage":"bench over"}')
             deadline_ms = int(time.time() * 1000) + 900_000
@@ -279,7 +299,7 @@ def start_runtime_api(inv):
                 inv.body,
                 [
                     ("Content-Type", "application/json"),
-                    ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
+                    ("Lambda-Runtime-Aws-Request-Id", request_id),
                     ("Lambda-Runtime-Deadline-Ms", str(deadline_ms)),
                     ("Lambda-Runtime-Invoked-Function-Arn", inv.function_arn),
                     ("Lambda-Runtime-Trace-Id", f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"),
@@ -296,8 +316,25 @@ def start_runtime_api(inv):
                     inv.hwm_kb = vm_hwm_kb(inv.pid)
                     inv.tally.set_phase("after")
                     inv.response = body
+                    inv.out = False
                 self.reply(202, b'{"status":"OK"}', [("Content-Type", "application/json")])
-                inv.done.set()
+                if inv.warm == 0:
+                    inv.done.set()
+            elif inv.warm_id and path == f"/2018-06-01/runtime/invocation/{inv.warm_id}/response":
+                with inv.lock:
+                    (t1, th1), (at0, (_, th0)) = cpu_sample(inv.pid), inv.warm_handout
+                    inv.warm_samples.append(
+                        {
+                            "cpu_ms": sum(ns - th0.get(tid, 0) for tid, ns in th1.items()) / 1e6,
+                            "wall_ms": (time.monotonic() - at0) * 1000,
+                            "response": body[:2000].decode("utf-8", "replace"),
+                        }
+                    )
+                    inv.out = False
+                    last = inv.handed > inv.warm
+                self.reply(202, b'{"status":"OK"}', [("Content-Type", "application/json")])
+                if last:
+                    inv.done.set()
             elif path.endswith("/error"):
                 with inv.lock:
                     inv.error = f"{path}: {self.headers.get('Lambda-Runtime-Function-Error-Type', '')} {body[:2000].decode('utf-8', 'replace')}"
@@ -385,7 +422,7 @@ def summary_of(text):
 
 
 def run_once(args, name, body, records, endpoints, config, tally, log_path):
-    inv = Invocation(body, f"arn:aws:lambda:us-east-1:123456789012:function:{'sessionwarden-stream' if name == 'rust' else 'sessionwarden-peer'}", tally)
+    inv = Invocation(body, f"arn:aws:lambda:us-east-1:123456789012:function:{'sessionwarden-stream' if name == 'rust' else 'sessionwarden-peer'}", tally, args.warm)
     server = start_runtime_api(inv)
     env = contestant_env(name, server.server_address[1], endpoints, config)
     cmd = [args.rust] if name == "rust" else [args.peer_python, "-m", "awslambdaric", "peer.handler"]
@@ -419,6 +456,11 @@ def run_once(args, name, body, records, endpoints, config, tally, log_path):
         problems.append(f"error reported to the Runtime API: {inv.error}")
     if inv.response is None and not problems:
         problems.append(f"no response within {args.timeout} s")
+    if inv.response is not None and len(inv.warm_samples) < args.warm and not problems:
+        problems.append(f"{len(inv.warm_samples)} of {args.warm} warm invocations answered within {args.timeout} s")
+    for w in inv.warm_samples:
+        if '"batchItemFailures":[]' not in w["response"].replace(" ", ""):
+            problems.append(f"a warm invocation answered {w['response']}")
     failures = None
     if inv.response is not None:
         try:
@@ -468,6 +510,8 @@ def run_once(args, name, body, records, endpoints, config, tally, log_path):
                 "schedstat: a thread ended during the invocation, the precise figure misses its time"
             )
         result["wall_ms"] = (inv.response_at - inv.handout) * 1000
+        result["warm_cpu_ms"] = [w["cpu_ms"] for w in inv.warm_samples]
+        result["warm_wall_ms"] = [w["wall_ms"] for w in inv.warm_samples]
         result["peak_rss_mb"] = inv.hwm_kb / 1024
         result["total_cpu_s"] = t1 / TICK
     return result
@@ -513,6 +557,13 @@ def table(mix, size, runs, load):
     for label, key, fmt in rows:
         vals = {c: [r[key] for r in by[c] if key in r] for c in by}
         out.append(f"| {label} | {cell(vals['rust'], fmt)} | {cell(vals['peer'], fmt)} | {ratio(vals['peer'], vals['rust'])} |")
+    for label, key in (
+        ("warm batch CPU, ms (the same event again, same process; schedstat)", "warm_cpu_ms"),
+        ("warm wall, ms", "warm_wall_ms"),
+    ):
+        vals = {c: [v for r in by[c] for v in r.get(key, [])] for c in by}
+        if vals["rust"] or vals["peer"]:
+            out.append(f"| {label} | {cell(vals['rust'], '{:.1f}')} | {cell(vals['peer'], '{:.1f}')} | {ratio(vals['peer'], vals['rust'])} |")
 
     def requests(r, op=None):
         ops = dict(r["requests_init"])
@@ -539,6 +590,7 @@ def main():
     p.add_argument("--sizes", default="", help="comma-separated sizes (default: every size found)")
     p.add_argument("--files", nargs="*", default=[], help="event files to run instead of --events/--mixes/--sizes")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--warm", type=int, default=2, help="warm invocations per run: the same event again, in the same process, after the first (reported apart; 0: none)")
     p.add_argument("--contestants", default="rust,peer")
     p.add_argument("--rust", default=os.path.join(ROOT, "target", "release", "sessionwarden-stream"))
     p.add_argument("--peer-python", default=sys.executable, help="the bench venv's python (awslambdaric, Powertools, boto3)")
@@ -583,7 +635,7 @@ def main():
             endpoints[key] = url
     key = secrets.token_hex(24)
     tag = secrets.token_hex(3)
-    print(f"process bench: load average {loadavg()} at start, {os.cpu_count()} CPUs, {a.runs} runs per contestant, clock tick {1000 // TICK} ms")
+    print(f"process bench: load average {loadavg()} at start, {os.cpu_count()} CPUs, {a.runs} runs per contestant, {a.warm} warm invocations per run, clock tick {1000 // TICK} ms")
     print(f"rust: {a.rust}; peer: {a.peer_python} -m awslambdaric peer.handler ({PEER_DIR})")
     results = []
     failed = False
