@@ -6,11 +6,16 @@
 //! `process_batch` over in-memory ports that answer instantly. So the figure is our CPU time per
 //! record, not AWS's or moto's latency.
 //!
-//! Mixes (all benign, so no alert path runs; the bench checks that):
+//! Mixes (the first three benign, so no alert path runs; the bench checks that):
 //! - `touch`:  MODIFY touches only (`lastActivityAt`/`sweepAt` advance, same user, agent, IP);
 //!   each session is touched 4 times per batch, its records interleaved with other sessions'.
 //! - `insert`: INSERTs of new sessions only (each claims a binding and 2 burst counters).
 //! - `mixed`:  80 % touches, 20 % INSERTs, interleaved (every 5th record is an INSERT).
+//! - `anomaly`: `mixed`, with every 25th record one of ten changes in turn, each of its own
+//!   session: a user change, a tenant change, a user-agent change, a write to a terminated
+//!   session, a resurrection, a fixation, activity past the idle deadline, a logout, a revocation
+//!   of the user's sessions and a TTL delete of an ACTIVE session. So the alert path (containment,
+//!   gates, alerts), the cascade requests and the parent-marker read all run.
 //!
 //! Each (mix, batch size) pair runs `--warmup` untimed then `--iterations` timed invocations on a
 //! fresh copy of the same event body; the table shows medians of per-invocation nanoseconds per
@@ -83,8 +88,7 @@ mod service_api {
         }
     }
 
-    /// The in-memory ports (every claim is new, counters read as 0, gates open) and the
-    /// configuration, built once.
+    /// The in-memory ports and the configuration, built fresh for every invocation.
     pub struct Harness {
         ports: Ports<Mem, Mem, Mem, Mem, Mem, Mem>,
         cfg: StreamConfig,
@@ -218,14 +222,27 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// A REMOVE by DynamoDB's TTL, as the stream records it.
+    fn push_remove(&mut self, at: i64, old: Value, id: &str) {
+        self.push("REMOVE", at, Some(old), Value::Null, id);
+        let r = self.records.last_mut().expect("just pushed");
+        r["dynamodb"]
+            .as_object_mut()
+            .expect("dynamodb")
+            .remove("NewImage");
+        r["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    }
+}
+
 /// The Lambda event body (JSON text) of one batch of `n` records of `mix`.
 fn event_body(mix: &str, n: usize) -> String {
     let mut rng = Rng(0x5E55_10A7_u64 ^ n as u64);
     let (touches, inserts) = match mix {
         "touch" => (n, 0),
         "insert" => (0, n),
-        "mixed" => (n - n / 5, n / 5),
-        other => panic!("unknown mix {other:?}: expected touch, insert or mixed"),
+        "mixed" | "anomaly" => (n - n / 5, n / 5),
+        other => panic!("unknown mix {other:?}: expected touch, insert, mixed or anomaly"),
     };
     // Sessions being touched: created in the last hour, still well inside their idle window.
     let mut live: Vec<Session> = (0..touches.div_ceil(TOUCHES_PER_SESSION))
@@ -240,7 +257,19 @@ fn event_body(mix: &str, n: usize) -> String {
         records: Vec::with_capacity(n),
     };
     let (mut touched, mut inserted, mut turn) = (0, 0, 0);
+    let mut odd = 0;
     while touched + inserted < n {
+        if mix == "anomaly" && (touched + inserted) % 25 == 12 {
+            // Counted as a touch (or an INSERT's place, when touches have run out).
+            anomaly(&mut rec, &mut rng, odd);
+            odd += 1;
+            if touched < touches {
+                touched += 1;
+            } else {
+                inserted += 1;
+            }
+            continue;
+        }
         let insert_now =
             inserted < inserts && (touched >= touches || (touched + inserted) % 5 == 4);
         if insert_now {
@@ -261,6 +290,49 @@ fn event_body(mix: &str, n: usize) -> String {
         }
     }
     json!({ "Records": rec.records }).to_string()
+}
+
+/// Record `k` of the `anomaly` mix's ten kinds, each of a session of its own.
+fn anomaly(rec: &mut Recorder, rng: &mut Rng, k: usize) {
+    let created = NOW - 3_600 + rng.below(1_800) as i64;
+    let mut s = Session::new(rng, created);
+    s.last_activity_at = NOW - 600;
+    let old = s.image();
+    let mut new = old.clone();
+    new["lastActivityAt"] = json!({"N": (NOW - 30).to_string()});
+    let ended = |img: &mut Value, reason: &str| {
+        img["status"] = json!({"S": "TERMINATED"});
+        img["terminationReason"] = json!({"S": reason});
+        img["terminatedAt"] = json!({"N": (NOW - 300).to_string()});
+    };
+    let mut old = old;
+    match k % 10 {
+        0 => new["userId"] = json!({"S": format!("{}-other", s.user)}),
+        1 => new["tenantId"] = json!({"S": format!("{}-other", s.tenant)}),
+        2 => new["userAgent"] = json!({"S": USER_AGENTS[(k / 10 + 1) % 4]}),
+        3 => {
+            ended(&mut old, "logout");
+            ended(&mut new, "logout");
+        }
+        4 => {
+            ended(&mut old, "logout");
+            new["status"] = json!({"S": "ACTIVE"});
+        }
+        5 => {
+            old.as_object_mut().expect("an item").remove("userId");
+        }
+        6 => old["lastActivityAt"] = json!({"N": (NOW - IDLE - 3_600).to_string()}),
+        7 => ended(&mut new, "logout"),
+        8 => {
+            ended(&mut new, "admin_revoke");
+            new["revokeScope"] = json!({"S": "user"});
+        }
+        _ => {
+            rec.push_remove(NOW - 20, old, &s.id);
+            return;
+        }
+    }
+    rec.push("MODIFY", NOW - 30, Some(old), new, &s.id);
 }
 
 /// The calling thread's CPU time, in nanoseconds.
@@ -297,8 +369,12 @@ struct Args {
     /// Records per batch.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     sizes: Vec<usize>,
-    /// Record mixes: touch, insert, mixed.
-    #[arg(long, value_delimiter = ',', default_value = "touch,insert,mixed")]
+    /// Record mixes: touch, insert, mixed, anomaly.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "touch,insert,mixed,anomaly"
+    )]
     mixes: Vec<String>,
     /// Timed invocations per (mix, size); default 41 up to 1,000 records, 11 above.
     #[arg(long)]
@@ -334,7 +410,6 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;
-    let harness = service_api::Harness::new();
     println!(
         "stream-bench: load average {} at start, {} CPUs",
         loadavg(),
@@ -349,17 +424,21 @@ fn main() -> anyhow::Result<()> {
             let iterations = args.iterations.unwrap_or(if n <= 1_000 { 41 } else { 11 });
             let (mut wall, mut cpu) = (Vec::new(), Vec::new());
             for i in 0..args.warmup + iterations {
+                // Fresh ports for every invocation (outside the timing): no gate or claim of one
+                // invocation meets the next.
+                let harness = service_api::Harness::new();
                 let (w0, c0) = (Instant::now(), thread_cpu_ns());
                 let s = rt.block_on(service_api::run_once(&harness, &body, NOW));
                 let (c1, w1) = (thread_cpu_ns(), w0.elapsed());
+                let benign = mix != "anomaly";
                 assert!(
                     s.records == n as u64
                         && s.processed == n as u64
                         && s.malformed == 0
-                        && s.anomalies == 0
+                        && (s.anomalies == 0) == benign
                         && !s.failed,
-                    "{mix}/{n}: expected {n} benign records processed, got records {} processed {} \
-                     malformed {} anomalies {} failed {}",
+                    "{mix}/{n}: expected {n} records processed, anomalies only in the anomaly mix, got \
+                     records {} processed {} malformed {} anomalies {} failed {}",
                     s.records,
                     s.processed,
                     s.malformed,

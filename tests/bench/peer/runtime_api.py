@@ -61,7 +61,7 @@ import uuid
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 PEER_DIR = os.path.dirname(os.path.abspath(__file__))
 TICK = os.sysconf("SC_CLK_TCK")
-MIXES = ("touch", "insert", "mixed")
+MIXES = ("touch", "insert", "mixed", "anomaly")
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ERROR_LINE = re.compile(r'(\bERROR\b|"level":\s*"ERROR"|panicked|Traceback \(most recent call last\))')
