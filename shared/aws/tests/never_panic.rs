@@ -9,7 +9,11 @@ use serde_dynamo::AttributeValue as Av;
 use serde_json::{json, Value};
 use sessionwarden_aws::layout::{self, Item};
 use sessionwarden_aws::stream_record;
+use sessionwarden_core::anomaly::detect;
+use sessionwarden_core::change::ChangeKind;
+use sessionwarden_core::expiry::ExpiryPolicy;
 use sessionwarden_core::layout::{Layout, TimeField, TimeFormat, IS_CURRENT_EXAMPLE};
+use sessionwarden_core::stream::Read;
 
 #[path = "../../core/tests/support/arb.rs"]
 mod arb;
@@ -295,6 +299,14 @@ proptest! {
         }
     }
 
+    /// The native worker's reader (records read with the event, plain touches decided there)
+    /// decides exactly as the tree reader and the rules: the same change or the same rejection,
+    /// and a record it calls quiet is a MODIFY in which the rules find nothing.
+    #[test]
+    fn the_native_reader_agrees_with_the_tree_reader_and_the_rules(raw in stream_record_json()) {
+        agree_on_native(&raw.to_string());
+    }
+
     #[test]
     fn layout_read_takes_any_item(item in any_item(), at in at()) {
         for l in layouts() {
@@ -363,4 +375,67 @@ fn an_idle_timeout_in_minutes_too_large_for_seconds_does_not_overflow() {
         .collect();
         let _ = layout::read(&m, &item, 1_800_000_000);
     }
+}
+
+/// [`the_native_reader_agrees_with_the_tree_reader_and_the_rules`] for one record's text.
+fn agree_on_native(text: &str) {
+    let raw = serde_json::value::RawValue::from_string(text.to_string()).unwrap();
+    let tree: Value = serde_json::from_str(raw.get()).unwrap();
+    let policy = ExpiryPolicy::default();
+    let by_tree = stream_record::parse(&Layout::Native, &tree);
+    match stream_record::read_native(&raw, Some(&policy)) {
+        Ok(Read::Quiet) => {
+            let c = by_tree
+                .expect("quiet only for a readable record")
+                .expect("a session");
+            assert_eq!(c.kind, ChangeKind::Modify, "{text}");
+            let d = detect(&c, None, &policy);
+            assert!(d.findings.is_empty() && d.facts.is_empty(), "{text}: {d:?}");
+        }
+        Ok(Read::Change(c)) => assert_eq!(Ok(Some(*c)), by_tree, "{text}"),
+        Ok(Read::NotSession) => assert_eq!(Ok(None), by_tree, "{text}"),
+        Err(r) => {
+            assert_eq!(Err(r.malformed), by_tree, "{text}");
+            assert_eq!(r.raw, tree, "{text}");
+        }
+    }
+}
+
+/// Records the one-pass reader once read otherwise than the tree reader (found by review): an
+/// attribute value with a second member or a null string, values written as arrays, and an
+/// identity written as an array. Each now goes the tree path; a plain touch stays quiet.
+#[test]
+fn the_native_reader_leaves_odd_shapes_to_the_tree_reader() {
+    let touch = |old_ua: &str, identity: &str| {
+        format!(
+            r#"{{"eventName":"MODIFY",{identity}"dynamodb":{{"SequenceNumber":"1","Keys":{{"sessionId":{{"S":"s"}}}},"OldImage":{{"sessionId":{{"S":"s"}},"status":{{"S":"ACTIVE"}},"userAgent":{old_ua},"lastActivityAt":{{"N":"100"}}}},"NewImage":{{"sessionId":{{"S":"s"}},"status":{{"S":"ACTIVE"}},"userAgent":{{"S":"ua"}},"lastActivityAt":{{"N":"160"}}}}}}}}"#
+        )
+    };
+    let plain = touch(r#"{"S":"ua"}"#, "");
+    let raw = serde_json::value::RawValue::from_string(plain.clone()).unwrap();
+    assert!(matches!(
+        stream_record::read_native(&raw, Some(&ExpiryPolicy::default())),
+        Ok(Read::Quiet)
+    ));
+    for odd in [
+        touch(r#"{"S":"ua","BOOL":true}"#, ""),
+        touch(r#"{"S":null,"N":"5"}"#, ""),
+        touch(r#"["ua"]"#, ""),
+        touch(r#"{"S":"ua","S":"ua"}"#, ""),
+        touch(
+            r#"{"S":"ua"}"#,
+            r#""userIdentity":["Service","dynamodb.amazonaws.com"],"#,
+        ),
+        plain.replacen(
+            r#""Keys":{"sessionId":{"S":"s"}}"#,
+            r#""Keys":{"sessionId":{"S":"s","X":0}}"#,
+            1,
+        ),
+        r#"{"eventName":"MODIFY","dynamodb":["1",null,{"sessionId":{"S":"s"}}]}"#.to_string(),
+        r#"["MODIFY",null,{"SequenceNumber":"1","Keys":{"sessionId":{"S":"s"}}}]"#.to_string(),
+    ] {
+        agree_on_native(&odd);
+    }
+    let remove = r#"{"eventName":"REMOVE","userIdentity":["Service","dynamodb.amazonaws.com"],"dynamodb":{"SequenceNumber":"2","Keys":{"sessionId":{"S":"s"}},"OldImage":{"sessionId":{"S":"s"},"status":{"S":"ACTIVE"}}}}"#;
+    agree_on_native(remove);
 }

@@ -55,6 +55,15 @@ pub struct NativeEvent {
     /// The records, read.
     #[serde(rename = "Records", default)]
     pub records: Vec<NativeRecord>,
+    /// The policy its plain touches were decided under (`None`: none was decided), for the
+    /// worker to check against its own.
+    #[serde(skip, default = "touch_policy")]
+    pub decided_with: Option<ExpiryPolicy>,
+}
+
+/// The policy plain touches are decided under on this thread.
+fn touch_policy() -> Option<ExpiryPolicy> {
+    TOUCH_POLICY.get()
 }
 
 /// One record of a [`NativeEvent`], read. Small (a pointer and a tag) whatever it holds.
@@ -144,6 +153,15 @@ impl<S: SessionStore, M: MetricsSink> StreamWorker<S, M> {
         let deadline = EpochDeadline {
             deadline_ms: event.context.deadline,
         };
+        let policy = &self.config.common.expiry;
+        if event.payload.decided_with.is_some_and(|p| p != *policy) {
+            // A wiring mistake, not input: touches decided under another worker's policy could
+            // hide late activity. `decide_touches_here` belongs on the thread that deserializes.
+            tracing::error!(
+                "plain touches were decided under an expiry policy other than this worker's"
+            );
+            debug_assert!(false, "NativeEvent read under another expiry policy");
+        }
         let read = |r: NativeRecord| r.0.map_err(|b| *b);
         Ok(self
             .run_read(event.payload.records, read, &deadline)

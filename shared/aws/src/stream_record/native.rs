@@ -103,14 +103,14 @@ type JsonMap = serde_json::Map<String, serde_json::Value>;
 
 /// One attribute value in the stream's JSON form, borrowed: `{"S": ..}`, `{"N": ..}`,
 /// `{"NULL": true}`, or any other type.
-enum Attr<'a> {
+pub(super) enum Attr<'a> {
     S(&'a str),
     N(&'a str),
     Null,
     Other,
 }
 
-fn json_attr(v: &serde_json::Value) -> Attr<'_> {
+pub(super) fn json_attr(v: &serde_json::Value) -> Attr<'_> {
     let Some(m) = v.as_object().filter(|m| m.len() == 1) else {
         return Attr::Other;
     };

@@ -30,6 +30,7 @@ pub mod execute;
 pub mod family;
 pub mod filing;
 pub mod plan;
+pub mod read;
 pub mod report;
 
 use std::collections::{HashMap, HashSet};
@@ -51,71 +52,14 @@ use execute::{min_seq, Executor, Part};
 
 /// Tries of a gate's mark (each after the SDK's own retries), while time is left.
 const MARK_TRIES: u32 = 5;
+pub use read::{reading, Read, Record, Rejected};
 pub use report::{BatchOutcome, StreamReport};
-
-/// A stream record as the batch holds it: parsed JSON, or its raw text (the worker's, so that no
-/// tree is built for a record that parses cleanly). A dead letter carries it as JSON.
-pub trait Record: Sync {
-    /// The record as JSON, for its dead letter.
-    fn json(&self) -> serde_json::Value;
-}
-
-impl Record for serde_json::Value {
-    fn json(&self) -> serde_json::Value {
-        self.clone()
-    }
-}
-
-impl Record for Box<serde_json::value::RawValue> {
-    /// Text that is not JSON (Lambda never sends it) travels as a JSON string.
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.get())
-            .unwrap_or_else(|_| serde_json::Value::String(self.get().to_string()))
-    }
-}
-
-/// One record as the worker read it through the layout.
-#[derive(Debug)]
-pub enum Read {
-    /// A change for the rules.
-    Change(Box<Change>),
-    /// A MODIFY that the rules have already decided asks for nothing
-    /// ([`crate::anomaly::is_plain_touch`], on a layout with no index of its own): processed, with
-    /// no change built.
-    Quiet,
-    /// An item that is not a session under the layout: skipped and counted, never dead-lettered.
-    NotSession,
-}
-
-/// A record that cannot be read: dead-lettered with its input, so nothing is lost.
-#[derive(Debug)]
-pub struct Rejected {
-    /// Why, and the sequence number when there is one.
-    pub malformed: Malformed,
-    /// The record, exactly as received.
-    pub raw: serde_json::Value,
-}
-
-/// Adapts a reader of borrowed records (`Ok(None)`: not a session) to what [`process_batch`]
-/// takes; a rejected record carries its own JSON ([`Record::json`]).
-pub fn reading<R: Record>(
-    parse: impl Fn(&R) -> Result<Option<Change>, Malformed>,
-) -> impl FnMut(R) -> Result<Read, Rejected> {
-    move |r| match parse(&r) {
-        Ok(Some(c)) => Ok(Read::Change(Box::new(c))),
-        Ok(None) => Ok(Read::NotSession),
-        Err(malformed) => Err(Rejected {
-            malformed,
-            raw: r.json(),
-        }),
-    }
-}
 
 /// Processes one batch of stream records at `now` (epoch seconds). `read` reads one record
 /// through the layout ([`Read`]), or rejects it: a rejected record is dead-lettered raw and never
 /// blocks the shard. The batch is taken by value so each record's text is freed as soon as it is
 /// read: the changes take its place in memory instead of adding to it. A record may also come
-/// already read (`R = Result<Read, Rejected>`, read by the event's own deserializer).
+/// already read (the native worker's event reads its records as it is deserialized).
 pub async fn process_batch<S, T, A, Q, D, M, R, P>(
     ports: &Ports<S, T, A, Q, D, M>,
     cfg: &StreamConfig,
