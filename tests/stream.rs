@@ -867,27 +867,69 @@ async fn emulator_records_have_the_documented_lambda_event_shape() {
     w.env.teardown().await;
 }
 
+/// Issue 12: a storm folds only what can wait. One session bleed among 30 user-agent changes
+/// (past the default threshold of 10) goes out as its own CRITICAL alert; the 30 LOW ones come
+/// as one digest.
 #[tokio::test]
-async fn an_alert_storm_becomes_one_digest() {
+async fn a_storm_sends_its_critical_alert_alone_and_folds_the_rest() {
     let mut w = World::new("storm").await;
+    let sessions = w.seen_users(31, "s").await;
+    // The app records each session's user agent, then the agent changes.
+    for sess in &sessions[1..] {
+        w.update(sess, &[("userAgent", s("Mozilla/5.0 (one browser)"))])
+            .await;
+    }
+    no_failures(&w.step().await);
+    w.rebind_users(&sessions[..1], "x").await;
+    for sess in &sessions[1..] {
+        w.update(sess, &[("userAgent", s("Mozilla/5.0 (another browser)"))])
+            .await;
+    }
+    let event = w.event().await;
+    no_failures(&w.invoke(&[], &event).await);
+    let mut alerts = w.alerts().await;
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    alerts.sort_by_key(|a| a.doc["type"] != "SESSION_USER_CHANGED");
+    alerts[0].assert_kind("SESSION_USER_CHANGED", "CRITICAL");
+    let d = &alerts[1];
+    d.assert_kind("DIGEST", "LOW");
+    assert_eq!(
+        d.doc["counts"],
+        serde_json::json!([{"type": "SESSION_CONTEXT_CHANGED", "severity": "LOW", "count": 30}])
+    );
+    assert_eq!(
+        d.subject,
+        "[LOW] sessionwarden: 30 anomalies in one batch (digest)"
+    );
+    assert_eq!(w.env.status_of(&sessions[0]).await, Status::Terminated);
+    assert_metrics(
+        &w.env.metrics().await,
+        &[
+            ("AnomaliesDetected", USER_CHANGED_CRITICAL, 1.0),
+            (
+                "AnomaliesDetected",
+                &[("Type", "SESSION_CONTEXT_CHANGED"), ("Severity", "LOW")],
+                30.0,
+            ),
+        ],
+    );
+    w.env.teardown().await;
+}
+
+/// A storm of CRITICAL alerts only: each goes out alone (each behind its own gate), with no
+/// digest, and every anomaly is contained and counted.
+#[tokio::test]
+async fn a_storm_of_critical_alerts_sends_each_alone() {
+    let mut w = World::new("storm-critical").await;
     let sessions = w.seen_users(4, "s").await;
     w.rebind_users(&sessions, "x").await;
     let event = w.event().await;
     no_failures(&w.invoke(&[("ALERT_STORM_THRESHOLD", "2")], &event).await);
     let alerts = w.alerts().await;
-    assert_eq!(alerts.len(), 1, "{alerts:#?}");
-    let d = &alerts[0];
-    d.assert_kind("DIGEST", "CRITICAL");
-    assert_eq!(
-        d.doc["counts"],
-        serde_json::json!([{"type": "SESSION_USER_CHANGED", "severity": "CRITICAL", "count": 4}])
-    );
-    assert_eq!(d.doc["examples"].as_array().unwrap().len(), 4);
-    assert_eq!(
-        d.subject,
-        "[CRITICAL] sessionwarden: 4 anomalies in one batch (digest)"
-    );
-    // Every anomaly is still contained and counted.
+    assert_eq!(alerts.len(), 4, "{alerts:#?}");
+    for a in &alerts {
+        a.assert_kind("SESSION_USER_CHANGED", "CRITICAL");
+    }
     for sess in &sessions {
         assert_eq!(w.env.status_of(sess).await, Status::Terminated);
     }

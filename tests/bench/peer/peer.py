@@ -86,7 +86,8 @@ The rules, and where each lives in the Rust code:
 - Publication (`stream/mod.rs` `publish`, `shared/core/src/alert.rs` `render`/`digest`,
   `shared/aws/src/sns.rs`): one SNS message per alert (PublishBatch, 10 per request,
   `MessageStructure=json`, attributes alertId/severity/anomalyType/tenantId, FIFO dedup on a
-  `.fifo` topic), or one digest above `ALERT_STORM_THRESHOLD`; then each gate is marked
+  `.fifo` topic); above `ALERT_STORM_THRESHOLD`, HIGH and CRITICAL alerts still one by one and
+  the rest (two or more) in one digest; then each gate is marked
   PUBLISHED (conditional UpdateItem, up to 5 tries).
 - Family cascades only for parents marked by a child (this batch's claims, else a consistent
   BatchGetItem of the markers), unless `FAMILY_CASCADES=always`; cascade requests go to the
@@ -1478,13 +1479,19 @@ class Batch:
                 part.fail(last_seq, e)
 
     def publish(self, pending, report):
-        """stream/mod.rs `publish`: one message per alert, or one digest in a storm."""
+        """stream/mod.rs `publish`: one message per alert; in a storm, HIGH and CRITICAL alerts
+        still one by one and the rest (two or more) folded into one digest."""
         if not pending:
             return None, []
         alerts = [p["alert"] for p in pending]
         if len(pending) > CFG.storm_threshold:
-            report["alertsInDigest"] = len(pending)
-            to_send = [digest(alerts, self.now)]
+            urgent = [a for a in alerts if RANK[a.severity] >= RANK["HIGH"]]
+            rest = [a for a in alerts if RANK[a.severity] < RANK["HIGH"]]
+            if len(rest) < 2:
+                to_send = urgent + rest
+            else:
+                report["alertsInDigest"] = len(rest)
+                to_send = urgent + [digest(rest, self.now)]
         else:
             to_send = alerts
         try:

@@ -180,7 +180,7 @@ where
     .collect()
     .await;
 
-    // 4. Merge, then publish: one message per alert, or one digest in a storm.
+    // 4. Merge, then publish: one message per alert; in a storm, one digest of all but the urgent.
     let mut pending = Vec::new();
     let mut anomalies = Vec::new();
     let mut cascades: Vec<(CascadeMessage, SeqNo)> = Vec::new();
@@ -364,7 +364,8 @@ async fn bursts<S: SessionStore, T: BindingStore + GateStore>(
     }
 }
 
-/// Publishes the pending alerts: one message each, or one digest past `ALERT_STORM_THRESHOLD`.
+/// Publishes the pending alerts: one message each; past `ALERT_STORM_THRESHOLD`, the HIGH and
+/// CRITICAL ones still one by one and the rest folded into one digest.
 /// Once SNS has accepted them, their gates are marked published and their anomalies counted
 /// (returned). On failure the gates stay PENDING under their owners and the failure point is
 /// returned: the redelivery of those records finds its own gates and publishes, with the same
@@ -388,13 +389,23 @@ async fn publish<S: SessionStore, T: BindingStore + GateStore, A: AlertSink, Q, 
     let (cfg, now) = (exec.cfg, exec.now);
     let alerts: Vec<Alert> = pending.iter().map(|p| p.alert.clone()).collect();
     let to_send = if pending.len() > cfg.alert_storm_threshold {
-        report.alerts_in_digest = pending.len() as u64;
-        let ctx = RenderContext {
-            key: &cfg.common.session_ref_key,
-            runbook_base_url: &cfg.wiring.runbook_base_url,
-            now,
-        };
-        vec![alert::digest(&alerts, &ctx)]
+        // A storm never buries what must wake someone: HIGH and CRITICAL alerts go out one by
+        // one (each still behind its gate), and only the rest, two or more, fold into a digest.
+        let (mut urgent, rest): (Vec<Alert>, Vec<Alert>) = alerts
+            .into_iter()
+            .partition(|a| a.severity >= crate::anomaly::Severity::High);
+        if rest.len() < 2 {
+            urgent.extend(rest);
+        } else {
+            report.alerts_in_digest = rest.len() as u64;
+            let ctx = RenderContext {
+                key: &cfg.common.session_ref_key,
+                runbook_base_url: &cfg.wiring.runbook_base_url,
+                now,
+            };
+            urgent.push(alert::digest(&rest, &ctx));
+        }
+        urgent
     } else {
         alerts
     };
