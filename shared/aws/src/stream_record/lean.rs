@@ -81,10 +81,10 @@ enum Val<'a> {
     Other,
 }
 
-/// As the tree reader reads an attribute value (the path for values [`Val::plain`] declines): an object of exactly one member, `S` or `N`
-/// with a string, or `NULL` with anything; everything else is [`Val::Other`]. (A repeated type
-/// name, which the tree reader reads as its last value, is `Other` here too: the reader then
-/// leaves the record to the tree path.)
+/// As the tree reader reads an attribute value (the path for values [`Val::plain`] declines):
+/// an object of exactly one member, `S` or `N` with a string, or `NULL` with anything;
+/// everything else is [`Val::Other`]. (A repeated type name, which the tree reader reads as its
+/// last value, is `Other` here too: the reader then leaves the record to the tree path.)
 impl<'de: 'a, 'a> Deserialize<'de> for Val<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
