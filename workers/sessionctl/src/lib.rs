@@ -91,6 +91,10 @@ pub enum Command {
         /// This session and its family.
         #[arg(long, group = "subject")]
         session: Option<String>,
+        /// This session and its family, by the reference alerts and logs show (found with a
+        /// scan of $SESSIONS_TABLE): the raw session ID never has to appear on a terminal.
+        #[arg(long = "ref", group = "subject", value_name = "REF")]
+        session_ref: Option<String>,
         /// Why (kept on the cascade's job records).
         #[arg(long)]
         reason: String,
@@ -219,30 +223,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Resolve { session_ref } => {
             let common = CommonConfig::from_source(&ProcessEnv)?;
             let clients = local_clients().await;
-            if let sessionwarden_core::layout::Layout::Mapped(m) = &common.layout {
-                return resolve_mapped(&clients, &common, m, session_ref.trim()).await;
-            }
-            let table = sessionwarden_local::seed::SeedTable::new(
-                clients.dynamodb.clone(),
-                common.sessions_table.clone(),
-            );
-            let mut found = 0;
-            for s in table.scan_all().await?.into_iter().flatten() {
-                if common.session_ref_key.of(&s.session_id).as_str() == session_ref.trim() {
-                    found += 1;
-                    eprintln!("warning: the next line holds a raw session ID, a bearer credential");
-                    println!(
-                        "{}\tuser={}\ttenant={}\tstatus={}\treason={}",
-                        s.session_id.expose(),
-                        s.user_id.as_deref().unwrap_or("-"),
-                        s.tenant_id.as_deref().unwrap_or("-"),
-                        s.status,
-                        s.termination_reason.map(|r| r.as_str()).unwrap_or("-")
-                    );
-                }
-            }
-            if found == 0 {
-                anyhow::bail!("no session in {} has reference {session_ref} (deleted, or another SESSION_REF_KEY)", common.sessions_table);
+            for found in find_by_ref(&clients, &common, session_ref.trim()).await? {
+                eprintln!("warning: the next line holds a raw session ID, a bearer credential");
+                println!("{}\t{}", found.id.expose(), found.details);
             }
             Ok(())
         }
@@ -250,18 +233,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             user,
             tenant,
             session,
+            session_ref,
             reason,
             requested_by,
             request_id,
         } => {
             use sessionwarden_core::cascade_message::{request, Target};
-            let target = match (user, tenant, session) {
-                (Some(u), None, None) => Target::User(u),
-                (None, Some(t), None) => Target::Tenant(t),
-                (None, None, Some(s)) => {
+            // What the confirmation names: never a raw session ID.
+            let mut shown = None;
+            let target = match (user, tenant, session, session_ref) {
+                (Some(u), None, None, None) => Target::User(u),
+                (None, Some(t), None, None) => Target::Tenant(t),
+                (None, None, Some(s), None) => {
                     Target::Session(sessionwarden_core::session::SessionId::new(s))
                 }
-                _ => anyhow::bail!("give exactly one of --user, --tenant or --session"),
+                (None, None, None, Some(r)) => {
+                    let common = CommonConfig::from_source(&ProcessEnv)?;
+                    let clients = local_clients().await;
+                    let mut found = find_by_ref(&clients, &common, r.trim()).await?;
+                    if found.len() > 1 {
+                        anyhow::bail!(
+                            "{} sessions share reference {} (a 48-bit digest): revoke by --user or --tenant, or resolve them",
+                            found.len(),
+                            r.trim()
+                        );
+                    }
+                    eprintln!("found session {}: {}", r.trim(), found[0].details);
+                    shown = Some(r.trim().to_string());
+                    Target::Session(found.remove(0).id)
+                }
+                _ => anyhow::bail!("give exactly one of --user, --tenant, --session or --ref"),
             };
             let queue =
                 std::env::var("CASCADE_QUEUE_URL").context("CASCADE_QUEUE_URL is required")?;
@@ -270,15 +271,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             sessionwarden_aws::cascade_queue::SqsCascadeQueue::new(clients.sqs.clone(), queue)
                 .send(std::slice::from_ref(&message))
                 .await?;
-            eprintln!(
-                "cascade requested: {} {}",
-                message.scope,
-                message
-                    .user_id
-                    .as_deref()
-                    .or(message.tenant_id.as_deref())
-                    .unwrap_or("(session)")
-            );
+            let subject = match (&target, shown) {
+                (Target::User(u) | Target::Tenant(u), _) => u.clone(),
+                (_, Some(r)) => r,
+                _ => "(session)".into(),
+            };
+            eprintln!("cascade requested: {} {subject}", message.scope);
             Ok(())
         }
         Command::Ref { session_id } => {
@@ -527,48 +525,84 @@ pub async fn local_clients() -> AwsClients {
 /// `resolve` on a non-native layout: scans the table and reads every item through the layout, so
 /// a reference from an alert finds its `sess:<sid>` or `SESSION#<token>` item (every item that
 /// carries the ID, on Auth.js).
-async fn resolve_mapped(
+/// A session found by its reference, with what on-call needs to recognise it.
+struct Found {
+    /// The session (a bearer credential: print it only where the operator asked for it).
+    id: sessionwarden_core::session::SessionId,
+    /// `user=… tenant=… status=…`, tab-separated.
+    details: String,
+}
+
+/// The sessions of $SESSIONS_TABLE whose reference is `session_ref`, through the configured
+/// layout (a scan: references are keyed digests, so there is no index to ask). An error when
+/// there is none.
+async fn find_by_ref(
     clients: &AwsClients,
     common: &CommonConfig,
-    m: &sessionwarden_core::layout::Mapped,
     session_ref: &str,
-) -> anyhow::Result<()> {
-    use sessionwarden_aws::layout::{from_sdk, read, Read};
-    let now = chrono::Utc::now().timestamp();
-    let mut pages = clients
-        .dynamodb
-        .scan()
-        .table_name(&common.sessions_table)
-        .into_paginator()
-        .items()
-        .send();
-    let mut found = 0;
-    while let Some(item) = pages.next().await {
-        let item = item.map_err(|e| sessionwarden_aws::sdk_error("DynamoDB.Scan", e))?;
-        let Ok(Read::Session(seen)) = read(m, &from_sdk(&item), now) else {
-            continue;
-        };
-        if common.session_ref_key.of(&seen.id).as_str() != session_ref {
-            continue;
+) -> anyhow::Result<Vec<Found>> {
+    let mut found = Vec::new();
+    match &common.layout {
+        sessionwarden_core::layout::Layout::Native => {
+            let table = sessionwarden_local::seed::SeedTable::new(
+                clients.dynamodb.clone(),
+                common.sessions_table.clone(),
+            );
+            for s in table.scan_all().await?.into_iter().flatten() {
+                if common.session_ref_key.of(&s.session_id).as_str() == session_ref {
+                    let details = format!(
+                        "user={}\ttenant={}\tstatus={}\treason={}",
+                        s.user_id.as_deref().unwrap_or("-"),
+                        s.tenant_id.as_deref().unwrap_or("-"),
+                        s.status,
+                        s.termination_reason.map(|r| r.as_str()).unwrap_or("-")
+                    );
+                    found.push(Found {
+                        id: s.session_id,
+                        details,
+                    });
+                }
+            }
         }
-        found += 1;
-        let i = &seen.image;
-        eprintln!("warning: the next line holds a raw session ID, a bearer credential");
-        println!(
-            "{}\thome={}\tuser={}\ttenant={}\tstatus={}",
-            seen.id.expose(),
-            seen.id.home().unwrap_or("-"),
-            i.user_id.as_deref().unwrap_or("-"),
-            i.tenant_id.as_deref().unwrap_or("-"),
-            i.status.map(|s| s.as_str()).unwrap_or("-"),
-        );
+        sessionwarden_core::layout::Layout::Mapped(m) => {
+            use sessionwarden_aws::layout::{from_sdk, read, Read};
+            let now = chrono::Utc::now().timestamp();
+            let mut pages = clients
+                .dynamodb
+                .scan()
+                .table_name(&common.sessions_table)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                let item = item.map_err(|e| sessionwarden_aws::sdk_error("DynamoDB.Scan", e))?;
+                let Ok(Read::Session(seen)) = read(m, &from_sdk(&item), now) else {
+                    continue;
+                };
+                if common.session_ref_key.of(&seen.id).as_str() != session_ref {
+                    continue;
+                }
+                let i = &seen.image;
+                let details = format!(
+                    "home={}\tuser={}\ttenant={}\tstatus={}",
+                    seen.id.home().unwrap_or("-"),
+                    i.user_id.as_deref().unwrap_or("-"),
+                    i.tenant_id.as_deref().unwrap_or("-"),
+                    i.status.map(|s| s.as_str()).unwrap_or("-"),
+                );
+                found.push(Found {
+                    id: seen.id,
+                    details,
+                });
+            }
+        }
     }
-    if found == 0 {
+    if found.is_empty() {
         anyhow::bail!(
             "no session in {} has reference {session_ref} under layout {} (deleted, or another SESSION_REF_KEY)",
             common.sessions_table,
-            m.name
+            common.layout.name()
         );
     }
-    Ok(())
+    Ok(found)
 }

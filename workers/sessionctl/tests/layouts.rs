@@ -608,3 +608,87 @@ async fn resolve_finds_a_connect_dynamodb_session_by_its_reference() {
     assert!(!missing.status.success());
     w.teardown().await;
 }
+
+/// `sessionctl revoke --ref`: the session is found by the reference an alert shows, and its
+/// cascade request goes to the queue, while nothing printed holds the raw session ID. On
+/// connect-dynamodb and Auth.js tables (issue 12).
+#[tokio::test]
+async fn revoke_by_reference_requests_the_session_cascade_without_printing_its_id() {
+    let t = now();
+    let connect = World::connect("revoke-ref-connect").await;
+    connect
+        .put(vec![
+            connect_item("raw-sid-wanted", t + 3600, &sess(Some("u-1"))),
+            connect_item("raw-sid-other", t + 3600, &sess(Some("u-2"))),
+        ])
+        .await;
+    let authjs = World::authjs("revoke-ref-authjs").await;
+    let token = |user: &str, token: &str| -> Item {
+        HashMap::from([
+            ("pk".into(), s(&format!("USER#{user}"))),
+            ("sk".into(), s(&format!("SESSION#{token}"))),
+            ("GSI1PK".into(), s(&format!("SESSION#{token}"))),
+            ("GSI1SK".into(), s(&format!("SESSION#{token}"))),
+            ("type".into(), s("SESSION")),
+            ("userId".into(), s(user)),
+            ("sessionToken".into(), s(token)),
+            ("expires".into(), n(t + 30 * 86_400)),
+        ])
+    };
+    authjs
+        .put(vec![
+            token("u-1", "raw-sid-wanted"),
+            token("u-2", "raw-sid-other"),
+        ])
+        .await;
+    for (w, layout) in [(&connect, "connect-dynamodb"), (&authjs, "authjs")] {
+        let queue = w
+            .clients
+            .sqs
+            .create_queue()
+            .queue_name(sessionwarden_tests::unique("revoke-ref"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let mut env = w.env();
+        env.retain(|(k, _)| *k != "SESSION_LAYOUT");
+        env.push(("SESSION_LAYOUT", layout.into()));
+        env.push(("CASCADE_QUEUE_URL", queue.clone()));
+        let reference = key().reference("raw-sid-wanted").to_string();
+        let out = sessionctl(
+            &["revoke", "--ref", &reference, "--reason", "stolen laptop"],
+            &env,
+        );
+        sessionwarden_tests::assert_success(&out);
+        let printed = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        assert!(!printed.contains("raw-sid"), "{layout}: {printed}");
+        assert!(
+            printed.contains(&reference) && printed.contains("user=u-1"),
+            "{layout}: {printed}"
+        );
+        let got = w
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let bodies: Vec<serde_json::Value> = got
+            .messages()
+            .iter()
+            .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+            .collect();
+        assert_eq!(bodies.len(), 1, "{layout}: {bodies:?}");
+        assert_eq!(bodies[0]["scope"], "session", "{layout}");
+        assert_eq!(bodies[0]["sessionId"], "raw-sid-wanted", "{layout}");
+        assert_eq!(bodies[0]["reason"], "stolen laptop", "{layout}");
+        let missing = sessionctl(&["revoke", "--ref", "000000000000", "--reason", "x"], &env);
+        assert!(!missing.status.success(), "{layout}");
+    }
+    connect.teardown().await;
+    authjs.teardown().await;
+}
