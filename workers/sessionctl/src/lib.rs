@@ -6,6 +6,7 @@
 pub mod backfill;
 pub mod demo;
 pub mod layout_check;
+pub mod sessions;
 
 use sessionwarden_core::ports::CascadeQueue as _;
 use std::time::Duration;
@@ -104,6 +105,20 @@ pub enum Command {
         /// Idempotency key; defaults to the SQS message ID.
         #[arg(long)]
         request_id: Option<String>,
+    },
+    /// List one user's or one tenant's sessions, by reference: status, created, last activity,
+    /// IP address and user agent (also parsed: browser, OS, device class). Reads through
+    /// SESSION_LAYOUT (a non-native layout also needs STATE_TABLE, where its member lists are).
+    Sessions {
+        /// The sessions of this user.
+        #[arg(long, group = "whose", required = true)]
+        user: Option<String>,
+        /// The sessions of this tenant.
+        #[arg(long, group = "whose")]
+        tenant: Option<String>,
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the keyed reference of a session ID (uses SESSION_REF_KEY).
     Ref {
@@ -277,6 +292,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => "(session)".into(),
             };
             eprintln!("cascade requested: {} {subject}", message.scope);
+            Ok(())
+        }
+        Command::Sessions { user, tenant, json } => {
+            use sessionwarden_core::cascade_message::Target;
+            let common = CommonConfig::from_source(&ProcessEnv)?;
+            let target = match (user, tenant) {
+                (Some(u), None) => Target::User(u),
+                (None, Some(t)) => Target::Tenant(t),
+                _ => anyhow::bail!("give exactly one of --user or --tenant"),
+            };
+            let state_table = std::env::var("STATE_TABLE")
+                .ok()
+                .filter(|v| !v.trim().is_empty());
+            let state_table = match (&common.layout, state_table) {
+                (_, Some(t)) => t,
+                (Layout::Native, None) => String::new(),
+                (Layout::Mapped(_), None) => {
+                    return Err(ConfigError::Missing { var: "STATE_TABLE" }.into())
+                }
+            };
+            let clients = local_clients().await;
+            let rows = sessions::list(&clients, &common, &state_table, &target).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", sessions::table(&rows));
+                eprintln!("{} sessions", rows.len());
+            }
             Ok(())
         }
         Command::Ref { session_id } => {

@@ -191,3 +191,92 @@ async fn revoke_sends_a_valid_cascade_request() {
     assert!(!bad.status.success(), "two subjects are refused");
     env.teardown().await;
 }
+
+/// `sessionctl sessions --tenant` on the native layout (its by-tenant GSI): the tenant's
+/// sessions by reference, with status, IP and the parsed user agent, and no raw ID (issue 12).
+#[tokio::test]
+async fn sessions_lists_a_tenants_sessions_on_the_native_layout() {
+    use sessionwarden_core::session::{Session, SessionId, Status};
+    let prefix = sessionwarden_tests::unique("sessions-native");
+    let (ok, stdout, stderr) = init(&prefix);
+    assert!(ok, "{stderr}");
+    let mut env: HashMap<String, String> = stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.insert(
+        "SESSION_REF_KEY".into(),
+        sessionwarden_tests::TEST_REF_KEY.into(),
+    );
+    let clients = AwsClients::local(&sessionwarden_tests::sdk_config().await, None);
+    let now = chrono::Utc::now().timestamp();
+    let session = |id: &str, tenant: &str, status: Status| {
+        let mut s = Session::active(SessionId::new(id), now - 600);
+        s.user_id = Some(format!("u-{}", id.len()));
+        s.tenant_id = Some(tenant.into());
+        s.status = status;
+        s.ip_address = Some("198.51.100.7".into());
+        s.user_agent = Some("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15".into());
+        s
+    };
+    sessionwarden_local::seed::SeedTable::new(
+        clients.dynamodb.clone(),
+        env["SESSIONS_TABLE"].clone(),
+    )
+    .put_sessions(&[
+        session("raw-sid-n1", "acme", Status::Active),
+        session("raw-sid-n2", "acme", Status::Terminated),
+        session("raw-sid-n3", "globex", Status::Active),
+    ])
+    .await
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sessionctl"))
+        .args(["sessions", "--tenant", "acme", "--json"])
+        .envs(sessionwarden_tests::endpoints().env())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("SESSION_LAYOUT")
+        .envs(&env)
+        .output()
+        .expect("run sessionctl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("raw-sid"), "{text}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let key = sessionwarden_core::session_ref::SessionRefKey::new(
+        sessionwarden_tests::TEST_REF_KEY.as_bytes().to_vec(),
+    )
+    .unwrap();
+    let mut got: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["sessionRef"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (
+            key.reference("raw-sid-n1").to_string(),
+            "ACTIVE".to_string(),
+        ),
+        (
+            key.reference("raw-sid-n2").to_string(),
+            "TERMINATED".to_string(),
+        ),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{text}");
+    for r in &rows {
+        assert_eq!(r["ipAddress"], "198.51.100.7");
+        assert_eq!(r["client"], "Safari 18.1 / Mac OSX / pc", "{text}");
+    }
+}

@@ -692,3 +692,73 @@ async fn revoke_by_reference_requests_the_session_cascade_without_printing_its_i
     connect.teardown().await;
     authjs.teardown().await;
 }
+
+/// `sessionctl sessions --user`: a user's sessions by reference, with the parsed user agent, on
+/// a connect-dynamodb table (its member lists filled by `backfill`) and an Auth.js table (the
+/// user's partition is the list); no raw session ID is printed (issue 12).
+#[tokio::test]
+async fn sessions_lists_a_users_sessions_by_reference_on_two_layouts() {
+    let t = now();
+    let connect = World::connect("sessions-connect").await;
+    connect
+        .put(vec![
+            connect_item("raw-sid-a1", t + 3600, &sess(Some("u-1"))),
+            connect_item("raw-sid-a2", t + 7200, &sess(Some("u-1"))),
+            connect_item("raw-sid-b1", t + 3600, &sess(Some("u-2"))),
+        ])
+        .await;
+    sessionwarden_tests::assert_success(&sessionctl(&["backfill"], &connect.env()));
+    let authjs = World::authjs("sessions-authjs").await;
+    let token = |user: &str, token: &str| -> Item {
+        HashMap::from([
+            ("pk".into(), s(&format!("USER#{user}"))),
+            ("sk".into(), s(&format!("SESSION#{token}"))),
+            ("GSI1PK".into(), s(&format!("SESSION#{token}"))),
+            ("GSI1SK".into(), s(&format!("SESSION#{token}"))),
+            ("type".into(), s("SESSION")),
+            ("userId".into(), s(user)),
+            ("sessionToken".into(), s(token)),
+            ("expires".into(), n(t + 30 * 86_400)),
+        ])
+    };
+    authjs
+        .put(vec![
+            token("u-1", "raw-sid-a1"),
+            token("u-1", "raw-sid-a2"),
+            token("u-2", "raw-sid-b1"),
+        ])
+        .await;
+    for (w, layout) in [(&connect, "connect-dynamodb"), (&authjs, "authjs")] {
+        let mut env = w.env();
+        env.retain(|(k, _)| *k != "SESSION_LAYOUT");
+        env.push(("SESSION_LAYOUT", layout.into()));
+        let out = sessionctl(&["sessions", "--user", "u-1", "--json"], &env);
+        sessionwarden_tests::assert_success(&out);
+        let text = stdout(&out);
+        assert!(!text.contains("raw-sid"), "{layout}: {text}");
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        let mut refs: Vec<&str> = rows
+            .iter()
+            .map(|r| r["sessionRef"].as_str().unwrap())
+            .collect();
+        refs.sort();
+        let mut want = vec![
+            key().reference("raw-sid-a1").to_string(),
+            key().reference("raw-sid-a2").to_string(),
+        ];
+        want.sort();
+        assert_eq!(refs, want, "{layout}: {text}");
+        for r in &rows {
+            assert_eq!(r["userId"], "u-1", "{layout}");
+            assert_eq!(r["status"], "ACTIVE", "{layout}");
+        }
+        // The table form: a header and one line per session.
+        let out = sessionctl(&["sessions", "--user", "u-1"], &env);
+        sessionwarden_tests::assert_success(&out);
+        let text = stdout(&out);
+        assert_eq!(text.lines().count(), 3, "{layout}: {text}");
+        assert!(text.starts_with("ref\tstatus\t"), "{layout}: {text}");
+    }
+    connect.teardown().await;
+    authjs.teardown().await;
+}

@@ -1,0 +1,197 @@
+//! `sessionctl sessions`: one user's or one tenant's sessions, for on-call, before revoking them.
+//! Each session is shown by its reference (never its raw ID, a bearer credential) with its
+//! status, times, IP address and user agent, the agent also parsed into browser, OS and device
+//! class (`woothee`). It lists through the layout's own member lists (`SessionStore::members`:
+//! the native table's GSIs, the state table's lists, or Auth.js's user partition), so it works
+//! on every layout, and reads each listed session once.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use sessionwarden_aws::layout::{self as item_layout, Read};
+use sessionwarden_aws::ports::Sessions;
+use sessionwarden_aws::AwsClients;
+use sessionwarden_core::cascade_message::Target;
+use sessionwarden_core::config::CommonConfig;
+use sessionwarden_core::ports::{Member, PageRequest, SessionStore};
+
+/// Members read per page.
+const PAGE: u32 = 100;
+
+/// One session, as on-call sees it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    /// The session's reference (what alerts and logs show; `sessionctl revoke --ref` takes it).
+    pub session_ref: String,
+    /// ACTIVE, TERMINATED, EXPIRED, ...
+    pub status: String,
+    /// `userId`.
+    pub user_id: Option<String>,
+    /// `tenantId`.
+    pub tenant_id: Option<String>,
+    /// When it was created (epoch seconds).
+    pub created_at: Option<i64>,
+    /// Its last activity (epoch seconds).
+    pub last_activity_at: Option<i64>,
+    /// The client's IP address, as stored.
+    pub ip_address: Option<String>,
+    /// The user agent, as stored.
+    pub user_agent: Option<String>,
+    /// The user agent parsed: browser and version, OS, device class.
+    pub client: Option<String>,
+}
+
+/// The sessions of `target` (a user or a tenant), in the order the layout lists them; a progress
+/// spinner on stderr counts them while they are read (hidden when stderr is not a terminal).
+pub async fn list(
+    clients: &AwsClients,
+    common: &CommonConfig,
+    state_table: &str,
+    target: &Target,
+) -> anyhow::Result<Vec<Row>> {
+    let store = Sessions::new(clients, common, state_table);
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos} sessions read {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let mut rows = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .members(
+                target,
+                PageRequest {
+                    limit: PAGE,
+                    cursor,
+                },
+            )
+            .await
+            .context("listing the sessions")?;
+        for member in &page.items {
+            if let Some(row) = read(clients, common, &store, member).await? {
+                rows.push(row);
+            }
+            bar.inc(1);
+        }
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(rows)
+}
+
+/// One listed session, read through the layout (`None`: gone since it was listed).
+async fn read(
+    clients: &AwsClients,
+    common: &CommonConfig,
+    store: &Sessions,
+    member: &Member,
+) -> anyhow::Result<Option<Row>> {
+    let session_ref = common.session_ref_key.of(&member.id).as_str().to_string();
+    let row = match store {
+        Sessions::Native(_) => {
+            let table = sessionwarden_local::seed::SeedTable::new(
+                clients.dynamodb.clone(),
+                common.sessions_table.clone(),
+            );
+            let Some(s) = table.get(&member.id).await.context("reading a session")? else {
+                return Ok(None);
+            };
+            let s = s.with_context(|| format!("session {session_ref} cannot be read"))?;
+            Row {
+                session_ref,
+                status: s.status.as_str().to_string(),
+                user_id: s.user_id,
+                tenant_id: s.tenant_id,
+                created_at: Some(s.created_at),
+                last_activity_at: Some(s.last_activity_at),
+                client: s.user_agent.as_deref().map(client),
+                ip_address: s.ip_address,
+                user_agent: s.user_agent,
+            }
+        }
+        Sessions::Mapped(m) => {
+            let now = chrono::Utc::now().timestamp();
+            let items = m.items_of(&member.id).await.context("reading a session")?;
+            let Some(seen) = items.iter().find_map(|item| {
+                match item_layout::read(m.layout(), &item_layout::from_sdk(item), now) {
+                    Ok(Read::Session(seen)) => Some(seen),
+                    _ => None,
+                }
+            }) else {
+                return Ok(None);
+            };
+            let i = seen.image;
+            Row {
+                session_ref,
+                status: i.status.map_or("-", |s| s.as_str()).to_string(),
+                user_id: i.user_id,
+                tenant_id: i.tenant_id,
+                created_at: i.created_at,
+                last_activity_at: i.last_activity_at,
+                client: i.user_agent.as_deref().map(client),
+                ip_address: i.ip_address,
+                user_agent: i.user_agent,
+            }
+        }
+    };
+    Ok(Some(row))
+}
+
+/// A user agent as on-call reads it: `Chrome 131.0.0.0 / Windows 10 / pc`; `unknown` parts stay.
+pub fn client(user_agent: &str) -> String {
+    match woothee::parser::Parser::new().parse(user_agent) {
+        Some(r) => {
+            let version = if r.version.is_empty() || r.version == woothee::woothee::VALUE_UNKNOWN {
+                String::new()
+            } else {
+                format!(" {}", r.version)
+            };
+            format!("{}{version} / {} / {}", r.name, r.os, r.category)
+        }
+        None => "unknown".into(),
+    }
+}
+
+/// The rows as a table for a terminal: one line each, tab-separated, with times in UTC.
+pub fn table(rows: &[Row]) -> String {
+    let time = |t: Option<i64>| {
+        t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map_or("-".into(), |d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
+    };
+    let mut out = String::from("ref\tstatus\tuser\ttenant\tcreated\tlast activity\tip\tclient\n");
+    for r in rows {
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            r.session_ref,
+            r.status,
+            r.user_id.as_deref().unwrap_or("-"),
+            r.tenant_id.as_deref().unwrap_or("-"),
+            time(r.created_at),
+            time(r.last_activity_at),
+            r.ip_address.as_deref().unwrap_or("-"),
+            r.client.as_deref().unwrap_or("-"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_user_agent_reads_as_browser_os_and_device_class() {
+        let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+        assert_eq!(super::client(ua), "Chrome 131.0.0.0 / Windows 10 / pc");
+        assert_eq!(
+            super::client("curl/8.5.0"),
+            "HTTP Library curl / UNKNOWN / misc"
+        );
+    }
+}
