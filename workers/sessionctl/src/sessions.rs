@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::stream::{self, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use sessionwarden_aws::layout::{self as item_layout, Read};
@@ -19,6 +20,8 @@ use sessionwarden_core::ports::{Member, PageRequest, SessionStore};
 
 /// Members read per page.
 const PAGE: u32 = 100;
+/// Sessions read at once (one GetItem, or one Query on a layout without the home in the ID).
+const READS_IN_FLIGHT: usize = 16;
 
 /// One session, as on-call sees it.
 #[derive(Debug, Serialize)]
@@ -72,10 +75,12 @@ pub async fn list(
             )
             .await
             .context("listing the sessions")?;
-        for member in &page.items {
-            if let Some(row) = read(clients, common, &store, member).await? {
-                rows.push(row);
-            }
+        // A page's sessions are read a few at a time, and kept in the order listed.
+        let mut reads = stream::iter(&page.items)
+            .map(|member| read(clients, common, &store, member))
+            .buffered(READS_IN_FLIGHT);
+        while let Some(row) = reads.next().await {
+            rows.extend(row?);
             bar.inc(1);
         }
         cursor = page.next;
