@@ -263,9 +263,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     Target::Session(sessionwarden_core::session::SessionId::new(s))
                 }
                 (None, None, None, Some(r)) => {
+                    std::env::var("CASCADE_QUEUE_URL").context("CASCADE_QUEUE_URL is required")?;
                     let common = CommonConfig::from_source(&ProcessEnv)?;
                     let clients = local_clients().await;
                     let mut found = find_by_ref(&clients, &common, r.trim()).await?;
+                    // One session may have several items (an Auth.js bleed: one token under two
+                    // users); its cascade ends them all. Only distinct sessions are ambiguous.
+                    let mut seen = std::collections::HashSet::new();
+                    found.retain(|f| seen.insert(f.id.expose().to_string()));
                     if found.len() > 1 {
                         anyhow::bail!(
                             "{} sessions share reference {} (a 48-bit digest): revoke by --user or --tenant, or resolve them",
@@ -565,9 +570,6 @@ pub async fn local_clients() -> AwsClients {
     AwsClients::local(&load_sdk_config().await, None)
 }
 
-/// `resolve` on a non-native layout: scans the table and reads every item through the layout, so
-/// a reference from an alert finds its `sess:<sid>` or `SESSION#<token>` item (every item that
-/// carries the ID, on Auth.js).
 /// A session found by its reference, with what on-call needs to recognise it.
 struct Found {
     /// The session (a bearer credential: print it only where the operator asked for it).
@@ -576,8 +578,11 @@ struct Found {
     details: String,
 }
 
-/// The sessions of $SESSIONS_TABLE whose reference is `session_ref`, through the configured
-/// layout (a scan: references are keyed digests, so there is no index to ask). An error when
+/// The items of $SESSIONS_TABLE whose session has reference `session_ref`, through the
+/// configured layout (a scan: references are keyed digests, so there is no index to ask). On a
+/// non-native layout every item that carries the ID is found (`sess:<sid>`, or each
+/// `SESSION#<token>` of an Auth.js bleed), and an item the layout cannot read still counts when
+/// its key names the session (its reason is in the details). An error when
 /// there is none.
 async fn find_by_ref(
     clients: &AwsClients,
@@ -619,8 +624,21 @@ async fn find_by_ref(
                 .send();
             while let Some(item) = pages.next().await {
                 let item = item.map_err(|e| sessionwarden_aws::sdk_error("DynamoDB.Scan", e))?;
-                let Ok(Read::Session(seen)) = read(m, &from_sdk(&item), now) else {
-                    continue;
+                let item = from_sdk(&item);
+                let seen = match read(m, &item, now) {
+                    Ok(Read::Session(seen)) => seen,
+                    Ok(_) => continue,
+                    Err(reason) => {
+                        // Unreadable, but a cascade can still end it: found, with the reason.
+                        let Ok(Some(id)) = sessionwarden_aws::layout::id_of(m, &item) else {
+                            continue;
+                        };
+                        if common.session_ref_key.of(&id).as_str() == session_ref {
+                            let details = format!("unreadable: {reason}");
+                            found.push(Found { id, details });
+                        }
+                        continue;
+                    }
                 };
                 if common.session_ref_key.of(&seen.id).as_str() != session_ref {
                     continue;

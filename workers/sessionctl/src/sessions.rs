@@ -45,6 +45,28 @@ pub struct Row {
     pub user_agent: Option<String>,
     /// The user agent parsed: browser and version, OS, device class.
     pub client: Option<String>,
+    /// Why the session's item cannot be read through the layout (its status is `UNREADABLE`):
+    /// listed all the same, since a revocation can still end it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl Row {
+    /// A listed session whose item the layout cannot read.
+    fn unreadable(session_ref: String, problem: String) -> Row {
+        Row {
+            session_ref,
+            status: "UNREADABLE".into(),
+            user_id: None,
+            tenant_id: None,
+            created_at: None,
+            last_activity_at: None,
+            ip_address: None,
+            user_agent: None,
+            client: None,
+            problem: Some(problem),
+        }
+    }
 }
 
 /// The sessions of `target` (a user or a tenant), in the order the layout lists them; a progress
@@ -109,7 +131,10 @@ async fn read(
             let Some(s) = table.get(&member.id).await.context("reading a session")? else {
                 return Ok(None);
             };
-            let s = s.with_context(|| format!("session {session_ref} cannot be read"))?;
+            let s = match s {
+                Ok(s) => s,
+                Err(e) => return Ok(Some(Row::unreadable(session_ref, e.to_string()))),
+            };
             Row {
                 session_ref,
                 status: s.status.as_str().to_string(),
@@ -120,18 +145,27 @@ async fn read(
                 client: s.user_agent.as_deref().map(client),
                 ip_address: s.ip_address,
                 user_agent: s.user_agent,
+                problem: None,
             }
         }
         Sessions::Mapped(m) => {
             let now = chrono::Utc::now().timestamp();
             let items = m.items_of(&member.id).await.context("reading a session")?;
-            let Some(seen) = items.iter().find_map(|item| {
+            let mut problem = None;
+            let mut seen = None;
+            for item in &items {
                 match item_layout::read(m.layout(), &item_layout::from_sdk(item), now) {
-                    Ok(Read::Session(seen)) => Some(seen),
-                    _ => None,
+                    Ok(Read::Session(s)) => {
+                        seen = Some(s);
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(reason) => problem = Some(reason),
                 }
-            }) else {
-                return Ok(None);
+            }
+            let Some(seen) = seen else {
+                // Gone since it was listed, or there but unreadable.
+                return Ok(problem.map(|p| Row::unreadable(session_ref, p)));
             };
             let i = seen.image;
             Row {
@@ -144,6 +178,7 @@ async fn read(
                 client: i.user_agent.as_deref().map(client),
                 ip_address: i.ip_address,
                 user_agent: i.user_agent,
+                problem: None,
             }
         }
     };
@@ -182,7 +217,7 @@ pub fn table(rows: &[Row]) -> String {
             time(r.created_at),
             time(r.last_activity_at),
             r.ip_address.as_deref().unwrap_or("-"),
-            r.client.as_deref().unwrap_or("-"),
+            r.client.as_deref().or(r.problem.as_deref()).unwrap_or("-"),
         ));
     }
     out

@@ -231,6 +231,34 @@ async fn sessions_lists_a_tenants_sessions_on_the_native_layout() {
     ])
     .await
     .unwrap();
+    // An item of the tenant the native layout cannot read: listed all the same, as UNREADABLE.
+    let mut broken = HashMap::new();
+    for (k, v) in [
+        ("sessionId", "raw-sid-n4"),
+        ("tenantId", "acme"),
+        ("userId", "u-4"),
+        ("status", "ACTIVE"),
+        ("idleTimeoutSeconds", "ten minutes"),
+    ] {
+        broken.insert(
+            k.to_string(),
+            aws_sdk_dynamodb::types::AttributeValue::S(v.into()),
+        );
+    }
+    for k in ["createdAt", "lastActivityAt", "sweepAt"] {
+        broken.insert(
+            k.to_string(),
+            aws_sdk_dynamodb::types::AttributeValue::N(now.to_string()),
+        );
+    }
+    clients
+        .dynamodb
+        .put_item()
+        .table_name(&env["SESSIONS_TABLE"])
+        .set_item(Some(broken))
+        .send()
+        .await
+        .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sessionctl"))
         .args(["sessions", "--tenant", "acme", "--json"])
         .envs(sessionwarden_tests::endpoints().env())
@@ -272,10 +300,22 @@ async fn sessions_lists_a_tenants_sessions_on_the_native_layout() {
             key.reference("raw-sid-n2").to_string(),
             "TERMINATED".to_string(),
         ),
+        (
+            key.reference("raw-sid-n4").to_string(),
+            "UNREADABLE".to_string(),
+        ),
     ];
     want.sort();
     assert_eq!(got, want, "{text}");
-    for r in &rows {
+    let broken = rows.iter().find(|r| r["status"] == "UNREADABLE").unwrap();
+    assert!(
+        broken["problem"]
+            .as_str()
+            .unwrap()
+            .contains("idleTimeoutSeconds"),
+        "{text}"
+    );
+    for r in rows.iter().filter(|r| r["status"] != "UNREADABLE") {
         assert_eq!(r["ipAddress"], "198.51.100.7");
         assert_eq!(r["client"], "Safari 18.1 / Mac OSX / pc", "{text}");
     }
