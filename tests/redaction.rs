@@ -163,7 +163,7 @@ async fn stream_logs_alerts_and_metric_dimensions_carry_no_raw_session_id() {
     let logs = logs.text();
     assert!(logs.contains("anomaly detected") && logs.contains("malformed stream record"));
     assert!(
-        alerts.contains("SESSION_USER_CHANGED") && alerts.contains("SESSION_CONTEXT_CHANGED"),
+        alerts.contains("SESSION_USER_CHANGED") && alerts.contains("SESSION_CLIENT_SCRIPTED"),
         "{alerts}"
     );
     for id in [

@@ -358,22 +358,36 @@ async fn creation_bursts_per_user_and_per_tenant() {
     w.env.teardown().await;
 }
 
+const FIREFOX_131: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:131.0) Gecko/20100101 Firefox/131.0";
+const FIREFOX_132: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:132.0) Gecko/20100101 Firefox/132.0";
+const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+
+/// Issue 12: the client is compared as parsed. An IP change alone and a browser's own update
+/// raise nothing; another browser, OS or device is LOW; a script taking the session over is HIGH.
 #[tokio::test]
-async fn a_user_agent_change_is_low_and_an_ip_change_is_only_a_metric() {
+async fn the_client_is_compared_as_parsed() {
     let mut w = World::new("context").await;
     let mut sess = w.f.active("ctx", "u-1", H, 60);
-    sess.user_agent = Some("Firefox/131".into());
+    sess.user_agent = Some(FIREFOX_131.into());
     sess.ip_address = Some("198.51.100.1".into());
     w.put_seen(&sess).await;
     w.update(&sess, &[("ipAddress", s("203.0.113.5"))]).await;
     no_failures(&w.step().await);
+    w.update(&sess, &[("userAgent", s(FIREFOX_132))]).await;
+    no_failures(&w.step().await);
     assert!(
         w.alerts().await.is_empty(),
-        "an IP change alone does not alert"
+        "an IP change alone, and a browser update, do not alert"
     );
-    w.update(&sess, &[("userAgent", s("curl/8.5"))]).await;
+    w.update(&sess, &[("userAgent", s(SAFARI_IPHONE))]).await;
     let a = single_alert(&mut w).await;
     a.assert_kind("SESSION_CONTEXT_CHANGED", "LOW");
+    w.update(&sess, &[("userAgent", s("python-requests/2.32.3"))])
+        .await;
+    let a = single_alert(&mut w).await;
+    a.assert_kind("SESSION_CLIENT_SCRIPTED", "HIGH");
     assert_metrics(&w.env.metrics().await, &[("SessionIpChanged", &[], 1.0)]);
     w.env.teardown().await;
 }
@@ -876,14 +890,12 @@ async fn a_storm_sends_its_critical_alert_alone_and_folds_the_rest() {
     let sessions = w.seen_users(31, "s").await;
     // The app records each session's user agent, then the agent changes.
     for sess in &sessions[1..] {
-        w.update(sess, &[("userAgent", s("Mozilla/5.0 (one browser)"))])
-            .await;
+        w.update(sess, &[("userAgent", s(FIREFOX_131))]).await;
     }
     no_failures(&w.step().await);
     w.rebind_users(&sessions[..1], "x").await;
     for sess in &sessions[1..] {
-        w.update(sess, &[("userAgent", s("Mozilla/5.0 (another browser)"))])
-            .await;
+        w.update(sess, &[("userAgent", s(SAFARI_IPHONE))]).await;
     }
     let event = w.event().await;
     no_failures(&w.invoke(&[], &event).await);

@@ -11,10 +11,11 @@
 //!   each session is touched 4 times per batch, its records interleaved with other sessions'.
 //! - `insert`: INSERTs of new sessions only (each claims a binding and 2 burst counters).
 //! - `mixed`:  80 % touches, 20 % INSERTs, interleaved (every 5th record is an INSERT).
-//! - `anomaly`: `mixed`, with every 25th record one of ten changes in turn, each of its own
-//!   session: a user change, a tenant change, a user-agent change, a write to a terminated
-//!   session, a resurrection, a fixation, activity past the idle deadline, a logout, a revocation
-//!   of the user's sessions and a TTL delete of an ACTIVE session. So the alert path (containment,
+//! - `anomaly`: `mixed`, with every 25th record one of eleven changes in turn, each of its own
+//!   session: a user change, a tenant change, another browser, a write to a terminated session,
+//!   a resurrection, a fixation, activity past the idle deadline, a logout, a revocation of the
+//!   user's sessions, a TTL delete of an ACTIVE session and a script client taking a browser
+//!   session over. So the alert path (containment,
 //!   gates, alerts), the cascade requests and the parent-marker read all run.
 //!
 //! Each (mix, batch size) pair runs `--warmup` untimed then `--iterations` timed invocations on a
@@ -292,7 +293,7 @@ fn event_body(mix: &str, n: usize) -> String {
     json!({ "Records": rec.records }).to_string()
 }
 
-/// Record `k` of the `anomaly` mix's ten kinds, each of a session of its own.
+/// Record `k` of the `anomaly` mix's eleven kinds, each of a session of its own.
 fn anomaly(rec: &mut Recorder, rng: &mut Rng, k: usize) {
     let created = NOW - 3_600 + rng.below(1_800) as i64;
     let mut s = Session::new(rng, created);
@@ -306,7 +307,7 @@ fn anomaly(rec: &mut Recorder, rng: &mut Rng, k: usize) {
         img["terminatedAt"] = json!({"N": (NOW - 300).to_string()});
     };
     let mut old = old;
-    match k % 10 {
+    match k % 11 {
         0 => new["userId"] = json!({"S": format!("{}-other", s.user)}),
         1 => new["tenantId"] = json!({"S": format!("{}-other", s.tenant)}),
         2 => new["userAgent"] = json!({"S": USER_AGENTS[(k / 10 + 1) % 4]}),
@@ -327,6 +328,7 @@ fn anomaly(rec: &mut Recorder, rng: &mut Rng, k: usize) {
             ended(&mut new, "admin_revoke");
             new["revokeScope"] = json!({"S": "user"});
         }
+        10 => new["userAgent"] = json!({"S": "python-requests/2.32.3"}),
         _ => {
             rec.push_remove(NOW - 20, old, &s.id);
             return;

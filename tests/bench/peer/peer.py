@@ -64,7 +64,10 @@ The rules, and where each lives in the Rust code:
   `Ended` fact (revokeScope user/tenant cascades, family cascade); ACTIVE -> ACTIVE with
   `lastActivityAt` advancing to or past the old image's earliest deadline (idle timeout or
   absolute lifetime, per-session overrides first): IDLE_TIMEOUT_NOT_ENFORCED; `userAgent`
-  changed: SESSION_CONTEXT_CHANGED; `ipAddress` changed: the IpChanged fact (a metric). REMOVE:
+  changed, compared as parsed by woothee (anomaly/client.rs): a script client taking a browser
+  session over is SESSION_CLIENT_SCRIPTED, another browser family, OS or device class
+  SESSION_CONTEXT_CHANGED, a version update nothing; `ipAddress` changed: the IpChanged fact (a
+  metric). REMOVE:
   TTL delete or delete by a write. A keys-only image: nothing. So a touch (same user, tenant,
   agent, IP; `lastActivityAt` advancing inside its window) makes no request, as in Rust.
 - Decisions (`stream/plan.rs` `decide`, `respond`, `gate_key`, `alert_id`, `family_parents`,
@@ -119,6 +122,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
@@ -127,6 +131,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import boto3
+import woothee
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -155,7 +160,26 @@ TYPES = {
     "IDLE_TIMEOUT_NOT_ENFORCED": "MEDIUM",
     "SESSION_CREATION_BURST": "MEDIUM",
     "SESSION_CONTEXT_CHANGED": "LOW",
+    "SESSION_CLIENT_SCRIPTED": "HIGH",
 }
+# anomaly/client.rs: agents that mark a program, not a person.
+SCRIPT_MARKERS = (
+    "curl/", "wget/", "python-requests", "python-urllib", "python-httpx", "aiohttp",
+    "go-http-client", "okhttp", "axios/", "node-fetch", "undici", "java-http-client",
+    "apache-httpclient", "libwww-perl", "postmanruntime", "httpie", "scrapy", "headlesschrome",
+    "phantomjs", "puppeteer", "playwright", "selenium",
+)
+
+
+def classify(user_agent):
+    """anomaly/client.rs `classify`: (family, os, device, script), parsed by woothee."""
+    marked = any(m in user_agent.lower() for m in SCRIPT_MARKERS)
+    r = woothee.parse(user_agent)
+    if r["name"] == "UNKNOWN" and r["category"] == "UNKNOWN":
+        family = re.split(r"[/ ]", user_agent, maxsplit=1)[0]
+        return (family, "UNKNOWN", "UNKNOWN", marked)
+    script = marked or r["name"] == "HTTP Library" or r["category"] == "crawler"
+    return (r["name"], r["os"], r["category"], script)
 YEAR = 366 * 86_400
 MIN_KEY_BYTES = 16
 
@@ -618,17 +642,25 @@ def detect(change, prior):
                         f"activity {after - deadline} s after the session's deadline",
                     )
                 )
-    if _differs(old.user_agent, new.user_agent):
-        findings.append(
-            Finding(
-                "SESSION_CONTEXT_CHANGED",
-                ("session", sid),
-                tenant,
-                both,
-                [("userAgent", old.user_agent, new.user_agent)],
-                "user agent changed within a session",
+    # The client, compared as parsed: a browser's own update is not a change.
+    if old.user_agent is not None and new.user_agent is not None and old.user_agent != new.user_agent:
+        was, now = classify(old.user_agent), classify(new.user_agent)
+        kind = None
+        if now[3] and not was[3]:
+            kind = ("SESSION_CLIENT_SCRIPTED", "a browser session is now driven by a script client")
+        elif was[:3] != now[:3]:
+            kind = ("SESSION_CONTEXT_CHANGED", "the client changed within a session")
+        if kind is not None:
+            findings.append(
+                Finding(
+                    kind[0],
+                    ("session", sid),
+                    tenant,
+                    both,
+                    [("client", " / ".join(was[:3]), " / ".join(now[:3])), ("userAgent", old.user_agent, new.user_agent)],
+                    kind[1],
+                )
             )
-        )
     if _differs(old.ip_address, new.ip_address):
         facts.append(("ip",))
     return findings, facts

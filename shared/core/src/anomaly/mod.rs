@@ -71,13 +71,16 @@ pub enum AnomalyType {
     IdleTimeoutNotEnforced,
     /// Too many new sessions for one user or tenant within a window.
     SessionCreationBurst,
-    /// The user agent changed within a session.
+    /// The client changed within a session: another browser family, OS or device class (a
+    /// browser's own version update is not a change).
     SessionContextChanged,
+    /// A browser session is now driven by a script client or a headless browser.
+    SessionClientScripted,
 }
 
 impl AnomalyType {
     /// Every type, in catalogue order.
-    pub const ALL: [AnomalyType; 8] = [
+    pub const ALL: [AnomalyType; 9] = [
         AnomalyType::SessionUserChanged,
         AnomalyType::SessionTenantChanged,
         AnomalyType::ActivityAfterTermination,
@@ -86,6 +89,7 @@ impl AnomalyType {
         AnomalyType::IdleTimeoutNotEnforced,
         AnomalyType::SessionCreationBurst,
         AnomalyType::SessionContextChanged,
+        AnomalyType::SessionClientScripted,
     ];
 
     /// The spelling in alerts, metrics and configuration.
@@ -99,6 +103,7 @@ impl AnomalyType {
             AnomalyType::IdleTimeoutNotEnforced => "IDLE_TIMEOUT_NOT_ENFORCED",
             AnomalyType::SessionCreationBurst => "SESSION_CREATION_BURST",
             AnomalyType::SessionContextChanged => "SESSION_CONTEXT_CHANGED",
+            AnomalyType::SessionClientScripted => "SESSION_CLIENT_SCRIPTED",
         }
     }
 
@@ -108,9 +113,9 @@ impl AnomalyType {
             AnomalyType::SessionUserChanged | AnomalyType::SessionTenantChanged => {
                 Severity::Critical
             }
-            AnomalyType::ActivityAfterTermination | AnomalyType::SessionResurrected => {
-                Severity::High
-            }
+            AnomalyType::ActivityAfterTermination
+            | AnomalyType::SessionResurrected
+            | AnomalyType::SessionClientScripted => Severity::High,
             AnomalyType::SessionFixation
             | AnomalyType::IdleTimeoutNotEnforced
             | AnomalyType::SessionCreationBurst => Severity::Medium,
@@ -241,6 +246,7 @@ pub struct Facets<'a> {
     pub lapsed: bool,
 }
 
+pub mod client;
 mod rules;
 
 pub use rules::{detect, is_plain_touch};

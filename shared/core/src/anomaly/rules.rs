@@ -1,6 +1,7 @@
 //! The detection rules: one change (and, for an INSERT, the identity bound before it) in, the
 //! findings and facts it yields out. Pure.
 
+use super::client::classify;
 use super::{AnomalyType, Binding, Detection, Evidence, Facets, Fact, Finding, Subject};
 use crate::change::{Change, ChangeKind, Image};
 use crate::expiry::ExpiryPolicy;
@@ -295,15 +296,41 @@ fn modify_rules(
         });
     }
 
-    if differs(&old.user_agent, &new.user_agent) {
-        d.findings.push(Finding {
-            kind: AnomalyType::SessionContextChanged,
-            subject: session(),
-            tenant_id: tenant,
-            users: both_users,
-            evidence: vec![ev("userAgent", &old.user_agent, &new.user_agent)],
-            headline: "user agent changed within a session".into(),
-        });
+    // The client, compared as parsed: a browser's own update is not a change.
+    if let (Some(a), Some(b)) = (&old.user_agent, &new.user_agent) {
+        if a != b {
+            let (was, now) = (classify(a), classify(b));
+            let kind = if now.script && !was.script {
+                Some((
+                    AnomalyType::SessionClientScripted,
+                    "a browser session is now driven by a script client",
+                ))
+            } else if (&was.family, &was.os, &was.device) != (&now.family, &now.os, &now.device) {
+                Some((
+                    AnomalyType::SessionContextChanged,
+                    "the client changed within a session",
+                ))
+            } else {
+                None
+            };
+            if let Some((kind, headline)) = kind {
+                d.findings.push(Finding {
+                    kind,
+                    subject: session(),
+                    tenant_id: tenant,
+                    users: both_users,
+                    evidence: vec![
+                        Evidence {
+                            field: "client",
+                            before: Some(was.describe()),
+                            after: Some(now.describe()),
+                        },
+                        ev("userAgent", &old.user_agent, &new.user_agent),
+                    ],
+                    headline: headline.into(),
+                });
+            }
+        }
     }
     if differs(&old.ip_address, &new.ip_address) {
         d.facts.push(Fact::IpChanged);

@@ -186,5 +186,9 @@ pub fn response_vars(t: crate::anomaly::AnomalyType) -> (&'static str, &'static 
             "ALERT_MIN_SEVERITY_SESSION_CONTEXT_CHANGED",
             "CONTAINMENT_SESSION_CONTEXT_CHANGED",
         ),
+        SessionClientScripted => (
+            "ALERT_MIN_SEVERITY_SESSION_CLIENT_SCRIPTED",
+            "CONTAINMENT_SESSION_CLIENT_SCRIPTED",
+        ),
     }
 }
