@@ -1,7 +1,7 @@
 //! `sessionctl sessions`: one user's or one tenant's sessions, for on-call, before revoking them.
 //! Each session is shown by its reference (never its raw ID, a bearer credential) with its
 //! status, times, IP address and user agent, the agent also parsed into browser, OS and device
-//! class (`woothee`). It lists through the layout's own member lists (`SessionStore::members`:
+//! class (`anomaly::client`, as the context rule reads it). It lists through the layout's own member lists (`SessionStore::members`:
 //! the native table's GSIs, the state table's lists, or Auth.js's user partition), so it works
 //! on every layout, and reads each listed session once.
 
@@ -185,19 +185,10 @@ async fn read(
     Ok(Some(row))
 }
 
-/// A user agent as on-call reads it: `Chrome 131.0.0.0 / Windows 10 / pc`; `unknown` parts stay.
+/// A user agent as on-call reads it: `Chrome 131.0.0.0 / Windows 10 / pc`, parsed as the
+/// context rule parses it (`anomaly::client::classify`).
 pub fn client(user_agent: &str) -> String {
-    match woothee::parser::Parser::new().parse(user_agent) {
-        Some(r) => {
-            let version = if r.version.is_empty() || r.version == woothee::woothee::VALUE_UNKNOWN {
-                String::new()
-            } else {
-                format!(" {}", r.version)
-            };
-            format!("{}{version} / {} / {}", r.name, r.os, r.category)
-        }
-        None => "unknown".into(),
-    }
+    sessionwarden_core::anomaly::client::classify(user_agent).label()
 }
 
 /// The rows as a table for a terminal: one line each, tab-separated, with times in UTC.

@@ -49,6 +49,20 @@ fn connect_item(sid: &str, expires: i64, sess: &str) -> Item {
     ])
 }
 
+/// A session item as the Auth.js DynamoDB adapter writes it, expiring at `expires`.
+fn authjs_session(user: &str, token: &str, expires: i64) -> Item {
+    HashMap::from([
+        ("pk".into(), s(&format!("USER#{user}"))),
+        ("sk".into(), s(&format!("SESSION#{token}"))),
+        ("GSI1PK".into(), s(&format!("SESSION#{token}"))),
+        ("GSI1SK".into(), s(&format!("SESSION#{token}"))),
+        ("type".into(), s("SESSION")),
+        ("userId".into(), s(user)),
+        ("sessionToken".into(), s(token)),
+        ("expires".into(), n(expires)),
+    ])
+}
+
 /// An express-session `sess` with a cookie and, if given, a passport user.
 fn sess(user: Option<&str>) -> String {
     let mut v = serde_json::json!({
@@ -325,18 +339,7 @@ async fn layout_check_picks_connect_dynamodb_by_reference_and_lists_the_unreadab
 async fn layout_check_picks_authjs() {
     let w = World::authjs("check-authjs").await;
     let t = now();
-    let session = |user: &str, token: &str| -> Item {
-        HashMap::from([
-            ("pk".into(), s(&format!("USER#{user}"))),
-            ("sk".into(), s(&format!("SESSION#{token}"))),
-            ("GSI1PK".into(), s(&format!("SESSION#{token}"))),
-            ("GSI1SK".into(), s(&format!("SESSION#{token}"))),
-            ("type".into(), s("SESSION")),
-            ("userId".into(), s(user)),
-            ("sessionToken".into(), s(token)),
-            ("expires".into(), n(t + 30 * 86_400)),
-        ])
-    };
+    let session = |user: &str, token: &str| authjs_session(user, token, t + 30 * 86_400);
     w.put(vec![
         session("u-1", "tok-secret-1"),
         session("u-1", "tok-secret-2"),
@@ -623,18 +626,7 @@ async fn revoke_by_reference_requests_the_session_cascade_without_printing_its_i
         ])
         .await;
     let authjs = World::authjs("revoke-ref-authjs").await;
-    let token = |user: &str, token: &str| -> Item {
-        HashMap::from([
-            ("pk".into(), s(&format!("USER#{user}"))),
-            ("sk".into(), s(&format!("SESSION#{token}"))),
-            ("GSI1PK".into(), s(&format!("SESSION#{token}"))),
-            ("GSI1SK".into(), s(&format!("SESSION#{token}"))),
-            ("type".into(), s("SESSION")),
-            ("userId".into(), s(user)),
-            ("sessionToken".into(), s(token)),
-            ("expires".into(), n(t + 30 * 86_400)),
-        ])
-    };
+    let token = |user: &str, token: &str| authjs_session(user, token, t + 30 * 86_400);
     authjs
         .put(vec![
             token("u-1", "raw-sid-wanted"),
@@ -711,18 +703,7 @@ async fn sessions_lists_a_users_sessions_by_reference_on_two_layouts() {
         .await;
     sessionwarden_tests::assert_success(&sessionctl(&["backfill"], &connect.env()));
     let authjs = World::authjs("sessions-authjs").await;
-    let token = |user: &str, token: &str| -> Item {
-        HashMap::from([
-            ("pk".into(), s(&format!("USER#{user}"))),
-            ("sk".into(), s(&format!("SESSION#{token}"))),
-            ("GSI1PK".into(), s(&format!("SESSION#{token}"))),
-            ("GSI1SK".into(), s(&format!("SESSION#{token}"))),
-            ("type".into(), s("SESSION")),
-            ("userId".into(), s(user)),
-            ("sessionToken".into(), s(token)),
-            ("expires".into(), n(t + 30 * 86_400)),
-        ])
-    };
+    let token = |user: &str, token: &str| authjs_session(user, token, t + 30 * 86_400);
     authjs
         .put(vec![
             token("u-1", "raw-sid-a1"),

@@ -16,6 +16,9 @@ pub struct Client {
     pub device: String,
     /// An HTTP library, a command-line client or a headless browser: something a program drives.
     pub script: bool,
+    /// The browser's version, for people to read (`131.0.0.0`; empty when unknown). The rules
+    /// never compare it.
+    pub version: String,
 }
 
 /// Agents that mark a program, not a person (matched case-insensitively anywhere in the agent):
@@ -55,6 +58,10 @@ pub fn classify(user_agent: &str) -> Client {
             family: r.name.to_string(),
             os: r.os.to_string(),
             device: r.category.to_string(),
+            version: match r.version {
+                woothee::woothee::VALUE_UNKNOWN => String::new(),
+                v => v.to_string(),
+            },
         },
         None => Client {
             family: user_agent
@@ -65,13 +72,24 @@ pub fn classify(user_agent: &str) -> Client {
             os: "UNKNOWN".into(),
             device: "UNKNOWN".into(),
             script: marked,
+            version: String::new(),
         },
     }
 }
 
 impl Client {
-    /// `Chrome / Windows 10 / pc`, for evidence.
+    /// `Chrome / Windows 10 / pc`, for evidence: what the rules compare.
     pub fn describe(&self) -> String {
         format!("{} / {} / {}", self.family, self.os, self.device)
+    }
+
+    /// `Chrome 131.0.0.0 / Windows 10 / pc`, for on-call's session lists.
+    pub fn label(&self) -> String {
+        let version = if self.version.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.version)
+        };
+        format!("{}{version} / {} / {}", self.family, self.os, self.device)
     }
 }
