@@ -68,6 +68,7 @@ async fn an_alert_sns_refuses_stays_pending_and_the_redelivery_publishes_it_once
         cascades: aws.cascades,
         dead_letters: aws.dead_letters,
         metrics: aws.metrics,
+        events: aws.events,
     };
     let parse =
         |r: &serde_json::Value| sessionwarden_aws::stream_record::parse(&cfg.common.layout, r);
@@ -138,7 +139,9 @@ async fn a_gate_whose_response_was_lost_is_recognised_as_ours() {
             .unwrap(),
     );
     let gate = GateKey {
-        kind: sessionwarden_core::anomaly::AnomalyType::SessionUserChanged,
+        kind: sessionwarden_core::ports::GateKind::Anomaly(
+            sessionwarden_core::anomaly::AnomalyType::SessionUserChanged,
+        ),
         subject: format!("s:{}", cfg.common.session_ref_key.state_key(&id)),
     };
     let now = chrono::Utc::now().timestamp();

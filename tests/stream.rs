@@ -599,6 +599,7 @@ async fn a_transient_failure_mid_batch_returns_the_first_incomplete_record_and_t
         cascades: p.cascades,
         dead_letters: p.dead_letters,
         metrics: p.metrics,
+        events: p.events,
     };
     let flaky = StreamWorker::new(ports, config);
     let (response, report) = flaky.run(&records).await;
@@ -740,6 +741,7 @@ async fn nothing_of_one_invocation_reaches_the_next() {
         cascades: p.cascades,
         dead_letters: p.dead_letters,
         metrics: recording.clone(),
+        events: p.events,
     };
     let worker = StreamWorker::new(ports, config);
     let mut per_invocation = Vec::new();

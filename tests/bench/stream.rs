@@ -91,7 +91,7 @@ mod service_api {
 
     /// The in-memory ports and the configuration, built fresh for every invocation.
     pub struct Harness {
-        ports: Ports<Mem, Mem, Mem, Mem, Mem, Mem>,
+        ports: Ports<Mem, Mem, Mem, Mem, Mem, Mem, Mem>,
         cfg: StreamConfig,
     }
 

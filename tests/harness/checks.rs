@@ -72,4 +72,11 @@ impl<B: BeforeEnd, S: SessionStore> SessionStore for HookedSessions<B, S> {
     async fn file(&self, filings: &[Filing]) -> PortResult<()> {
         self.inner.file(filings).await
     }
+
+    async fn notes(
+        &self,
+        ids: &[SessionId],
+    ) -> PortResult<std::collections::HashMap<SessionId, String>> {
+        self.inner.notes(ids).await
+    }
 }

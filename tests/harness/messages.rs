@@ -41,6 +41,21 @@ impl TestEnv {
         url
     }
 
+    /// Creates a queue subscribed to the session events topic and returns its URL; read it with
+    /// [`TestEnv::alerts`] (the same SNS envelope: `doc` is the event, `attributes` its message
+    /// attributes).
+    pub async fn subscribe_events(&self) -> String {
+        let url = sessionwarden_local::provision::subscribe_inbox(
+            &self.clients,
+            &self.resources.events_topic_arn,
+            &format!("{}-events-inbox", self.prefix),
+        )
+        .await
+        .expect("subscribe an inbox to the session events topic");
+        self.counter.reset();
+        url
+    }
+
     /// A FIFO alerts topic (as `AlertsTopicFifo` makes it) with a FIFO inbox queue subscribed:
     /// `(topic ARN, inbox URL)`. A message published twice with one deduplication ID (the alert
     /// ID) reaches the inbox once.

@@ -1,6 +1,8 @@
 //! Wiring: the production adapters of each worker, assembled once per process into the core's
 //! [`Ports`]. Tests swap one field for a wrapper (a flaky session store, a recording sink).
 
+use std::collections::HashMap;
+
 use sessionwarden_core::cascade_message::Target;
 use sessionwarden_core::config::{CascadeConfig, CommonConfig, StreamConfig, Wiring};
 use sessionwarden_core::layout::Layout;
@@ -15,7 +17,7 @@ use crate::dlq::SqsDeadLetters;
 use crate::emf::Metrics;
 use crate::mapped::MappedSessions;
 use crate::sessions::DynamoSessions;
-use crate::sns::SnsAlerts;
+use crate::sns::{SnsAlerts, SnsEvents};
 use crate::state::StateTable;
 use crate::AwsClients;
 use crate::PortResult;
@@ -47,7 +49,7 @@ impl Sessions {
                 common.session_ref_key.clone(),
                 common.expiry,
                 common.index,
-            ))),
+            ).with_end_notes(common.end_notes))),
         }
     }
 }
@@ -80,16 +82,25 @@ impl SessionStore for Sessions {
             Sessions::Mapped(s) => s.file(filings).await,
         }
     }
+
+    async fn notes(&self, ids: &[SessionId]) -> PortResult<HashMap<SessionId, String>> {
+        match self {
+            Sessions::Native(s) => s.notes(ids).await,
+            Sessions::Mapped(s) => s.notes(ids).await,
+        }
+    }
 }
 
 /// The ports of the stream and cascade workers on AWS, generic over the sessions table and the
 /// metrics sink so a test can wrap either.
 pub type AwsPorts<S = Sessions, M = Metrics> =
-    Ports<S, StateTable, SnsAlerts, SqsCascadeQueue, SqsDeadLetters, M>;
+    Ports<S, StateTable, SnsAlerts, SqsCascadeQueue, SqsDeadLetters, M, SnsEvents>;
 
 /// The stream worker's adapters.
 pub fn stream(clients: &AwsClients, cfg: &StreamConfig) -> AwsPorts {
-    build(clients, &cfg.common, &cfg.wiring, "sessionwarden-stream")
+    let mut ports = build(clients, &cfg.common, &cfg.wiring, "sessionwarden-stream");
+    ports.events = SnsEvents::new(clients.sns.clone(), cfg.events.topic_arn.clone());
+    ports
 }
 
 /// The cascade worker's adapters.
@@ -118,5 +129,6 @@ fn build(
             source,
         ),
         metrics: Metrics::new(clients, common),
+        events: SnsEvents::new(clients.sns.clone(), None),
     }
 }

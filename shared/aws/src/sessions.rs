@@ -252,6 +252,14 @@ impl SessionStore for DynamoSessions {
         }
     }
 
+    /// The native layout stores `terminationReason` in the item: no notes.
+    async fn notes(
+        &self,
+        _: &[SessionId],
+    ) -> PortResult<std::collections::HashMap<SessionId, String>> {
+        Ok(std::collections::HashMap::new())
+    }
+
     /// The native layout's indexes are the table's GSIs: nothing to file.
     async fn file(&self, _: &[Filing]) -> PortResult<()> {
         Ok(())

@@ -244,6 +244,55 @@ pub fn cascade_notice(
     )
 }
 
+/// The INFO notice that the per-user session limit ended sessions of one user: one per user per
+/// dedup window (its gate), never one per session.
+pub fn limit_notice(
+    user: &str,
+    tenant: Option<&str>,
+    ended: usize,
+    limit: u32,
+    policy: &str,
+    ctx: &RenderContext<'_>,
+) -> Alert {
+    let runbook = format!(
+        "{}#session-limit",
+        ctx.runbook_base_url.trim_end_matches('/')
+    );
+    let headline = format!("user {user} held more than {limit} sessions: {ended} ended ({policy})");
+    let text = format!(
+        "INFO SESSION_LIMIT_ENFORCED — {headline}\n\nUser:     {user}\nTenant:   {}\nLimit:    {limit} (MAX_SESSIONS_PER_USER)\nPolicy:   {policy}\nEnded:    {ended} (terminationReason limit; one session-ended event each)\nRunbook:  {runbook}\nDetected: {}\n",
+        tenant.unwrap_or("none"),
+        iso(ctx.now)
+    );
+    let document = json!({
+        "schemaVersion": SCHEMA_VERSION,
+        "source": "sessionwarden-stream",
+        "type": "SESSION_LIMIT_ENFORCED",
+        "severity": "INFO",
+        "headline": headline,
+        "userId": user,
+        "tenantId": tenant,
+        "limit": limit,
+        "policy": policy,
+        "sessionsEnded": ended,
+        "runbook": runbook,
+        "detectedAt": iso(ctx.now),
+        "text": text,
+    });
+    Alert {
+        id: String::new(),
+        kind: "SESSION_LIMIT_ENFORCED".into(),
+        severity: Severity::Info,
+        tenant: tenant.unwrap_or("none").to_string(),
+        subject: clean_subject(
+            &format!("[INFO] sessionwarden: {headline}"),
+            MAX_SUBJECT_CHARS,
+        ),
+        text,
+        document,
+    }
+}
+
 /// One digest instead of many alerts, for alert storms: counts per type and a few examples.
 pub fn digest(alerts: &[Alert], ctx: &RenderContext<'_>) -> Alert {
     // The most severe first, then by ID: the examples do not depend on the order in which the

@@ -44,6 +44,12 @@ pub struct State {
     pub filings: Vec<Filing>,
     /// Sessions a claim marked as parents.
     pub parents: std::collections::HashSet<SessionId>,
+    /// End notes by session (what sessionwarden's own end wrote down).
+    pub notes: HashMap<SessionId, String>,
+    /// Session-ended events published.
+    pub events: Vec<crate::session_event::SessionEvent>,
+    /// Session-limit rosters by user, with their versions.
+    pub rosters: HashMap<String, StoredRoster>,
 }
 
 /// The fake, implementing every port over one shared [`State`].
@@ -69,7 +75,7 @@ impl Mem {
     }
 
     /// The same fake in every port.
-    pub fn ports(&self) -> Ports<Mem, Mem, Mem, Mem, Mem, Mem> {
+    pub fn ports(&self) -> Ports<Mem, Mem, Mem, Mem, Mem, Mem, Mem> {
         Ports {
             sessions: self.clone(),
             state: self.clone(),
@@ -77,6 +83,7 @@ impl Mem {
             cascades: self.clone(),
             dead_letters: self.clone(),
             metrics: self.clone(),
+            events: self.clone(),
         }
     }
 }
@@ -163,6 +170,46 @@ impl SessionStore for Mem {
     async fn file(&self, filings: &[Filing]) -> PortResult<()> {
         self.state().filings.extend_from_slice(filings);
         Ok(())
+    }
+
+    async fn notes(&self, ids: &[SessionId]) -> PortResult<HashMap<SessionId, String>> {
+        let st = self.state();
+        Ok(ids
+            .iter()
+            .filter_map(|id| Some((id.clone(), st.notes.get(id)?.clone())))
+            .collect())
+    }
+}
+
+impl EventSink for Mem {
+    async fn publish(&self, events: &[crate::session_event::SessionEvent]) -> PortResult<()> {
+        self.state().events.extend(events.iter().cloned());
+        Ok(())
+    }
+}
+
+impl RosterStore for Mem {
+    async fn roster(&self, user: &str) -> PortResult<StoredRoster> {
+        Ok(self.state().rosters.get(user).cloned().unwrap_or_default())
+    }
+
+    async fn save(
+        &self,
+        user: &str,
+        roster: &crate::limit::Roster,
+        version: u64,
+        _: i64,
+    ) -> PortResult<bool> {
+        let mut st = self.state();
+        let slot = st.rosters.entry(user.to_string()).or_default();
+        if slot.version != version {
+            return Ok(false);
+        }
+        *slot = StoredRoster {
+            roster: roster.clone(),
+            version: version + 1,
+        };
+        Ok(true)
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Layers, from the bottom up; each module imports only from the ones above it in this list:
 //! - **Model and policy:** [`session`], [`session_ref`], [`expiry`], [`change`], [`anomaly`],
-//!   [`cascade_message`], [`alert`], [`metrics`], [`deadline`], [`layout`], [`config`].
+//!   [`cascade_message`], [`alert`], [`metrics`], [`deadline`], [`layout`], [`config`],
+//!   [`session_event`] (session-ended events) and [`limit`] (the per-user session limit).
 //! - **Ports:** [`error`] (what a failed port call means to the caller) and [`ports`] (the narrow
 //!   traits: session store, state store, alert sink, cascade queue, dead letters, metrics).
 //! - **Services:** [`cleanup`], [`stream`] and [`cascade`]. Each decides purely what a unit of
@@ -26,8 +27,10 @@ pub mod expiry;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod layout;
+pub mod limit;
 pub mod metrics;
 pub mod ports;
 pub mod session;
+pub mod session_event;
 pub mod session_ref;
 pub mod stream;

@@ -4,11 +4,13 @@
 //!
 //! | port | owns | methods |
 //! |---|---|---|
-//! | [`SessionStore`] | the sessions table (and its own indexes) | `due`, `members`, `end`, `file` |
+//! | [`SessionStore`] | the sessions table (and its own indexes) | `due`, `members`, `end`, `file`, `notes` |
 //! | [`BindingStore`] | identity bindings and burst counters | `claim`, `bind`, `counters` |
 //! | [`GateStore`] | alert dedup gates | `open`, `published` |
 //! | [`JobStore`] | cascade job records | `start`, `progress`, `complete` |
 //! | [`AlertSink`] | the alerts topic | `publish` |
+//! | [`EventSink`] | the session events topic | `publish` |
+//! | [`RosterStore`] | per-user rosters of the session limit | `roster`, `save` |
 //! | [`CascadeQueue`] | the cascade queue | `send` |
 //! | [`DeadLetters`] | the dead-letter queue | `send` |
 //! | [`MetricsSink`] | custom metrics | `publish` |
@@ -25,6 +27,7 @@ use crate::error::PortResult;
 use crate::expiry::SessionClock;
 use crate::metrics::MetricBatch;
 use crate::session::{SessionId, Status, TerminationReason};
+use crate::session_event::SessionEvent;
 
 /// Which part of the sessions table one cleanup sweep loop reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +227,14 @@ pub trait SessionStore: Send + Sync {
     /// Applies filings to the layout's own indexes, in order (a no-op where the table's GSIs
     /// are the indexes).
     fn file(&self, filings: &[Filing]) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// The reasons sessionwarden's own ends wrote down for these sessions, where the layout keeps
+    /// no `terminationReason` (its end is a delete or a flag): so the stream tells an idle expiry
+    /// from the app's logout. Empty on layouts that store the reason in the item.
+    fn notes(
+        &self,
+        ids: &[SessionId],
+    ) -> impl Future<Output = PortResult<HashMap<SessionId, String>>> + Send;
 }
 
 /// Whose creations a burst counter counts.
@@ -304,11 +315,33 @@ pub trait BindingStore: Send + Sync {
     ) -> impl Future<Output = PortResult<HashSet<SessionId>>> + Send;
 }
 
-/// The dedup key of an alert: one per (type, subject) per window.
+/// What a gate guards: an anomaly's alert, or a session-ended event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GateKind {
+    /// One alert per (type, subject) per window.
+    Anomaly(AnomalyType),
+    /// One event per end of a session (the subject is the event ID).
+    SessionEnded,
+    /// One session-limit notice per user per window.
+    SessionLimit,
+}
+
+impl GateKind {
+    /// The kind as stored in gate keys.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            GateKind::Anomaly(t) => t.as_str(),
+            GateKind::SessionEnded => "SESSION_ENDED",
+            GateKind::SessionLimit => "SESSION_LIMIT_ENFORCED",
+        }
+    }
+}
+
+/// The dedup key of an alert (one per (type, subject) per window) or of an event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GateKey {
-    /// The type.
-    pub kind: AnomalyType,
+    /// What it guards.
+    pub kind: GateKind,
     /// The subject, hashed for sessions.
     pub subject: String,
 }
@@ -399,6 +432,49 @@ pub trait AlertSink: Send + Sync {
     fn publish(&self, alerts: &[Alert]) -> impl Future<Output = PortResult<()>> + Send;
 }
 
+/// The session events topic (`SESSION_EVENTS_TOPIC_ARN`).
+pub trait EventSink: Send + Sync {
+    /// Publishes events, each as one message.
+    fn publish(&self, events: &[SessionEvent]) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// No events topic: events are not published, and nothing is spent deciding them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    async fn publish(&self, _: &[SessionEvent]) -> PortResult<()> {
+        Ok(())
+    }
+}
+
+/// A user's roster under `MAX_SESSIONS_PER_USER`, as stored, with the version a save is
+/// conditional on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredRoster {
+    /// The roster.
+    pub roster: crate::limit::Roster,
+    /// Its version; 0 when there is none yet.
+    pub version: u64,
+}
+
+/// Per-user rosters of the session limit: one item per user, replaced by a write conditional on
+/// its version, so parallel invocations that admit sessions of one user serialise on it.
+pub trait RosterStore: Send + Sync {
+    /// Reads a user's roster (consistently).
+    fn roster(&self, user: &str) -> impl Future<Output = PortResult<StoredRoster>> + Send;
+
+    /// Replaces the roster if its version is still `version` (kept until `until`); false if
+    /// another writer got there first (read again and retry).
+    fn save(
+        &self,
+        user: &str,
+        roster: &crate::limit::Roster,
+        version: u64,
+        until: i64,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
+}
+
 /// The cascade queue.
 pub trait CascadeQueue: Send + Sync {
     /// Sends cascade messages (requests, continuations, sub-cascades).
@@ -451,7 +527,7 @@ pub trait MetricsSink: Send + Sync {
 /// The ports one worker runs on, built once per process. Cleanup uses `sessions` and
 /// `metrics`; the stream and cascade services use all of them.
 #[derive(Debug, Clone)]
-pub struct Ports<S, T, A, Q, D, M> {
+pub struct Ports<S, T, A, Q, D, M, E = NoEvents> {
     /// The sessions table.
     pub sessions: S,
     /// The state table: bindings, counters, gates and job records.
@@ -464,4 +540,6 @@ pub struct Ports<S, T, A, Q, D, M> {
     pub dead_letters: D,
     /// Custom metrics.
     pub metrics: M,
+    /// The session events topic.
+    pub events: E,
 }

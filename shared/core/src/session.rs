@@ -191,11 +191,13 @@ pub enum TerminationReason {
     Containment,
     /// Ended by an operator.
     Admin,
+    /// Ended because its user held more sessions than `MAX_SESSIONS_PER_USER`.
+    Limit,
 }
 
 impl TerminationReason {
     /// Every reason.
-    pub const ALL: [TerminationReason; 9] = [
+    pub const ALL: [TerminationReason; 10] = [
         TerminationReason::Idle,
         TerminationReason::Absolute,
         TerminationReason::Lapsed,
@@ -205,6 +207,7 @@ impl TerminationReason {
         TerminationReason::CascadeFamily,
         TerminationReason::Containment,
         TerminationReason::Admin,
+        TerminationReason::Limit,
     ];
 
     /// Parses a stored `terminationReason`.
@@ -224,6 +227,7 @@ impl TerminationReason {
             TerminationReason::CascadeFamily => "cascade:family",
             TerminationReason::Containment => "containment",
             TerminationReason::Admin => "admin",
+            TerminationReason::Limit => "limit",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Batch semantics of the cascade service with in-memory ports; the AWS adapters are tested on
 //! the emulators in the workspace's `tests/cascade.rs`.
 
+use std::collections::HashMap;
 use sessionwarden_core::cascade::{process_batch, QueueMessage};
 use sessionwarden_core::cascade_message::Target;
 use sessionwarden_core::config::CascadeConfig;
@@ -175,7 +176,7 @@ struct Scripted {
 
 impl Scripted {
     /// The fake's ports, with this store as the sessions table.
-    fn ports(self) -> Ports<Scripted, Mem, Mem, Mem, Mem, Mem> {
+    fn ports(self) -> Ports<Scripted, Mem, Mem, Mem, Mem, Mem, Mem> {
         let p = self.mem.ports();
         Ports {
             sessions: self,
@@ -184,6 +185,7 @@ impl Scripted {
             cascades: p.cascades,
             dead_letters: p.dead_letters,
             metrics: p.metrics,
+            events: p.events,
         }
     }
 }
@@ -211,5 +213,8 @@ impl SessionStore for Scripted {
     }
     async fn file(&self, filings: &[Filing]) -> PortResult<()> {
         self.mem.file(filings).await
+    }
+    async fn notes(&self, ids: &[SessionId]) -> PortResult<HashMap<SessionId, String>> {
+        self.mem.notes(ids).await
     }
 }

@@ -32,6 +32,8 @@ pub struct Resources {
     pub dead_letter_queue_url: String,
     /// Alerts topic ARN.
     pub alerts_topic_arn: String,
+    /// Session events topic ARN.
+    pub events_topic_arn: String,
 }
 
 impl Resources {
@@ -43,6 +45,7 @@ impl Resources {
             ("CASCADE_QUEUE_URL", self.cascade_queue_url.clone()),
             ("DEAD_LETTER_QUEUE_URL", self.dead_letter_queue_url.clone()),
             ("ALERTS_TOPIC_ARN", self.alerts_topic_arn.clone()),
+            ("SESSION_EVENTS_TOPIC_ARN", self.events_topic_arn.clone()),
             ("METRICS_NAMESPACE", metrics_namespace.to_string()),
         ]
     }
@@ -335,6 +338,13 @@ pub async fn init(clients: &AwsClients, prefix: &str) -> Result<Resources, PortE
         .send()
         .await
         .map_err(|e| sdk_error("SNS.CreateTopic", e))?;
+    let events = clients
+        .sns
+        .create_topic()
+        .name(format!("{prefix}-session-events"))
+        .send()
+        .await
+        .map_err(|e| sdk_error("SNS.CreateTopic", e))?;
     Ok(Resources {
         sessions_table,
         state_table,
@@ -342,6 +352,7 @@ pub async fn init(clients: &AwsClients, prefix: &str) -> Result<Resources, PortE
         cascade_queue_url: cascade.queue_url.unwrap_or_default(),
         dead_letter_queue_url,
         alerts_topic_arn: topic.topic_arn.unwrap_or_default(),
+        events_topic_arn: events.topic_arn.unwrap_or_default(),
     })
 }
 

@@ -39,6 +39,7 @@ use sessionwarden_core::session_ref::SessionRefKey;
 
 mod due;
 mod end;
+mod notes;
 
 type SdkItem = HashMap<String, Av>;
 
@@ -55,6 +56,7 @@ pub struct MappedSessions {
     key: SessionRefKey,
     policy: ExpiryPolicy,
     index: IndexConfig,
+    end_notes: bool,
 }
 
 impl MappedSessions {
@@ -76,7 +78,16 @@ impl MappedSessions {
             key,
             policy,
             index,
+            end_notes: false,
         }
+    }
+
+    /// With `on` (an events topic is configured), every end first leaves a note of its reason
+    /// in the state table, so the stream worker's event names it (these layouts keep no
+    /// `terminationReason`); an end that did not happen takes its note back.
+    pub fn with_end_notes(mut self, on: bool) -> Self {
+        self.end_notes = on;
+        self
     }
 
     /// The layout.
@@ -272,27 +283,21 @@ impl SessionStore for MappedSessions {
     /// Ends a session through the layout. Without a home on a composite key, every item that
     /// carries the ID ends (a bleed's two items alike).
     async fn end(&self, id: &SessionId, t: &Termination) -> PortResult<EndOutcome> {
-        if let Some(key) = layout::key_of(&self.layout, id) {
-            return self.end_item(key, t).await;
+        if !self.end_notes {
+            return self.end_all(id, t).await;
         }
-        let items = self.items_of(id).await?;
-        let mut outcome = EndOutcome::Gone;
-        for item in items {
-            let Ok(Some(found)) = layout::id_of(&self.layout, &layout::from_sdk(&item)) else {
-                continue;
-            };
-            let Some(key) = layout::key_of(&self.layout, &found) else {
-                continue;
-            };
-            match self.end_item(key, t).await? {
-                EndOutcome::Ended => outcome = EndOutcome::Ended,
-                o if outcome == EndOutcome::Gone => outcome = o,
-                _ => {}
-            }
+        self.note(id, Some(t)).await?;
+        let outcome = self.end_all(id, t).await?;
+        // A lost response of our own delete comes back as `Gone`: the note stays for it.
+        if matches!(outcome, EndOutcome::Touched | EndOutcome::AlreadyEnded) {
+            self.note(id, None).await?;
         }
         Ok(outcome)
     }
 
+    async fn notes(&self, ids: &[SessionId]) -> PortResult<HashMap<SessionId, String>> {
+        self.read_notes(ids).await
+    }
     async fn file(&self, filings: &[Filing]) -> PortResult<()> {
         let mut requests = Vec::new();
         let put = |item: SdkItem| {
@@ -334,5 +339,30 @@ impl SessionStore for MappedSessions {
         crate::batch::write_all(&self.client, &self.state_table, requests)
             .await
             .map(|_| ())
+    }
+}
+
+impl MappedSessions {
+    /// Ends every item of a session (one, unless the layout's key is composite).
+    async fn end_all(&self, id: &SessionId, t: &Termination) -> PortResult<EndOutcome> {
+        if let Some(key) = layout::key_of(&self.layout, id) {
+            return self.end_item(key, t).await;
+        }
+        let items = self.items_of(id).await?;
+        let mut outcome = EndOutcome::Gone;
+        for item in items {
+            let Ok(Some(found)) = layout::id_of(&self.layout, &layout::from_sdk(&item)) else {
+                continue;
+            };
+            let Some(key) = layout::key_of(&self.layout, &found) else {
+                continue;
+            };
+            match self.end_item(key, t).await? {
+                EndOutcome::Ended => outcome = EndOutcome::Ended,
+                o if outcome == EndOutcome::Gone => outcome = o,
+                _ => {}
+            }
+        }
+        Ok(outcome)
     }
 }

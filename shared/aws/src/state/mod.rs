@@ -1,7 +1,8 @@
 //! The state table adapter: identity bindings, burst counters, alert dedup gates and containment
 //! requests. Keys never contain a raw session ID: sessions are keyed by their full keyed digest
 //! ([`SessionRefKey::state_key`]). The port implementations are split by what they own:
-//! [`GateStore`] here, `BindingStore` in `bindings`, `JobStore` in `jobs`.
+//! [`GateStore`] here, `BindingStore` in `bindings`, `JobStore` in `jobs`, `RosterStore` in
+//! `rosters`.
 //!
 //! | item | pk | sk |
 //! |---|---|---|
@@ -9,6 +10,9 @@
 //! | burst counter | `burst#user#<userId>` or `burst#tenant#<tenantId>` | window index |
 //! | alert gate | `alert#<TYPE>#<subject>` | `gate` (`owner`, `status` PENDING or PUBLISHED) |
 //! | cascade job | `cascade#<root request ID>` | `job#<scope>#<subject>` |
+//! | session event gate | `alert#SESSION_ENDED#<event ID>` | `gate` (as an alert gate) |
+//! | session-limit roster | `roster#<userId>` | `roster` (`seats`, `evicting`, `gone`, `version`) |
+//! | end note | `note#<digest>` | `note` (`reason`): why sessionwarden ended a session, on layouts without `terminationReason` |
 
 use std::collections::HashMap;
 
@@ -26,6 +30,7 @@ use sessionwarden_core::session_ref::SessionRefKey;
 
 mod bindings;
 mod jobs;
+mod rosters;
 
 /// Partition key of the state table.
 pub const STATE_PK: &str = "pk";

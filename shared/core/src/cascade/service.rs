@@ -287,8 +287,8 @@ impl<S: SessionStore, T: JobStore + BindingStore, A: AlertSink, Q: CascadeQueue>
 }
 
 /// Processes one batch of cascade messages.
-pub async fn process_batch<S, T, A, Q, D, M>(
-    ports: &Ports<S, T, A, Q, D, M>,
+pub async fn process_batch<S, T, A, Q, D, M, E>(
+    ports: &Ports<S, T, A, Q, D, M, E>,
     cfg: &CascadeConfig,
     messages: &[QueueMessage],
     deadline: &dyn Deadline,

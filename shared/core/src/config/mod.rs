@@ -160,6 +160,10 @@ pub struct CommonConfig {
     /// `FAMILY_CASCADES` (default `marked`): which ended sessions ask for a family cascade, in
     /// the stream worker (a session's end) and in the cascade worker (a child's sub-cascade).
     pub family_cascades: FamilyCascades,
+    /// True when `SESSION_EVENTS_TOPIC_ARN` is set: on layouts that keep no
+    /// `terminationReason`, every worker's end then leaves a note of its reason in the state
+    /// table, for the stream worker's session-ended event.
+    pub end_notes: bool,
 }
 
 /// Which ended sessions ask for a family cascade (`FAMILY_CASCADES`).
@@ -289,6 +293,7 @@ impl CommonConfig {
                 FamilyCascades::Marked,
                 "expected marked or always",
             )?,
+            end_notes: r.optional("SESSION_EVENTS_TOPIC_ARN").is_some(),
         })
     }
 }

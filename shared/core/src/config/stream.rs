@@ -73,6 +73,58 @@ pub struct StreamConfig {
     pub metrics_tenant_dimension_max: usize,
     /// Per-type response, indexed like [`crate::anomaly::AnomalyType::ALL`].
     pub responses: Vec<(crate::anomaly::AnomalyType, ResponsePolicy)>,
+    /// The per-user session limit (`MAX_SESSIONS_PER_USER`, off by default).
+    pub limit: crate::limit::LimitConfig,
+    /// Session-ended events (`SESSION_EVENTS_TOPIC_ARN`, off by default).
+    pub events: EventsConfig,
+}
+
+/// Where session-ended events go, and what they carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// `SESSION_EVENTS_TOPIC_ARN`: the topic; `None` publishes no events.
+    pub topic_arn: Option<String>,
+    /// `SESSION_EVENTS_RAW_ID` (default false): also put the raw session ID in each event, for an
+    /// operator's own trusted subscribers. A session ID is a bearer credential.
+    pub raw_id: bool,
+}
+
+/// Reads the session limit's variables.
+fn limit_config(r: &Reader<'_, impl EnvSource + ?Sized>) -> Result<crate::limit::LimitConfig, ConfigError> {
+    let max = match r.raw("MAX_SESSIONS_PER_USER") {
+        None => None,
+        Some(_) => Some(r.int("MAX_SESSIONS_PER_USER", 0, 1, 100_000)? as u32),
+    };
+    let mut by_tenant = Vec::new();
+    if let Some(v) = r.raw("MAX_SESSIONS_PER_USER_BY_TENANT") {
+        for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let parsed = pair
+                .split_once('=')
+                .and_then(|(t, n)| Some((t.trim(), n.trim().parse::<u32>().ok()?)))
+                .filter(|(t, n)| !t.is_empty() && (1..=100_000).contains(n));
+            match parsed {
+                Some((t, n)) => by_tenant.push((t.to_string(), n)),
+                None => {
+                    return Err(ConfigError::Invalid {
+                        var: "MAX_SESSIONS_PER_USER_BY_TENANT",
+                        value: format!("{v:?}"),
+                        reason: format!(
+                            "expected tenant=limit pairs separated by commas (limits 1-100000), e.g. acme=3,beta=10; {pair:?} is not one"
+                        ),
+                    })
+                }
+            }
+        }
+    }
+    Ok(crate::limit::LimitConfig {
+        max,
+        by_tenant,
+        policy: r.parsed(
+            "SESSION_LIMIT_POLICY",
+            crate::limit::LimitPolicy::EndOldest,
+            "expected end-oldest or end-newest",
+        )?,
+    })
 }
 
 impl StreamConfig {
@@ -134,6 +186,11 @@ impl StreamConfig {
             metrics_tenant_dimension_max: r.int("METRICS_TENANT_DIMENSION_MAX", 20, 1, 1_000)?
                 as usize,
             responses,
+            limit: limit_config(&r)?,
+            events: EventsConfig {
+                topic_arn: r.optional("SESSION_EVENTS_TOPIC_ARN"),
+                raw_id: r.parsed("SESSION_EVENTS_RAW_ID", false, "expected true or false")?,
+            },
         })
     }
 

@@ -24,8 +24,8 @@ pub struct Pending {
     pub owner: String,
     /// Its record, the failure point if publication fails.
     pub seq: SeqNo,
-    /// The anomaly, counted once it is published.
-    pub anomaly: (AnomalyType, Severity, Option<String>),
+    /// The anomaly, counted once it is published (`None` for a notice).
+    pub anomaly: Option<(AnomalyType, Severity, Option<String>)>,
     /// True if its containment ended the session (counted with the anomaly).
     pub ended: bool,
 }
@@ -54,6 +54,11 @@ pub struct Part {
     pub cascades: Vec<(CascadeMessage, SeqNo)>,
     /// Index filings, with their records.
     pub filings: Vec<(crate::ports::Filing, SeqNo)>,
+    /// Ends of sessions, for session-ended events (only with an events topic or a limit).
+    pub endings: Vec<crate::session_event::Ending>,
+    /// Starts and stops of users' sessions, for the session limit (only with a limit), each
+    /// with its user and record.
+    pub moves: Vec<(String, crate::limit::Movement, SeqNo)>,
 }
 
 /// What one record showed, as distinct from what was done about it: deterministic from the
@@ -157,7 +162,7 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
             gate: r.gate.clone(),
             owner: owner.to_string(),
             seq: seq.clone(),
-            anomaly,
+            anomaly: Some(anomaly),
             ended: ended_now,
         });
         Ok(())
@@ -181,6 +186,19 @@ impl<S: SessionStore, T: BindingStore + GateStore> Executor<'_, S, T> {
                 .extend(record.filings.into_iter().map(|f| (f, change.seq.clone())));
             part.cascades
                 .extend(record.cascades.into_iter().map(|m| (m, change.seq.clone())));
+            let limited = self.cfg.limit.enabled();
+            if limited || self.cfg.events.topic_arn.is_some() {
+                let ending = crate::session_event::ending(&change);
+                if limited {
+                    let moves = crate::limit::movements(&change, ending.as_ref());
+                    part.moves.extend(
+                        moves
+                            .into_iter()
+                            .map(|(user, m)| (user, m, change.seq.clone())),
+                    );
+                }
+                part.endings.extend(ending);
+            }
             for step in &record.steps {
                 let done = match step {
                     Step::Bind { user, tenant } => {

@@ -26,6 +26,7 @@
 //! failure point only. A malformed record is dead-lettered raw with its reason and never blocks.
 //! Every call's budget ends [`crate::deadline::RESERVE`] before the Lambda deadline.
 
+mod ends;
 pub mod execute;
 pub mod family;
 pub mod filing;
@@ -44,8 +45,8 @@ use crate::config::StreamConfig;
 use crate::deadline::{bounded, persist, Deadline};
 use crate::error::error_chain;
 use crate::ports::{
-    AlertSink, BindingStore, CascadeQueue, ClaimOutcome, DeadLetter, DeadLetters, GateStore,
-    MetricsSink, Ports, SessionStore,
+    AlertSink, BindingStore, CascadeQueue, ClaimOutcome, DeadLetter, DeadLetters, EventSink,
+    GateStore, MetricsSink, Ports, RosterStore, SessionStore,
 };
 use crate::session::SessionId;
 use execute::{min_seq, Executor, Part};
@@ -60,8 +61,8 @@ pub use report::{BatchOutcome, StreamReport};
 /// blocks the shard. The batch is taken by value so each record's text is freed as soon as it is
 /// read: the changes take its place in memory instead of adding to it. A record may also come
 /// already read (the native worker's event reads its records as it is deserialized).
-pub async fn process_batch<S, T, A, Q, D, M, R, P>(
-    ports: &Ports<S, T, A, Q, D, M>,
+pub async fn process_batch<S, T, A, Q, D, M, E, R, P>(
+    ports: &Ports<S, T, A, Q, D, M, E>,
     cfg: &StreamConfig,
     records: Vec<R>,
     mut read: P,
@@ -70,11 +71,12 @@ pub async fn process_batch<S, T, A, Q, D, M, R, P>(
 ) -> BatchOutcome
 where
     S: SessionStore,
-    T: BindingStore + GateStore,
+    T: BindingStore + GateStore + RosterStore,
     A: AlertSink,
     Q: CascadeQueue,
     D: DeadLetters,
     M: MetricsSink,
+    E: EventSink,
     P: FnMut(R) -> Result<Read, Rejected>,
 {
     let mut report = StreamReport {
@@ -187,7 +189,10 @@ where
     let mut filings = Vec::new();
     let mut done = Vec::new();
     let (mut suppressed, mut user_requests) = (Vec::new(), Vec::new());
+    let (mut endings, mut moves) = (Vec::new(), Vec::new());
     for mut p in parts.into_iter().chain(std::iter::once(burst_part)) {
+        endings.append(&mut p.endings);
+        moves.append(&mut p.moves);
         cascades.append(&mut p.cascades);
         filings.append(&mut p.filings);
         done.append(&mut p.done);
@@ -197,6 +202,14 @@ where
         failed = min_seq(failed, p.failed_at.take());
         anomalies.extend(p.anomalies);
         pending.extend(p.pending);
+    }
+    // The per-user session limit, on the starts and stops the sessions showed; its INFO notices
+    // go out with the alerts.
+    if !moves.is_empty() {
+        let (limit_failed, notices) =
+            ends::enforce_limit(&exec, moves, &mut report.limit_ended).await;
+        failed = min_seq(failed, limit_failed);
+        pending.extend(notices);
     }
     let (publish_failed, published) = publish(&exec, ports, &pending, &mut report).await;
     failed = min_seq(failed, publish_failed);
@@ -253,6 +266,10 @@ where
             }
         }
     }
+    // Session-ended events, one per end, each behind its own gate.
+    let events_failed =
+        ends::announce(&exec, &ports.events, endings, &mut report.events_published).await;
+    failed = min_seq(failed, events_failed);
     // 5. Dead letters, for the malformed records before the failure point: those at or after it
     // come again with the redelivery, and are sent then. So a letter goes out once per record,
     // not once per delivery.
@@ -323,9 +340,9 @@ fn cut_at(position: &HashMap<SeqNo, usize>, failed: &Option<SeqNo>) -> usize {
 /// batch fails from the first of them, so Lambda redelivers it and they are sent again (with the
 /// same `letterId`s). A first letter with no sequence number fails the whole batch (an empty
 /// item identifier, which Lambda takes as a complete failure).
-async fn dead_letter<S, T, A, Q, D: DeadLetters, M>(
+async fn dead_letter<S, T, A, Q, D: DeadLetters, M, E>(
     deadline: &dyn Deadline,
-    ports: &Ports<S, T, A, Q, D, M>,
+    ports: &Ports<S, T, A, Q, D, M, E>,
     letters: &[DeadLetter],
 ) -> Result<(), SeqNo> {
     let Some(first) = letters.first() else {
@@ -370,9 +387,9 @@ async fn bursts<S: SessionStore, T: BindingStore + GateStore>(
 /// (returned). On failure the gates stay PENDING under their owners and the failure point is
 /// returned: the redelivery of those records finds its own gates and publishes, with the same
 /// alert IDs, and nothing is counted twice.
-async fn publish<S: SessionStore, T: BindingStore + GateStore, A: AlertSink, Q, D, M>(
+async fn publish<S: SessionStore, T: BindingStore + GateStore, A: AlertSink, Q, D, M, E>(
     exec: &Executor<'_, S, T>,
-    ports: &Ports<S, T, A, Q, D, M>,
+    ports: &Ports<S, T, A, Q, D, M, E>,
     pending: &[execute::Pending],
     report: &mut StreamReport,
 ) -> (
@@ -428,5 +445,5 @@ async fn publish<S: SessionStore, T: BindingStore + GateStore, A: AlertSink, Q, 
         }
     }
     report.sessions_terminated += pending.iter().filter(|p| p.ended).count() as u64;
-    (None, pending.iter().map(|p| p.anomaly.clone()).collect())
+    (None, pending.iter().filter_map(|p| p.anomaly.clone()).collect())
 }

@@ -275,7 +275,7 @@ pub fn gate_key(f: &Finding, cfg: &StreamConfig) -> GateKey {
         Subject::Tenant(t) => format!("t:{t}"),
     };
     GateKey {
-        kind: f.kind,
+        kind: crate::ports::GateKind::Anomaly(f.kind),
         subject,
     }
 }

@@ -48,6 +48,11 @@ pub struct StreamReport {
     pub index_filings: u64,
     /// IP changes seen.
     pub ip_changes: u64,
+    /// Sessions the per-user limit chose to end (each counted once, when its user's roster
+    /// recorded the choice).
+    pub limit_ended: u64,
+    /// Session-ended events published (each once, by its gate).
+    pub events_published: u64,
     /// The sequence number Lambda must retry from, if any.
     pub failed_from: Option<String>,
 }
@@ -89,6 +94,8 @@ pub fn metrics_of(
         ("SessionIpChanged", &[], r.ip_changes),
         ("CascadesRequested", &[], r.cascades_requested),
         ("FamilyCascadesSkipped", &[], r.family_cascades_skipped),
+        ("SessionsTerminated", &[("Cause", "limit")], r.limit_ended),
+        ("SessionEventsPublished", &[], r.events_published),
     ]);
     if r.user_terminations_requested > 0 {
         b.count(
