@@ -365,7 +365,8 @@ const FIREFOX_132: &str =
 const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
 
 /// Issue 12: the client is compared as parsed. An IP change alone and a browser's own update
-/// raise nothing; another browser, OS or device is LOW; a script taking the session over is HIGH.
+/// raise nothing; another browser, OS or device is LOW; a script taking the session over is HIGH;
+/// another browser from another network is MEDIUM, with both networks in its evidence.
 #[tokio::test]
 async fn the_client_is_compared_as_parsed() {
     let mut w = World::new("context").await;
@@ -388,7 +389,36 @@ async fn the_client_is_compared_as_parsed() {
         .await;
     let a = single_alert(&mut w).await;
     a.assert_kind("SESSION_CLIENT_SCRIPTED", "HIGH");
-    assert_metrics(&w.env.metrics().await, &[("SessionIpChanged", &[], 1.0)]);
+    // A new client from another network: a step stronger, and the alert shows both networks.
+    let mut moved = w.f.active("ctx-net", "u-2", H, 60);
+    moved.user_agent = Some(FIREFOX_131.into());
+    moved.ip_address = Some("198.51.100.1".into());
+    w.put_seen(&moved).await;
+    w.update(
+        &moved,
+        &[
+            ("userAgent", s(SAFARI_IPHONE)),
+            ("ipAddress", s("203.0.113.5")),
+        ],
+    )
+    .await;
+    let a = single_alert(&mut w).await;
+    a.assert_kind("SESSION_CONTEXT_CHANGED", "MEDIUM");
+    assert_eq!(
+        a.doc["evidence"][1],
+        serde_json::json!({"field": "network", "before": "198.51.100.0/24", "after": "203.0.113.0/24"})
+    );
+    assert_metrics(
+        &w.env.metrics().await,
+        &[
+            ("SessionIpChanged", &[], 2.0),
+            (
+                "AnomaliesDetected",
+                &[("Type", "SESSION_CONTEXT_CHANGED"), ("Severity", "MEDIUM")],
+                1.0,
+            ),
+        ],
+    );
     w.env.teardown().await;
 }
 

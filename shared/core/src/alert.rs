@@ -375,6 +375,8 @@ mod tests {
     fn finding() -> Finding {
         Finding {
             kind: AnomalyType::SessionUserChanged,
+            severity: Severity::Critical,
+            raised: 0,
             subject: Subject::Session(SessionId::new("raw-secret-session")),
             tenant_id: Some("acme".into()),
             users: vec!["u-1".into(), "u-2".into()],

@@ -99,13 +99,135 @@ fn activity_after_the_idle_deadline_is_not_enforced() {
 
 #[test]
 fn user_agent_change_is_low_and_ip_change_is_only_a_fact() {
+    // A new address in the same /24 (the old one is 198.51.100.1): the plain context change.
+    let mut new = active("u", "t", NOW);
+    new.user_agent = Some("UA-2".into());
+    new.ip_address = Some("198.51.100.9".into());
+    let d = detect_modify(active("u", "t", NOW - 5), new);
+    assert_eq!(kinds(&d), [AnomalyType::SessionContextChanged]);
+    assert_eq!(d.findings[0].severity(), Severity::Low);
+    assert_eq!(d.findings[0].raised, 0);
+    assert!(d.findings[0].evidence.iter().all(|e| e.field != "network"));
+    assert_eq!(d.facts, [Fact::IpChanged]);
+}
+
+/// A client change (user agent `UA-1` to `UA-2`) between the two addresses, and what it raises:
+/// its severity, and the network evidence if any.
+fn client_change_between(before: &str, after: &str) -> (Severity, Option<(String, String)>) {
+    let mut old = active("u", "t", NOW - 5);
+    old.ip_address = Some(before.into());
+    let mut new = active("u", "t", NOW);
+    new.user_agent = Some("UA-2".into());
+    new.ip_address = Some(after.into());
+    let d = detect_modify(old, new);
+    assert_eq!(kinds(&d), [AnomalyType::SessionContextChanged], "{d:?}");
+    let f = &d.findings[0];
+    assert_eq!(f.severity(), Severity::Low.raised(f.raised));
+    let network = f.evidence.iter().find(|e| e.field == "network").map(|e| {
+        (
+            e.before.clone().unwrap_or_default(),
+            e.after.clone().unwrap_or_default(),
+        )
+    });
+    (f.severity(), network)
+}
+
+/// Issue 12: a new client from another network (IPv4 /24, IPv6 /48) is MEDIUM, and the alert
+/// shows both the client change and the two networks; a new address in the same network with a
+/// new client stays the plain LOW context change.
+#[test]
+fn a_client_change_from_another_network_is_medium_and_shows_both_networks() {
+    let net = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+    for (before, after, want) in [
+        (
+            "198.51.100.1",
+            "203.0.113.9",
+            net("198.51.100.0/24", "203.0.113.0/24"),
+        ),
+        (
+            "198.51.100.1",
+            "198.51.101.1",
+            net("198.51.100.0/24", "198.51.101.0/24"),
+        ),
+        (
+            "2001:db8:1:5::10",
+            "2001:db8:2::10",
+            net("2001:db8:1::/48", "2001:db8:2::/48"),
+        ),
+        (
+            "198.51.100.1",
+            "2001:db8::1",
+            net("198.51.100.0/24", "2001:db8::/48"),
+        ),
+        // Not an IP address: compared as written.
+        ("proxy-a", "proxy-b", net("proxy-a", "proxy-b")),
+    ] {
+        let (severity, network) = client_change_between(before, after);
+        assert_eq!(severity, Severity::Medium, "{before} -> {after}");
+        assert_eq!(network, want, "{before} -> {after}");
+    }
+    // The headline says it too (it is the alert's subject).
     let mut new = active("u", "t", NOW);
     new.user_agent = Some("UA-2".into());
     new.ip_address = Some("203.0.113.9".into());
     let d = detect_modify(active("u", "t", NOW - 5), new);
-    assert_eq!(kinds(&d), [AnomalyType::SessionContextChanged]);
-    assert_eq!(d.findings[0].severity(), Severity::Low);
+    assert!(d.findings[0].headline.contains("network"), "{d:?}");
+    assert_eq!(d.findings[0].evidence[0].field, "client");
+    assert_eq!(d.findings[0].evidence[1].field, "network");
     assert_eq!(d.facts, [Fact::IpChanged]);
+}
+
+#[test]
+fn a_client_change_within_the_same_network_stays_low() {
+    for (before, after) in [
+        ("198.51.100.1", "198.51.100.254"),
+        (" 198.51.100.1", "198.51.100.2"),
+        ("2001:db8:1:5::10", "2001:db8:1:ffff::99"),
+        ("::ffff:198.51.100.1", "198.51.100.7"),
+        ("proxy-a", "proxy-a"),
+    ] {
+        assert_eq!(
+            client_change_between(before, after),
+            (Severity::Low, None),
+            "{before} -> {after}"
+        );
+    }
+}
+
+/// An IP change alone, to any network, is only the `IpChanged` fact (a metric): mobile networks
+/// move clients all day.
+#[test]
+fn an_ip_change_alone_raises_nothing() {
+    for ip in ["198.51.100.9", "203.0.113.9", "2001:db8::1", "not-an-ip"] {
+        let mut new = active("u", "t", NOW);
+        new.ip_address = Some(ip.into());
+        let d = detect_modify(active("u", "t", NOW - 5), new);
+        assert!(d.findings.is_empty(), "{ip}: {d:?}");
+        assert_eq!(d.facts, [Fact::IpChanged], "{ip}");
+    }
+}
+
+#[test]
+fn networks_are_an_ipv4_24_and_an_ipv6_48() {
+    use sessionwarden_core::anomaly::network::{moved, network};
+    assert_eq!(network("198.51.100.77"), "198.51.100.0/24");
+    assert_eq!(network("::ffff:198.51.100.77"), "198.51.100.0/24");
+    assert_eq!(network("2001:DB8:1:2:3:4:5:6"), "2001:db8:1::/48");
+    assert_eq!(network("10.0.0.1:443"), "10.0.0.1:443");
+    assert_eq!(moved("10.0.0.1", "10.0.0.200"), None);
+    assert_eq!(
+        moved("10.0.0.1", "10.0.1.1"),
+        Some(("10.0.0.0/24".into(), "10.0.1.0/24".into()))
+    );
+}
+
+#[test]
+fn a_raised_severity_stops_at_critical() {
+    assert_eq!(Severity::Low.raised(1), Severity::Medium);
+    assert_eq!(Severity::Info.raised(0), Severity::Info);
+    assert_eq!(Severity::High.raised(1), Severity::Critical);
+    assert_eq!(Severity::Critical.raised(1), Severity::Critical);
+    assert_eq!(Severity::Info.raised(200), Severity::Critical);
 }
 
 #[test]

@@ -195,6 +195,66 @@ fn every_severity_the_readme_lists_is_accepted() {
     );
 }
 
+/// Issue 12: each type's severity defaults to the catalogue's (`AnomalyType::severity`), is
+/// configurable per type with `SEVERITY_<TYPE>`, and a bad value names the variable.
+#[test]
+fn type_severities_default_to_the_catalogue_and_are_configurable() {
+    let c = base(&[]).unwrap();
+    for t in AnomalyType::ALL {
+        assert_eq!(c.response(t).severity, t.severity(), "{t:?}");
+        assert_eq!(
+            sessionwarden_core::config::severity_var(t),
+            format!("SEVERITY_{}", t.as_str())
+        );
+    }
+    assert_eq!(
+        c.response(AnomalyType::SessionContextChanged).severity,
+        Severity::Low
+    );
+    let c = base(&[
+        ("SEVERITY_SESSION_CONTEXT_CHANGED", "medium"),
+        ("SEVERITY_SESSION_USER_CHANGED", " HIGH "),
+        ("ALERT_MIN_SEVERITY", "MEDIUM"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.response(AnomalyType::SessionContextChanged).severity,
+        Severity::Medium
+    );
+    assert_eq!(
+        c.response(AnomalyType::SessionUserChanged).severity,
+        Severity::High
+    );
+    assert_eq!(
+        c.response(AnomalyType::SessionContextChanged)
+            .min_alert_severity,
+        Severity::Medium,
+        "the threshold is its own setting"
+    );
+    assert_eq!(
+        c.response(AnomalyType::SessionFixation).severity,
+        Severity::Medium,
+        "other types keep their default"
+    );
+    let e = base(&[("SEVERITY_SESSION_CONTEXT_CHANGED", "SEVERE")]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfigError::Invalid {
+                var: "SEVERITY_SESSION_CONTEXT_CHANGED",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = e.to_string();
+    assert!(
+        e.contains("SEVERITY_SESSION_CONTEXT_CHANGED=\"SEVERE\"")
+            && e.contains("expected INFO, LOW, MEDIUM, HIGH or CRITICAL"),
+        "{e}"
+    );
+}
+
 fn cascade(extra: &[(&str, &str)]) -> Result<CascadeConfig, ConfigError> {
     let mut p = vec![
         ("SESSIONS_TABLE", "s"),

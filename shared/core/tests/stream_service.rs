@@ -376,3 +376,121 @@ fn a_digest_is_the_same_whatever_order_its_alerts_came_in() {
         "the most severe first"
     );
 }
+
+/// A batch of `n` client changes (Firefox on Windows to Safari on iPhone), one per session,
+/// from `ip` before to `to` after, run through the whole service with `cfg`.
+async fn context_changes(
+    cfg: &StreamConfig,
+    n: usize,
+    ip: (&str, &str),
+) -> (Mem, sessionwarden_core::stream::BatchOutcome) {
+    const FIREFOX: &str =
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:131.0) Gecko/20100101 Firefox/131.0";
+    const SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+    let with = |ua: &str, ip: &str| Image {
+        user_agent: Some(ua.into()),
+        ip_address: Some(ip.into()),
+        ..image(Some("u-1"))
+    };
+    let changes: Vec<Change> = (0..n)
+        .map(|i| {
+            modify(
+                &(100 + i).to_string(),
+                &format!("ctx-{i}"),
+                with(FIREFOX, ip.0),
+                with(SAFARI, ip.1),
+            )
+        })
+        .collect();
+    let mem = Mem::default();
+    let records: Vec<serde_json::Value> = (0..n).map(|i| i.into()).collect();
+    let parse = |r: &serde_json::Value| Ok(Some(changes[r.as_u64().unwrap() as usize].clone()));
+    let out = process_batch(&mem.ports(), cfg, records, reading(parse), NOW, &plenty()).await;
+    assert_eq!(out.failed_from, None);
+    (mem, out)
+}
+
+/// The `AnomaliesDetected{Type=SESSION_CONTEXT_CHANGED,Severity=<severity>}` count of a run.
+fn context_anomalies(mem: &Mem, severity: &str) -> Option<f64> {
+    mem.state().metrics[0].get(
+        "AnomaliesDetected",
+        &[("Type", "SESSION_CONTEXT_CHANGED"), ("Severity", severity)],
+    )
+}
+
+const SAME_NETWORK: (&str, &str) = ("198.51.100.1", "198.51.100.2");
+const NEW_NETWORK: (&str, &str) = ("198.51.100.1", "203.0.113.9");
+
+/// Issue 12: `SEVERITY_<TYPE>` is the severity everywhere it matters. By default 12 context
+/// changes (past the storm threshold of 10) are LOW and fold into one digest; configured
+/// CRITICAL, each alerts on its own as CRITICAL (never folded) and is counted as CRITICAL.
+#[tokio::test]
+async fn a_configured_severity_decides_the_alert_the_storm_split_and_the_metrics() {
+    let default = StreamConfig::from_source(&vars(&[])).unwrap();
+    let (mem, out) = context_changes(&default, 12, SAME_NETWORK).await;
+    {
+        let st = mem.state();
+        assert_eq!(st.alerts.len(), 1, "one digest");
+        assert_eq!(st.alerts[0].document["type"], "DIGEST");
+        assert_eq!(st.alerts[0].severity, Severity::Low);
+    }
+    assert_eq!(out.report.alerts_in_digest, 12);
+    assert_eq!(context_anomalies(&mem, "LOW"), Some(12.0));
+
+    let critical =
+        StreamConfig::from_source(&vars(&[("SEVERITY_SESSION_CONTEXT_CHANGED", "CRITICAL")]))
+            .unwrap();
+    let (mem, out) = context_changes(&critical, 12, SAME_NETWORK).await;
+    assert_eq!(out.report.alerts_in_digest, 0, "CRITICAL is never folded");
+    assert_eq!(out.report.alerts_published, 12);
+    {
+        let st = mem.state();
+        assert_eq!(st.alerts.len(), 12);
+        for a in &st.alerts {
+            assert_eq!(
+                (a.kind.as_str(), a.severity),
+                ("SESSION_CONTEXT_CHANGED", Severity::Critical)
+            );
+            assert_eq!(a.document["severity"], "CRITICAL");
+            assert!(a.subject.starts_with("[CRITICAL] "), "{}", a.subject);
+        }
+    }
+    assert_eq!(context_anomalies(&mem, "CRITICAL"), Some(12.0));
+    assert_eq!(context_anomalies(&mem, "LOW"), None);
+}
+
+/// Configured INFO, a context change stays below the default `ALERT_MIN_SEVERITY=LOW`: no
+/// alert, still counted (as INFO). Its stronger variant, a client change from another network,
+/// stays a step above the configured severity (LOW), so it still alerts; by default it is MEDIUM.
+#[tokio::test]
+async fn a_context_change_configured_info_does_not_alert_and_a_new_network_stays_a_step_above() {
+    let info =
+        StreamConfig::from_source(&vars(&[("SEVERITY_SESSION_CONTEXT_CHANGED", "info")])).unwrap();
+    let (mem, out) = context_changes(&info, 2, SAME_NETWORK).await;
+    assert!(mem.state().alerts.is_empty(), "{:?}", mem.state().alerts);
+    assert_eq!(out.report.alerts_published, 0);
+    assert_eq!(out.report.anomalies["SESSION_CONTEXT_CHANGED"], 2);
+    assert_eq!(context_anomalies(&mem, "INFO"), Some(2.0));
+
+    let (mem, _) = context_changes(&info, 1, NEW_NETWORK).await;
+    let alerts = mem.state().alerts.clone();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].severity, Severity::Low);
+
+    let default = StreamConfig::from_source(&vars(&[])).unwrap();
+    let (mem, _) = context_changes(&default, 1, NEW_NETWORK).await;
+    let alerts = mem.state().alerts.clone();
+    assert_eq!(alerts.len(), 1);
+    let a = &alerts[0];
+    assert_eq!(a.severity, Severity::Medium);
+    assert_eq!(
+        a.document["evidence"][1],
+        serde_json::json!({"field": "network", "before": "198.51.100.0/24", "after": "203.0.113.0/24"})
+    );
+    assert!(
+        a.text.contains("client: ") && a.text.contains("network: "),
+        "{}",
+        a.text
+    );
+    assert_eq!(context_anomalies(&mem, "MEDIUM"), Some(1.0));
+}

@@ -2,10 +2,13 @@
 //! session whose browser family, OS or device class changes raises SESSION_CONTEXT_CHANGED; a
 //! browser session taken over by a script client or a headless browser raises
 //! SESSION_CLIENT_SCRIPTED. The agents are the real formats of current browsers, over several
-//! consecutive versions each. `cargo test -p sessionwarden-core --test user_agents -- --nocapture`
-//! prints the detection table that README shows.
+//! consecutive versions each. Each pair is also replayed with the client's IP address moving,
+//! within its network and to another one: a client change from another network is the stronger
+//! (MEDIUM) SESSION_CONTEXT_CHANGED, and an IP change never turns a benign pair into an alert.
+//! `cargo test -p sessionwarden-core --test user_agents -- --nocapture` prints the detection
+//! table that README shows.
 
-use sessionwarden_core::anomaly::{detect, AnomalyType};
+use sessionwarden_core::anomaly::{detect, AnomalyType, Severity};
 use sessionwarden_core::change::{Change, ChangeKind, Image, SeqNo};
 use sessionwarden_core::expiry::ExpiryPolicy;
 use sessionwarden_core::session::{SessionId, Status};
@@ -66,7 +69,17 @@ fn agent(format: &str, i: u32) -> String {
         )
 }
 
-fn image(user_agent: &str, last: i64) -> Image {
+/// The client's address before every pair.
+const IP: &str = "198.51.100.1";
+/// Where the address moves: nowhere, within its /24, to another network (IPv4 and IPv6).
+const MOVES: [(&str, &str); 4] = [
+    ("same address", IP),
+    ("same network", "198.51.100.200"),
+    ("another IPv4 network", "203.0.113.9"),
+    ("another network, IPv6", "2001:db8:7::1"),
+];
+
+fn image(user_agent: &str, ip: &str, last: i64) -> Image {
     Image {
         user_id: Some("u".into()),
         tenant_id: Some("t".into()),
@@ -74,27 +87,33 @@ fn image(user_agent: &str, last: i64) -> Image {
         created_at: Some(NOW - 3_600),
         last_activity_at: Some(last),
         user_agent: Some(user_agent.into()),
-        ip_address: Some("198.51.100.1".into()),
+        ip_address: Some(ip.into()),
         ..Default::default()
     }
 }
 
-/// What one MODIFY from `old` to `new` agent raises (IP unchanged, activity within the deadline).
-fn raised(old: &str, new: &str) -> Vec<AnomalyType> {
+/// What one MODIFY from `old` to `new` agent raises while the address moves from [`IP`] to
+/// `ip` (activity within the deadline): each finding's type and severity.
+fn raised(old: &str, new: &str, ip: &str) -> Vec<(AnomalyType, Severity)> {
     let change = Change {
         seq: SeqNo("1".into()),
         kind: ChangeKind::Modify,
         session_id: SessionId::new("s"),
-        old: Some(image(old, NOW - 60)),
-        new: Some(image(new, NOW)),
+        old: Some(image(old, IP, NOW - 60)),
+        new: Some(image(new, ip, NOW)),
         by_ttl: false,
         at: NOW,
     };
     detect(&change, None, &ExpiryPolicy::default())
         .findings
         .iter()
-        .map(|f| f.kind)
+        .map(|f| (f.kind, f.severity()))
         .collect()
+}
+
+/// True when `ip` is in another network than [`IP`].
+fn elsewhere(ip: &str) -> bool {
+    !ip.starts_with("198.51.100.")
 }
 
 #[test]
@@ -122,46 +141,67 @@ fn the_user_agent_corpus_has_no_false_alert_and_full_recall() {
             scripted.push((name, agent(format, 3), script));
         }
     }
-    let false_alerts: Vec<_> = benign
-        .iter()
-        .filter(|(_, a, b)| !raised(a, b).is_empty())
-        .collect();
-    let missed_changes: Vec<_> = changed
-        .iter()
-        .filter(|(_, _, a, b)| raised(a, b) != [AnomalyType::SessionContextChanged])
-        .collect();
-    let missed_scripts: Vec<_> = scripted
-        .iter()
-        .filter(|(_, a, b)| raised(a, b) != [AnomalyType::SessionClientScripted])
-        .collect();
-    println!("| pairs | count | alerted as expected | false alerts / misses |");
-    println!("|---|---:|---:|---:|");
-    println!(
-        "| benign: a browser's own update | {} | {} (none) | {} false alerts |",
-        benign.len(),
-        benign.len() - false_alerts.len(),
-        false_alerts.len()
-    );
-    println!(
-        "| another browser family, OS or device class | {} | {} (LOW) | {} missed |",
-        changed.len(),
-        changed.len() - missed_changes.len(),
-        missed_changes.len()
-    );
-    println!(
-        "| a browser session taken over by a script | {} | {} (HIGH) | {} missed |",
-        scripted.len(),
-        scripted.len() - missed_scripts.len(),
-        missed_scripts.len()
-    );
+    println!("| pairs | address | count | alerted as expected | false alerts / misses |");
+    println!("|---|---|---:|---:|---:|");
+    let mut failures = Vec::new();
+    for (moved, ip) in MOVES {
+        let context = if elsewhere(ip) {
+            Severity::Medium
+        } else {
+            Severity::Low
+        };
+        let false_alerts: Vec<_> = benign
+            .iter()
+            .filter(|(_, a, b)| !raised(a, b, ip).is_empty())
+            .collect();
+        let missed_changes: Vec<_> = changed
+            .iter()
+            .filter(|(_, _, a, b)| {
+                raised(a, b, ip) != [(AnomalyType::SessionContextChanged, context)]
+            })
+            .collect();
+        let missed_scripts: Vec<_> = scripted
+            .iter()
+            .filter(|(_, a, b)| {
+                raised(a, b, ip) != [(AnomalyType::SessionClientScripted, Severity::High)]
+            })
+            .collect();
+        println!(
+            "| benign: a browser's own update | {moved} | {} | {} (none) | {} false alerts |",
+            benign.len(),
+            benign.len() - false_alerts.len(),
+            false_alerts.len()
+        );
+        println!(
+            "| another browser family, OS or device class | {moved} | {} | {} ({context}) | {} missed |",
+            changed.len(),
+            changed.len() - missed_changes.len(),
+            missed_changes.len()
+        );
+        println!(
+            "| a browser session taken over by a script | {moved} | {} | {} (HIGH) | {} missed |",
+            scripted.len(),
+            scripted.len() - missed_scripts.len(),
+            missed_scripts.len()
+        );
+        if !(false_alerts.is_empty() && missed_changes.is_empty() && missed_scripts.is_empty()) {
+            failures.push(format!(
+                "{moved}: false alerts {false_alerts:#?}, missed changes {missed_changes:#?}, missed scripts {missed_scripts:#?}"
+            ));
+        }
+    }
     assert!(benign.len() >= 200, "{} benign pairs", benign.len());
-    assert!(false_alerts.is_empty(), "false alerts: {false_alerts:#?}");
-    assert!(
-        missed_changes.is_empty(),
-        "missed changes: {missed_changes:#?}"
-    );
-    assert!(
-        missed_scripts.is_empty(),
-        "missed scripts: {missed_scripts:#?}"
-    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The same client at another address, in its network or in another one, raises nothing: an IP
+/// change alone is only the `IpChanged` fact.
+#[test]
+fn the_same_client_at_another_address_raises_nothing() {
+    for (name, format) in BROWSERS {
+        for (moved, ip) in MOVES {
+            let ua = agent(format, 3);
+            assert!(raised(&ua, &ua, ip).is_empty(), "{name}, {moved}");
+        }
+    }
 }

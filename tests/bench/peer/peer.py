@@ -66,8 +66,9 @@ The rules, and where each lives in the Rust code:
   absolute lifetime, per-session overrides first): IDLE_TIMEOUT_NOT_ENFORCED; `userAgent`
   changed, compared as parsed by woothee (anomaly/client.rs): a script client taking a browser
   session over is SESSION_CLIENT_SCRIPTED, another browser family, OS or device class
-  SESSION_CONTEXT_CHANGED, a version update nothing; `ipAddress` changed: the IpChanged fact (a
-  metric). REMOVE:
+  SESSION_CONTEXT_CHANGED (a step stronger, with a `network` evidence line, when `ipAddress`
+  also moved to another network: IPv4 /24, IPv6 /48, `anomaly/network.rs`), a version update
+  nothing; `ipAddress` changed: the IpChanged fact (a metric). REMOVE:
   TTL delete or delete by a write. A keys-only image: nothing. So a touch (same user, tenant,
   agent, IP; `lastActivityAt` advancing inside its window) makes no request, as in Rust.
 - Decisions (`stream/plan.rs` `decide`, `respond`, `gate_key`, `alert_id`, `family_parents`,
@@ -77,8 +78,9 @@ The rules, and where each lives in the Rust code:
   ACTIVE session; SESSION_FIXATION first records the late binding (`bindings.rs` `bind`:
   UpdateItem with `if_not_exists`); each finding's containment (`CONTAINMENT_<TYPE>`, default
   terminate_session for the two identity changes, none otherwise; terminate_user asks for a USER
-  cascade), its dedup gate (`alert#<TYPE>#s:<digest>|u:<user>|t:<tenant>`), and whether it
-  alerts (`ALERT_MIN_SEVERITY[_<TYPE>]`, default LOW).
+  cascade), its dedup gate (`alert#<TYPE>#s:<digest>|u:<user>|t:<tenant>`), its severity (the
+  type's `SEVERITY_<TYPE>`, default the catalogue's, plus the steps its rule raised it by), and
+  whether it alerts (`ALERT_MIN_SEVERITY[_<TYPE>]`, default LOW).
 - Execution (`stream/execute.rs` `Executor::session`/`respond`, `shared/aws/src/sessions.rs`
   `DynamoSessions::end`, `shared/aws/src/state/mod.rs` `GateStore`): containment first (the
   conditional UpdateItem `#st = :active` that ends the session with reason `containment` and
@@ -120,6 +122,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import re
@@ -150,7 +153,8 @@ metrics = Metrics(namespace=NAMESPACE)
 
 SEVERITIES = ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
-# The catalogue, in order, with each type's fixed severity (anomaly/mod.rs).
+# The catalogue, in order, with each type's default severity (anomaly/mod.rs; SEVERITY_<TYPE>
+# configures another).
 TYPES = {
     "SESSION_USER_CHANGED": "CRITICAL",
     "SESSION_TENANT_CHANGED": "CRITICAL",
@@ -180,6 +184,27 @@ def classify(user_agent):
         return (family, "UNKNOWN", "UNKNOWN", marked)
     script = marked or r["name"] == "HTTP Library" or r["category"] == "crawler"
     return (r["name"], r["os"], r["category"], script)
+
+
+def raised(severity, steps):
+    """anomaly/mod.rs `Severity::raised`: `steps` levels up, at most CRITICAL."""
+    return SEVERITIES[min(RANK[severity] + steps, len(SEVERITIES) - 1)]
+
+
+def network(address):
+    """anomaly/network.rs `network`: an IPv4 address's /24, an IPv6 address's /48 (IPv4-mapped
+    counts as IPv4); anything else is its own network, as written."""
+    text = address.strip()
+    try:
+        if "%" in text:  # a scoped IPv6 address: Rust's parser refuses it
+            raise ValueError(text)
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        return address
+    if a.version == 6 and a.ipv4_mapped is not None:
+        a = a.ipv4_mapped
+    prefix = 24 if a.version == 4 else 48
+    return str(ipaddress.ip_network(f"{a}/{prefix}", strict=False))
 YEAR = 366 * 86_400
 MIN_KEY_BYTES = 16
 
@@ -269,7 +294,9 @@ class StreamConfig:
         global_min = _severity("ALERT_MIN_SEVERITY", "LOW")
         self.min_severity = {}
         self.containment = {}
+        self.severity = {}
         for kind in TYPES:
+            self.severity[kind] = _severity(f"SEVERITY_{kind}", TYPES[kind])
             self.min_severity[kind] = _severity(f"ALERT_MIN_SEVERITY_{kind}", global_min)
             default = "terminate_session" if kind in ("SESSION_USER_CHANGED", "SESSION_TENANT_CHANGED") else "none"
             self.containment[kind] = _choice(
@@ -502,10 +529,11 @@ class Finding:
     users: list
     evidence: list  # [(field, before, after)]
     headline: str
+    raised: int = 0  # steps above the type's severity (a client change from another network)
+    severity: str = ""  # the type's default, raised; respond() re-stamps it with SEVERITY_<TYPE>
 
-    @property
-    def severity(self):
-        return TYPES[self.kind]
+    def __post_init__(self):
+        self.severity = raised(TYPES[self.kind], self.raised)
 
 
 def _differs(a, b):
@@ -651,16 +679,15 @@ def detect(change, prior):
         elif was[:3] != now[:3]:
             kind = ("SESSION_CONTEXT_CHANGED", "the client changed within a session")
         if kind is not None:
-            findings.append(
-                Finding(
-                    kind[0],
-                    ("session", sid),
-                    tenant,
-                    both,
-                    [("client", " / ".join(was[:3]), " / ".join(now[:3])), ("userAgent", old.user_agent, new.user_agent)],
-                    kind[1],
-                )
-            )
+            evidence = [("client", " / ".join(was[:3]), " / ".join(now[:3])), ("userAgent", old.user_agent, new.user_agent)]
+            steps, headline = 0, kind[1]
+            # A new client from another network is a step stronger, and the alert shows both.
+            if kind[0] == "SESSION_CONTEXT_CHANGED" and old.ip_address is not None and new.ip_address is not None:
+                nets = (network(old.ip_address), network(new.ip_address))
+                if nets[0] != nets[1]:
+                    evidence.insert(1, ("network", nets[0], nets[1]))
+                    steps, headline = 1, "the client and its network changed within a session"
+            findings.append(Finding(kind[0], ("session", sid), tenant, both, evidence, headline, steps))
     if _differs(old.ip_address, new.ip_address):
         facts.append(("ip",))
     return findings, facts
@@ -701,6 +728,7 @@ def gate_key(f):
 
 
 def respond(f, seq, now):
+    f.severity = raised(CFG.severity[f.kind], f.raised)
     policy = CFG.containment[f.kind]
     if policy == "terminate_session" and f.subject[0] == "session":
         termination = {

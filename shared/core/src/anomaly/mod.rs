@@ -1,6 +1,8 @@
 //! Anomaly detection: pure rules over one stream change (and, for an INSERT, the identity the
 //! session ID was bound to before it). The catalogue, with severities and triggers, is in the
-//! README. The benign cases (cleanup expiry, our own terminations, logout, TTL deletes, multi-tab
+//! README. Each type has a default severity ([`AnomalyType::severity`]); the stream service
+//! applies the configured one (`SEVERITY_<TYPE>`) to every finding before it decides anything.
+//! The benign cases (cleanup expiry, our own terminations, logout, TTL deletes, multi-tab
 //! touches, a new session ID at login, a tenant switch through a new session) raise nothing.
 
 use std::fmt;
@@ -23,6 +25,15 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
     /// The spelling in alerts, metrics and configuration.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,15 +47,16 @@ impl Severity {
 
     /// Parses `INFO|LOW|MEDIUM|HIGH|CRITICAL` (case-insensitive).
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Severity::Info,
-            Severity::Low,
-            Severity::Medium,
-            Severity::High,
-            Severity::Critical,
-        ]
-        .into_iter()
-        .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// `steps` levels above this one, at most CRITICAL. A rule's stronger variant of a type (a
+    /// client change from another network) is a step above the type, whatever severity the
+    /// type is configured with.
+    pub fn raised(self, steps: u8) -> Severity {
+        Self::ALL[(self as usize + usize::from(steps)).min(Self::ALL.len() - 1)]
     }
 }
 
@@ -107,7 +119,8 @@ impl AnomalyType {
         }
     }
 
-    /// The fixed severity of the type.
+    /// The default severity of the type (the README's catalogue): what a finding of it has
+    /// unless `SEVERITY_<TYPE>` configures another.
     pub fn severity(self) -> Severity {
         match self {
             AnomalyType::SessionUserChanged | AnomalyType::SessionTenantChanged => {
@@ -155,8 +168,17 @@ pub enum Subject {
 /// One detected anomaly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// Its type (and so its severity).
+    /// Its type.
     pub kind: AnomalyType,
+    /// How urgent it is: its type's severity, raised by [`Finding::raised`] steps. The rules set
+    /// the type's default ([`AnomalyType::severity`]); the stream service re-stamps it with the
+    /// configured one (`SEVERITY_<TYPE>`) before deciding whether it alerts, so the alert, the
+    /// storm split and the metrics all see the same value.
+    pub severity: Severity,
+    /// Steps above its type's severity: 1 for the stronger variant of a rule (a client change
+    /// from another network), else 0. Kept apart so that a configured type severity keeps the
+    /// stronger variant above the plain one.
+    pub raised: u8,
     /// What it is about.
     pub subject: Subject,
     /// The tenant involved, if known.
@@ -170,9 +192,16 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// The severity of its type.
+    /// Its severity (see the field).
     pub fn severity(&self) -> Severity {
-        self.kind.severity()
+        self.severity
+    }
+
+    /// The finding with its severity based on `type_severity`, the severity its type is
+    /// configured with, plus the steps its rule raised it by.
+    pub fn with_type_severity(mut self, type_severity: Severity) -> Finding {
+        self.severity = type_severity.raised(self.raised);
+        self
     }
 
     /// The session, if the finding is about one.
@@ -247,6 +276,7 @@ pub struct Facets<'a> {
 }
 
 pub mod client;
+pub mod network;
 mod rules;
 
 pub use rules::{detect, is_plain_touch};

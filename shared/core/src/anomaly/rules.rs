@@ -2,6 +2,7 @@
 //! findings and facts it yields out. Pure.
 
 use super::client::classify;
+use super::network;
 use super::{AnomalyType, Binding, Detection, Evidence, Facets, Fact, Finding, Subject};
 use crate::change::{Change, ChangeKind, Image};
 use crate::expiry::ExpiryPolicy;
@@ -64,6 +65,8 @@ fn identity_changed(
     };
     differs(was, now).then(|| Finding {
         kind,
+        severity: kind.severity(),
+        raised: 0,
         subject: Subject::Session(id.clone()),
         tenant_id,
         users: users(user, &new.user_id),
@@ -107,6 +110,8 @@ pub fn detect(change: &Change, prior: Option<&Binding>, policy: &ExpiryPolicy) -
                 if d.findings.is_empty() {
                     d.findings.push(Finding {
                         kind: AnomalyType::SessionResurrected,
+                        severity: AnomalyType::SessionResurrected.severity(),
+                        raised: 0,
                         subject: session(),
                         tenant_id: new.tenant_id.clone(),
                         users: users(&b.user_id, &new.user_id),
@@ -194,6 +199,8 @@ fn modify_rules(
     } else if old.user_id.is_none() && new.user_id.is_some() {
         d.findings.push(Finding {
             kind: AnomalyType::SessionFixation,
+            severity: AnomalyType::SessionFixation.severity(),
+            raised: 0,
             subject: session(),
             tenant_id: tenant.clone(),
             users: both_users.clone(),
@@ -221,6 +228,8 @@ fn modify_rules(
         // again: the store served a session it should have refused.
         (true, false) if old.lapsed => d.findings.push(Finding {
             kind: AnomalyType::ActivityAfterTermination,
+            severity: AnomalyType::ActivityAfterTermination.severity(),
+            raised: 0,
             subject: session(),
             tenant_id: tenant.clone(),
             users: both_users.clone(),
@@ -229,6 +238,8 @@ fn modify_rules(
         }),
         (true, false) if new.status == Some(Status::Active) => d.findings.push(Finding {
             kind: AnomalyType::SessionResurrected,
+            severity: AnomalyType::SessionResurrected.severity(),
+            raised: 0,
             subject: session(),
             tenant_id: tenant.clone(),
             users: both_users.clone(),
@@ -258,6 +269,8 @@ fn modify_rules(
                 ));
                 d.findings.push(Finding {
                     kind: AnomalyType::ActivityAfterTermination,
+                    severity: AnomalyType::ActivityAfterTermination.severity(),
+                    raised: 0,
                     subject: session(),
                     tenant_id: tenant.clone(),
                     users: both_users.clone(),
@@ -278,6 +291,8 @@ fn modify_rules(
     if let Some((deadline, before, after)) = late_activity(&old.facets(), &new.facets(), policy) {
         d.findings.push(Finding {
             kind: AnomalyType::IdleTimeoutNotEnforced,
+            severity: AnomalyType::IdleTimeoutNotEnforced.severity(),
+            raised: 0,
             subject: session(),
             tenant_id: tenant.clone(),
             users: both_users.clone(),
@@ -314,19 +329,35 @@ fn modify_rules(
                 None
             };
             if let Some((kind, headline)) = kind {
+                let mut evidence = vec![
+                    Evidence {
+                        field: "client",
+                        before: Some(was.describe()),
+                        after: Some(now.describe()),
+                    },
+                    ev("userAgent", &old.user_agent, &new.user_agent),
+                ];
+                // A new client from another network is a step stronger than a new client behind
+                // the same connection, and the alert shows both.
+                let moved = match (kind, &old.ip_address, &new.ip_address) {
+                    (AnomalyType::SessionContextChanged, Some(a), Some(b)) => network::moved(a, b),
+                    _ => None,
+                };
+                let (raised, headline) = match moved {
+                    Some((from, to)) => {
+                        evidence.insert(1, ev("network", &Some(from), &Some(to)));
+                        (1, "the client and its network changed within a session")
+                    }
+                    None => (0, headline),
+                };
                 d.findings.push(Finding {
                     kind,
+                    severity: kind.severity().raised(raised),
+                    raised,
                     subject: session(),
                     tenant_id: tenant,
                     users: both_users,
-                    evidence: vec![
-                        Evidence {
-                            field: "client",
-                            before: Some(was.describe()),
-                            after: Some(now.describe()),
-                        },
-                        ev("userAgent", &old.user_agent, &new.user_agent),
-                    ],
+                    evidence,
                     headline: headline.into(),
                 });
             }

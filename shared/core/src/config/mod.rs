@@ -348,4 +348,4 @@ mod stream;
 
 pub use cascade::CascadeConfig;
 pub use cleanup::{CleanupConfig, CleanupStrategy};
-pub use stream::{response_vars, Containment, ResponsePolicy, StreamConfig};
+pub use stream::{response_vars, severity_var, Containment, ResponsePolicy, StreamConfig};

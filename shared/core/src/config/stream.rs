@@ -1,5 +1,5 @@
 //! Settings of the stream worker: state, alerts, containment and bursts, and the per-type
-//! response policies.
+//! response policies (severity, alert threshold, containment).
 
 use std::str::FromStr;
 
@@ -42,7 +42,11 @@ impl FromStr for Containment {
 /// The response to one anomaly type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponsePolicy {
-    /// Alert only when the type's severity is at least this (`ALERT_MIN_SEVERITY[_<TYPE>]`).
+    /// The type's severity (`SEVERITY_<TYPE>`, default [`crate::anomaly::AnomalyType::severity`]):
+    /// an operator's judgement of a type can differ from ours (a context change that matters
+    /// more in one app than in another). A rule's stronger variant stays steps above it.
+    pub severity: crate::anomaly::Severity,
+    /// Alert only when the finding's severity is at least this (`ALERT_MIN_SEVERITY[_<TYPE>]`).
     pub min_alert_severity: crate::anomaly::Severity,
     /// Containment (`CONTAINMENT_<TYPE>`).
     pub containment: Containment,
@@ -155,6 +159,7 @@ impl StreamConfig {
             responses.push((
                 t,
                 ResponsePolicy {
+                    severity: severity(severity_var(t), t.severity())?,
                     min_alert_severity: severity(sev_var, global_min)?,
                     containment: r.parsed(
                         contain_var,
@@ -201,6 +206,7 @@ impl StreamConfig {
             .find(|(k, _)| *k == t)
             .map(|(_, p)| *p)
             .unwrap_or(ResponsePolicy {
+                severity: t.severity(),
                 min_alert_severity: crate::anomaly::Severity::Low,
                 containment: Containment::None,
             })
@@ -247,5 +253,22 @@ pub fn response_vars(t: crate::anomaly::AnomalyType) -> (&'static str, &'static 
             "ALERT_MIN_SEVERITY_SESSION_CLIENT_SCRIPTED",
             "CONTAINMENT_SESSION_CLIENT_SCRIPTED",
         ),
+    }
+}
+
+/// The per-type severity variable, `SEVERITY_<TYPE>`: what [`ResponsePolicy::severity`] is read
+/// from (a sibling of [`response_vars`], whose pair predates it).
+pub fn severity_var(t: crate::anomaly::AnomalyType) -> &'static str {
+    use crate::anomaly::AnomalyType::*;
+    match t {
+        SessionUserChanged => "SEVERITY_SESSION_USER_CHANGED",
+        SessionTenantChanged => "SEVERITY_SESSION_TENANT_CHANGED",
+        ActivityAfterTermination => "SEVERITY_ACTIVITY_AFTER_TERMINATION",
+        SessionResurrected => "SEVERITY_SESSION_RESURRECTED",
+        SessionFixation => "SEVERITY_SESSION_FIXATION",
+        IdleTimeoutNotEnforced => "SEVERITY_IDLE_TIMEOUT_NOT_ENFORCED",
+        SessionCreationBurst => "SEVERITY_SESSION_CREATION_BURST",
+        SessionContextChanged => "SEVERITY_SESSION_CONTEXT_CHANGED",
+        SessionClientScripted => "SEVERITY_SESSION_CLIENT_SCRIPTED",
     }
 }

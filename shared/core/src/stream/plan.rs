@@ -42,7 +42,7 @@ pub struct Response {
     pub containment: Contain,
     /// Its dedup gate.
     pub gate: GateKey,
-    /// True if its severity reaches the alert threshold of its type.
+    /// True if its (configured) severity reaches the alert threshold of its type.
     pub alert: bool,
 }
 
@@ -214,9 +214,13 @@ fn has_families(cfg: &StreamConfig) -> bool {
     }
 }
 
-/// Decides the response to one finding: its containment, its gate, and whether it alerts.
+/// Decides the response to one finding: its severity (its type's configured one,
+/// `SEVERITY_<TYPE>`, plus the steps its rule raised it by), its containment, its gate, and
+/// whether it alerts. Every finding passes here before anything uses its severity, so the
+/// alert threshold, the alert itself, the storm split and the metrics agree.
 pub fn respond(finding: Finding, seq: &SeqNo, cfg: &StreamConfig, now: i64) -> Response {
     let policy = cfg.response(finding.kind);
+    let finding = finding.with_type_severity(policy.severity);
     let containment = match (policy.containment, &finding.subject) {
         // The ID without its home: on a composite-key layout every item that carries the ID ends.
         (Containment::TerminateSession, Subject::Session(id)) => Contain::EndSession(
@@ -418,6 +422,8 @@ fn burst_finding(k: &CounterKey, count: u64, cfg: &StreamConfig, claims: &[Claim
     };
     Finding {
         kind: AnomalyType::SessionCreationBurst,
+        severity: AnomalyType::SessionCreationBurst.severity(),
+        raised: 0,
         subject,
         tenant_id: tenant,
         users,
