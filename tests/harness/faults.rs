@@ -386,6 +386,14 @@ async fn stream_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
             env.subscribe_alerts().await,
         )
     };
+    let (events_topic, events_inbox) = if lane.run.fifo {
+        env.fifo_topic("session-events").await
+    } else {
+        (
+            env.resources.events_topic_arn.clone(),
+            env.subscribe_events().await,
+        )
+    };
     let mut tail = env.stream_tail().await;
     let f = SessionFactory::new();
     let k = lane.run.incidents;
@@ -416,7 +424,10 @@ async fn stream_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
     // Metrics as EMF lines (the template's `METRICS_SINK=emf`), captured: written once per
     // flush, so the counts read back are the worker's own. PutMetricData has no idempotency
     // token: a flush whose response was lost would be counted twice by the SDK's retry.
-    let cfg = env.stream_config(&[("ALERTS_TOPIC_ARN", &topic)]);
+    let cfg = env.stream_config(&[
+        ("ALERTS_TOPIC_ARN", &topic),
+        ("SESSION_EVENTS_TOPIC_ARN", &events_topic),
+    ]);
     let mut ports = sessionwarden_aws::ports::stream(&lane.clients, &cfg);
     let emf = Captured::default();
     ports.metrics = Metrics::Emf(EmfMetrics::to(emf.clone()));
@@ -462,7 +473,29 @@ async fn stream_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
     records.insert(mid, bad2);
     records.insert(mid, bad1);
     attempts += deliver_stream(&worker, records).await?;
+
+    // Batch 3: the containment ends of the bleeds, a logout and an app delete: each end is one
+    // session-ended event.
+    env.app_update(
+        &benign[0].session_id,
+        &[("status", s("TERMINATED")), ("terminationReason", s("logout"))],
+    )
+    .await;
+    env.app_delete(&benign[1].session_id).await;
+    let ends = lambda_records(tail.next_records().await?);
+    attempts += deliver_stream(&worker, ends).await?;
     o.info("stream attempts", attempts);
+
+    count_events(
+        env.alerts(&events_inbox).await,
+        &mut o,
+        "stream",
+        vec![
+            format!("containment {k}"),
+            "delete 1".to_string(),
+            "logout 1".to_string(),
+        ],
+    );
 
     // Alerts, as a subscriber sees them.
     let alerts = env.alerts(&inbox).await;
@@ -540,7 +573,7 @@ async fn stream_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
             (&bleeds, Status::Terminated),
             (&zombies, Status::Terminated),
             (&fixations, Status::Active),
-            (&benign, Status::Active),
+            (&benign[2..], Status::Active),
         ],
     )
     .await;
@@ -564,6 +597,58 @@ async fn wrong_statuses(env: &TestEnv, groups: &[(&[Session], Status)]) -> usize
         }
     }
     wrong
+}
+
+/// Counts session-ended events as a subscriber sees them (by distinct event ID, per reason, and
+/// IDs received twice) and expects `want` (`"<reason> <count>"`, sorted by reason) and no
+/// duplicate.
+fn count_events(events: Vec<crate::ReceivedAlert>, o: &mut Outcome, label: &str, want: Vec<String>) {
+    let mut event_ids: BTreeMap<String, usize> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, String> = BTreeMap::new();
+    for e in &events {
+        let id = e.attributes.get("eventId").cloned().unwrap_or_default();
+        *event_ids.entry(id.clone()).or_default() += 1;
+        reasons.insert(id, e.doc["reason"].as_str().unwrap_or("?").to_string());
+    }
+    let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in reasons.values() {
+        *by_reason.entry(r).or_default() += 1;
+    }
+    let got: Vec<String> = by_reason.iter().map(|(r, c)| format!("{r} {c}")).collect();
+    let dups = event_ids.values().filter(|&&c| c > 1).count();
+    o.count(&format!("{label}: session events by reason (distinct IDs)"), got.join(", "));
+    o.count(&format!("{label}: duplicate event IDs"), dups);
+    o.info(&format!("{label}: event messages received"), events.len());
+    o.expect(got == want, format!("{label}: events expected {want:?}, got {got:?}"));
+    o.expect(dups == 0, format!("{label}: {dups} duplicate event IDs"));
+}
+
+/// The session-ended events of a scenario's ends: the stream worker, on the lane's clients (so
+/// the faults reach it too), over every record of the scenario's table, delivered with Lambda's
+/// retry semantics; then counted as a subscriber sees them.
+async fn end_events(
+    lane: &Lane,
+    env: &TestEnv,
+    o: &mut Outcome,
+    label: &str,
+    want: Vec<String>,
+) -> anyhow::Result<()> {
+    let (topic, inbox) = if lane.run.fifo {
+        env.fifo_topic("session-events").await
+    } else {
+        (
+            env.resources.events_topic_arn.clone(),
+            env.subscribe_events().await,
+        )
+    };
+    let cfg = env.stream_config(&[("SESSION_EVENTS_TOPIC_ARN", &topic)]);
+    let worker = StreamWorker::new(sessionwarden_aws::ports::stream(&lane.clients, &cfg), cfg);
+    let mut tail = env.stream_tail().await;
+    let records = lambda_records(tail.next_records().await?);
+    let attempts = deliver_stream(&worker, records).await?;
+    o.info(&format!("{label}: stream attempts for events"), attempts);
+    count_events(env.alerts(&inbox).await, o, label, want);
+    Ok(())
 }
 
 async fn cleanup_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
@@ -624,6 +709,7 @@ async fn cleanup_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
         wrong == 0,
         format!("cleanup: {wrong} wrong or missing terminations"),
     );
+    end_events(lane, &env, &mut o, "cleanup", vec![format!("idle {due_n}")]).await?;
     env.teardown().await;
     Ok(o)
 }
@@ -690,6 +776,8 @@ async fn cascade_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
         wrong == 0,
         format!("cascade: {wrong} wrong or missing terminations"),
     );
+    let want = vec![format!("cascade:user {}", lane.run.cascade)];
+    end_events(lane, &env, &mut o, "cascade", want).await?;
     env.teardown().await;
     Ok(o)
 }

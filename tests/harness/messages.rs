@@ -60,11 +60,17 @@ impl TestEnv {
     /// `(topic ARN, inbox URL)`. A message published twice with one deduplication ID (the alert
     /// ID) reaches the inbox once.
     pub async fn fifo_alerts(&self) -> (String, String) {
+        self.fifo_topic("alerts").await
+    }
+
+    /// A FIFO topic `<prefix>-<name>.fifo` with a FIFO inbox queue subscribed: `(topic ARN,
+    /// inbox URL)`. A message published twice with one deduplication ID reaches the inbox once.
+    pub async fn fifo_topic(&self, name: &str) -> (String, String) {
         let topic = self
             .clients
             .sns
             .create_topic()
-            .name(format!("{}-alerts.fifo", self.prefix))
+            .name(format!("{}-{name}.fifo", self.prefix))
             .attributes("FifoTopic", "true")
             .send()
             .await
@@ -74,7 +80,7 @@ impl TestEnv {
         let inbox = sessionwarden_local::provision::subscribe_inbox(
             &self.clients,
             &topic,
-            &format!("{}-inbox", self.prefix),
+            &format!("{}-{name}-inbox", self.prefix),
         )
         .await
         .expect("subscribe a FIFO inbox to the FIFO topic");

@@ -37,6 +37,9 @@ const REMEMBER_SECONDS: i64 = 2 * 86_400;
 /// Tries of an event gate's mark (each after the SDK's own retries), while time is left.
 const MARK_TRIES: u32 = 5;
 
+/// Tries of an event gate's opening and of each PublishBatch of events, while time is left.
+const EVENT_TRIES: u32 = 4;
+
 /// What the limit did for one user.
 struct Enforced {
     newly: usize,
@@ -275,8 +278,10 @@ where
                 subject: session_event::event_id(key, &e),
             };
             async move {
-                let open = exec.state.open(&gate, &e.seq.0, exec.now, until);
-                let state = bounded(exec.deadline, "GateStore.open", open).await;
+                // One gate per end, so a batch of ends makes many calls: each is re-sent a few
+                // times (it is idempotent for its owner) before its record is failed.
+                let open = || exec.state.open(&gate, &e.seq.0, exec.now, until);
+                let state = persist(exec.deadline, EVENT_TRIES, "GateStore.open", open).await;
                 (e, gate, state)
             }
         }))
@@ -301,13 +306,22 @@ where
     if due.is_empty() {
         return failed;
     }
-    let batch: Vec<_> = due.iter().map(|(ev, _, _)| ev.clone()).collect();
-    if let Err(err) = bounded(exec.deadline, "EventSink.publish", events.publish(&batch)).await {
-        tracing::warn!(error = %error_chain(&err), "publishing session events failed; their gates stay pending and their records will be retried");
-        return min_seq(failed, due.iter().map(|(_, _, s)| s.clone()).min());
+    // Published 10 at a time (one PublishBatch), each chunk re-sent alone if it fails: the
+    // chunks before it are not sent again.
+    let mut sent = Vec::new();
+    for chunk in due.chunks(10) {
+        let batch: Vec<_> = chunk.iter().map(|(ev, _, _)| ev.clone()).collect();
+        let publish = || events.publish(&batch);
+        match persist(exec.deadline, EVENT_TRIES, "EventSink.publish", publish).await {
+            Ok(()) => sent.extend(chunk),
+            Err(err) => {
+                tracing::warn!(error = %error_chain(&err), "publishing session events failed; their gates stay pending and their records will be retried");
+                failed = min_seq(failed, chunk.iter().map(|(_, _, s)| s.clone()).min());
+            }
+        }
     }
-    *published += due.len() as u64;
-    for (ev, gate, seq) in &due {
+    *published += sent.len() as u64;
+    for (ev, gate, seq) in sent {
         let mark = || exec.state.published(gate, &seq.0);
         if let Err(err) = persist(exec.deadline, MARK_TRIES, "GateStore.published", mark).await {
             tracing::error!(error = %error_chain(&err), event_id = %ev.id, "marking a session event's gate published failed");
