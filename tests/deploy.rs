@@ -385,6 +385,8 @@ fn expected_grants(sessions: &SessionsTable, state: &str) -> Grants {
             "StreamRole",
             SESSION_ITEMS.to_vec(),
             vec![
+                // The session limit's rosters: a consistent GetItem, then a conditional Put.
+                "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem",
@@ -397,7 +399,13 @@ fn expected_grants(sessions: &SessionsTable, state: &str) -> Grants {
         (
             "CascadeRole",
             SESSION_ITEMS.to_vec(),
-            vec!["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+            // DeleteItem: an end note taken back when its end did not happen.
+            vec![
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+            ],
         ),
     ];
     let mut grants = Grants::new();
