@@ -21,7 +21,11 @@ const LIMIT: &[(&str, &str)] = &[("MAX_SESSIONS_PER_USER", "2")];
 
 /// Runs the stream worker over whatever the stream has until it is quiet (ends beget records);
 /// returns every record delivered.
-async fn settle(env: &TestEnv, tail: &mut Tail, extra: &[serde_json::Value]) -> Vec<serde_json::Value> {
+async fn settle(
+    env: &TestEnv,
+    tail: &mut Tail,
+    extra: &[serde_json::Value],
+) -> Vec<serde_json::Value> {
     let worker = StreamWorker::from_clients(&env.clients, env.stream_config(LIMIT));
     let mut all = Vec::new();
     let mut pending: Vec<serde_json::Value> = extra.to_vec();
@@ -47,8 +51,14 @@ fn by_session(events: &[ReceivedAlert]) -> BTreeMap<String, Vec<String>> {
         let id = e.attributes["eventId"].clone();
         assert_eq!(e.doc["eventId"], id.as_str());
         assert!(ids.insert(id), "event published twice: {e:#?}");
-        assert_eq!(e.attributes["reason"], e.doc["reason"].as_str().unwrap_or_default());
-        assert!(e.doc.get("sessionId").is_none(), "no raw session ID by default");
+        assert_eq!(
+            e.attributes["reason"],
+            e.doc["reason"].as_str().unwrap_or_default()
+        );
+        assert!(
+            e.doc.get("sessionId").is_none(),
+            "no raw session ID by default"
+        );
         out.entry(e.doc["sessionRef"].as_str().unwrap_or_default().to_string())
             .or_default()
             .push(e.doc["reason"].as_str().unwrap_or_default().to_string());
@@ -57,10 +67,16 @@ fn by_session(events: &[ReceivedAlert]) -> BTreeMap<String, Vec<String>> {
 }
 
 async fn run_cascade(env: &TestEnv, user: &str) {
-    let msg = request(&Target::User(user.into()), "logout everywhere", "test", None);
+    let msg = request(
+        &Target::User(user.into()),
+        "logout everywhere",
+        "test",
+        None,
+    );
     env.send_cascade(&[serde_json::to_string(&msg).expect("serializes")])
         .await;
-    let w = sessionwarden_cascade::CascadeWorker::from_clients(&env.clients, env.cascade_config(&[]));
+    let w =
+        sessionwarden_cascade::CascadeWorker::from_clients(&env.clients, env.cascade_config(&[]));
     env.deliver_cascades(49, async |event| {
         let deadline =
             sessionwarden_core::deadline::EpochDeadline::in_from_now(Duration::from_secs(300));
@@ -107,7 +123,10 @@ async fn every_end_on_the_native_layout_is_one_event_with_its_reason() {
     // The app: a logout, a delete, a bleed; DynamoDB's TTL; then cleanup and a USER cascade.
     env.app_update(
         &logout.session_id,
-        &[("status", s("TERMINATED")), ("terminationReason", s("logout"))],
+        &[
+            ("status", s("TERMINATED")),
+            ("terminationReason", s("logout")),
+        ],
     )
     .await;
     env.app_delete(&deleted.session_id).await;
@@ -117,7 +136,12 @@ async fn every_end_on_the_native_layout_is_one_event_with_its_reason() {
         .iter()
         .find(|r| r["dynamodb"]["Keys"]["sessionId"]["S"] == ttl.session_id.expose())
         .expect("the TTL session's INSERT");
-    let ttl_record = ttl_remove(ttl_insert, &ttl.session_id, "ACTIVE", "90000000000000000001");
+    let ttl_record = ttl_remove(
+        ttl_insert,
+        &ttl.session_id,
+        "ACTIVE",
+        "90000000000000000001",
+    );
     settle(&env, &mut tail, &[ttl_record]).await;
     env.invoke_cleanup(
         env.cleanup_config(CleanupStrategy::Scan, &[]),
@@ -197,10 +221,9 @@ async fn connect_dynamodb_ends_name_sessionwardens_reason_and_the_apps_delete() 
     w.delete(item(&[("id", sv(&format!("sess:{}", sid("destroy"))))]))
         .await;
     w.step_ok().await;
-    w.invoke(&sessionwarden_local::streams::lambda_event(vec![ttl_remove_of(
-        &ttl_from,
-        "90000000000000000002",
-    )]))
+    w.invoke(&sessionwarden_local::streams::lambda_event(vec![
+        ttl_remove_of(&ttl_from, "90000000000000000002"),
+    ]))
     .await;
     w.cleanup().await;
     w.revoke_user("u-cas").await;

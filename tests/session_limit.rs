@@ -30,7 +30,11 @@ fn sessions(f: &SessionFactory, user: &str, n: usize) -> Vec<Session> {
 
 /// Runs `batches` as parallel invocations (one worker each, as Lambda's shards would) and sums
 /// what they report.
-async fn invoke_all(env: &TestEnv, extra: &[(&str, &str)], batches: &[Vec<serde_json::Value>]) -> StreamReport {
+async fn invoke_all(
+    env: &TestEnv,
+    extra: &[(&str, &str)],
+    batches: &[Vec<serde_json::Value>],
+) -> StreamReport {
     let runs = batches.iter().map(|b| {
         let worker = StreamWorker::from_clients(&env.clients, env.stream_config(extra));
         async move { worker.run(b).await }
@@ -60,7 +64,11 @@ async fn ended_by_limit(env: &TestEnv, all: &[Session]) -> Vec<usize> {
         let now = env.session(&s.session_id).await;
         if now.status != Status::Active {
             assert_eq!(now.status, Status::Terminated, "session {i}");
-            assert_eq!(now.termination_reason, Some(TerminationReason::Limit), "session {i}");
+            assert_eq!(
+                now.termination_reason,
+                Some(TerminationReason::Limit),
+                "session {i}"
+            );
             ended.push(i);
         }
     }
@@ -82,7 +90,11 @@ async fn ten_parallel_invocations_hold_a_limit_of_five_and_redelivery_ends_nothi
     assert_eq!(first.records, 200);
     assert_eq!(first.limit_ended, 195, "{first:?}");
     let ended = ended_by_limit(&env, &all).await;
-    assert_eq!(ended, (0..195).collect::<Vec<_>>(), "the 195 oldest ended, the 5 newest live");
+    assert_eq!(
+        ended,
+        (0..195).collect::<Vec<_>>(),
+        "the 195 oldest ended, the 5 newest live"
+    );
 
     // Every batch delivered again, in parallel again: the same result, no extra end, no count.
     let again = invoke_all(&env, &limit, &deal(&inserts, 10)).await;
@@ -126,7 +138,10 @@ async fn end_newest_keeps_the_first_sessions_and_a_tenant_override_applies() {
     ];
     let first = invoke_all(&env, &vars, &deal(&inserts, 5)).await;
     assert_eq!(first.limit_ended, 27);
-    assert_eq!(ended_by_limit(&env, &all).await, (3..30).collect::<Vec<_>>());
+    assert_eq!(
+        ended_by_limit(&env, &all).await,
+        (3..30).collect::<Vec<_>>()
+    );
     env.teardown().await;
 }
 
@@ -146,12 +161,16 @@ async fn a_login_on_an_anonymous_session_counts_and_a_logout_frees_its_seat() {
     // B logs out (the app ends it): its seat is free, so a login on an anonymous session fits.
     env.app_update(
         &b.session_id,
-        &[("status", s("TERMINATED")), ("terminationReason", s("logout"))],
+        &[
+            ("status", s("TERMINATED")),
+            ("terminationReason", s("logout")),
+        ],
     )
     .await;
     let anon = f.anonymous("c", 100, 10);
     env.seed(std::slice::from_ref(&anon)).await;
-    env.app_update(&anon.session_id, &[("userId", s("u-login"))]).await;
+    env.app_update(&anon.session_id, &[("userId", s("u-login"))])
+        .await;
     let (_, r) = worker.run(&records(&mut tail, 3).await).await;
     assert_eq!(r.limit_ended, 0, "{r:?}");
 

@@ -478,7 +478,10 @@ async fn stream_scenario(lane: &Lane) -> anyhow::Result<Outcome> {
     // session-ended event.
     env.app_update(
         &benign[0].session_id,
-        &[("status", s("TERMINATED")), ("terminationReason", s("logout"))],
+        &[
+            ("status", s("TERMINATED")),
+            ("terminationReason", s("logout")),
+        ],
     )
     .await;
     env.app_delete(&benign[1].session_id).await;
@@ -602,7 +605,12 @@ async fn wrong_statuses(env: &TestEnv, groups: &[(&[Session], Status)]) -> usize
 /// Counts session-ended events as a subscriber sees them (by distinct event ID, per reason, and
 /// IDs received twice) and expects `want` (`"<reason> <count>"`, sorted by reason) and no
 /// duplicate.
-fn count_events(events: Vec<crate::ReceivedAlert>, o: &mut Outcome, label: &str, want: Vec<String>) {
+fn count_events(
+    events: Vec<crate::ReceivedAlert>,
+    o: &mut Outcome,
+    label: &str,
+    want: Vec<String>,
+) {
     let mut event_ids: BTreeMap<String, usize> = BTreeMap::new();
     let mut reasons: BTreeMap<String, String> = BTreeMap::new();
     for e in &events {
@@ -616,10 +624,16 @@ fn count_events(events: Vec<crate::ReceivedAlert>, o: &mut Outcome, label: &str,
     }
     let got: Vec<String> = by_reason.iter().map(|(r, c)| format!("{r} {c}")).collect();
     let dups = event_ids.values().filter(|&&c| c > 1).count();
-    o.count(&format!("{label}: session events by reason (distinct IDs)"), got.join(", "));
+    o.count(
+        &format!("{label}: session events by reason (distinct IDs)"),
+        got.join(", "),
+    );
     o.count(&format!("{label}: duplicate event IDs"), dups);
     o.info(&format!("{label}: event messages received"), events.len());
-    o.expect(got == want, format!("{label}: events expected {want:?}, got {got:?}"));
+    o.expect(
+        got == want,
+        format!("{label}: events expected {want:?}, got {got:?}"),
+    );
     o.expect(dups == 0, format!("{label}: {dups} duplicate event IDs"));
 }
 

@@ -41,15 +41,18 @@ impl Sessions {
                 clients.dynamodb.clone(),
                 &common.sessions_table,
             )),
-            Layout::Mapped(m) => Sessions::Mapped(Box::new(MappedSessions::new(
-                clients.dynamodb.clone(),
-                &common.sessions_table,
-                state_table,
-                (**m).clone(),
-                common.session_ref_key.clone(),
-                common.expiry,
-                common.index,
-            ).with_end_notes(common.end_notes))),
+            Layout::Mapped(m) => Sessions::Mapped(Box::new(
+                MappedSessions::new(
+                    clients.dynamodb.clone(),
+                    &common.sessions_table,
+                    state_table,
+                    (**m).clone(),
+                    common.session_ref_key.clone(),
+                    common.expiry,
+                    common.index,
+                )
+                .with_end_notes(common.end_notes),
+            )),
         }
     }
 }

@@ -176,9 +176,8 @@ pub fn admit(
     let mut newly = 0;
     if let Some(max) = limit.of(r.tenant.as_deref()) {
         // Oldest first; equal times by ID, so every writer orders alike.
-        r.seats.sort_by(|a, b| {
-            (a.created_at, a.id.expose()).cmp(&(b.created_at, b.id.expose()))
-        });
+        r.seats
+            .sort_by(|a, b| (a.created_at, a.id.expose()).cmp(&(b.created_at, b.id.expose())));
         while r.seats.len() > max as usize {
             let victim = match limit.policy {
                 LimitPolicy::EndOldest => r.seats.remove(0),

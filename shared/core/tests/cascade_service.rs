@@ -1,7 +1,6 @@
 //! Batch semantics of the cascade service with in-memory ports; the AWS adapters are tested on
 //! the emulators in the workspace's `tests/cascade.rs`.
 
-use std::collections::HashMap;
 use sessionwarden_core::cascade::{process_batch, QueueMessage};
 use sessionwarden_core::cascade_message::Target;
 use sessionwarden_core::config::CascadeConfig;
@@ -14,6 +13,7 @@ use sessionwarden_core::ports::{
 };
 use sessionwarden_core::session::{SessionId, Status};
 use sessionwarden_core::session_ref::SessionRefKey;
+use std::collections::HashMap;
 
 fn msg(id: &str, body: &str) -> QueueMessage {
     QueueMessage {

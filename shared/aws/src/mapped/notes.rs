@@ -67,8 +67,7 @@ impl MappedSessions {
             .zip(ids)
             .filter_map(|(k, id)| Some((k.get(STATE_PK)?.as_s().ok()?.clone(), id)))
             .collect();
-        let (found, _) =
-            crate::batch::get_all(&self.client, &self.state_table, keys, true).await?;
+        let (found, _) = crate::batch::get_all(&self.client, &self.state_table, keys, true).await?;
         Ok(found
             .iter()
             .filter_map(|item| {

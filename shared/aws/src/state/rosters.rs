@@ -79,8 +79,8 @@ impl RosterStore for StateTable {
         let Some(item) = out.item else {
             return Ok(StoredRoster::default());
         };
-        let r: RosterItem = items::from_item(&item)
-            .map_err(|e| super::permanent("DynamoDB.GetItem", e))?;
+        let r: RosterItem =
+            items::from_item(&item).map_err(|e| super::permanent("DynamoDB.GetItem", e))?;
         Ok(roster_of(r))
     }
 
@@ -101,7 +101,11 @@ impl RosterStore for StateTable {
                     at: x.created_at,
                 })
                 .collect(),
-            evicting: roster.evicting.iter().map(|i| i.expose().to_string()).collect(),
+            evicting: roster
+                .evicting
+                .iter()
+                .map(|i| i.expose().to_string())
+                .collect(),
             gone: roster.gone.clone(),
             tenant: roster.tenant.clone(),
             version: version + 1,

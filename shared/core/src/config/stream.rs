@@ -94,7 +94,9 @@ pub struct EventsConfig {
 }
 
 /// Reads the session limit's variables.
-fn limit_config(r: &Reader<'_, impl EnvSource + ?Sized>) -> Result<crate::limit::LimitConfig, ConfigError> {
+fn limit_config(
+    r: &Reader<'_, impl EnvSource + ?Sized>,
+) -> Result<crate::limit::LimitConfig, ConfigError> {
     let max = match r.raw("MAX_SESSIONS_PER_USER") {
         None => None,
         Some(_) => Some(r.int("MAX_SESSIONS_PER_USER", 0, 1, 100_000)? as u32),

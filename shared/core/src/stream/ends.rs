@@ -67,14 +67,17 @@ where
         e.0.push(m);
         e.1 = e.1.clone().min(seq);
     }
-    let results: Vec<(String, SeqNo, Result<Enforced, PortError>)> =
-        stream::iter(by_user.into_iter().map(|(user, (moves, first))| async move {
-            let r = enforce_user(exec, &user, &moves).await;
-            (user, first, r)
-        }))
-        .buffer_unordered(exec.cfg.concurrency)
-        .collect()
-        .await;
+    let results: Vec<(String, SeqNo, Result<Enforced, PortError>)> = stream::iter(
+        by_user
+            .into_iter()
+            .map(|(user, (moves, first))| async move {
+                let r = enforce_user(exec, &user, &moves).await;
+                (user, first, r)
+            }),
+    )
+    .buffer_unordered(exec.cfg.concurrency)
+    .collect()
+    .await;
     let mut failed = None;
     let mut notices = Vec::new();
     for (user, first, r) in results {
@@ -265,7 +268,11 @@ where
             Ok(n) => notes = n,
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "reading end notes failed; those ends' records will be retried");
-                let lowest = endings.iter().filter(|e| e.needs_note()).map(|e| e.seq.clone()).min();
+                let lowest = endings
+                    .iter()
+                    .filter(|e| e.needs_note())
+                    .map(|e| e.seq.clone())
+                    .min();
                 return lowest;
             }
         }
@@ -294,7 +301,11 @@ where
         match state {
             Ok(GateState::Ours) => {
                 let reason = e.reason(notes.get(&e.session_id).map(String::as_str));
-                due.push((session_event::render(&e, &reason, key, cfg.events.raw_id), gate, e.seq));
+                due.push((
+                    session_event::render(&e, &reason, key, cfg.events.raw_id),
+                    gate,
+                    e.seq,
+                ));
             }
             Ok(_) => {}
             Err(err) => {

@@ -445,5 +445,8 @@ async fn publish<S: SessionStore, T: BindingStore + GateStore, A: AlertSink, Q, 
         }
     }
     report.sessions_terminated += pending.iter().filter(|p| p.ended).count() as u64;
-    (None, pending.iter().filter_map(|p| p.anomaly.clone()).collect())
+    (
+        None,
+        pending.iter().filter_map(|p| p.anomaly.clone()).collect(),
+    )
 }
